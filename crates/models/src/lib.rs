@@ -1,0 +1,52 @@
+//! # rnn-models
+//!
+//! PyTorch-complete recurrent layers for Burn: [`Rnn`] (tanh or ReLU), [`Lstm`] (with
+//! `proj_size`) and [`Gru`], plus the single-step cells [`RnnCell`], [`LstmCell`] and
+//! [`GruCell`]. Options, shapes, gate math, initialization and parameter names are PyTorch's,
+//! so `torch.nn.LSTM` code translates line by line and trained PyTorch weights load through
+//! [`StateDict`] and [`PytorchWeights`].
+//!
+//! Layers take `[seq, batch, feature]` input (or `[batch, seq, feature]` with
+//! `batch_first = true`), an optional initial state shaped `[num_layers · num_directions,
+//! batch, hidden]`, and return the output sequence and the final state. Variable-length
+//! batches go through `forward_with_lengths` with PyTorch's packed-sequence semantics. Bad
+//! sizes and shapes are [`ModelError`]s, checked once per call.
+//!
+//! ```
+//! use burn::tensor::{Device, Distribution, Tensor};
+//! use rnn_models::LstmConfig;
+//!
+//! let device = Device::flex();
+//! // torch.nn.LSTM(50, 100, 2)
+//! let lstm = LstmConfig::new(50, 100).with_num_layers(2).init(&device)?;
+//! let input = Tensor::<3>::random([10, 3, 50], Distribution::Default, &device); // [seq, batch, input]
+//! let (output, state) = lstm.forward(input, None)?;
+//! assert_eq!(output.dims(), [10, 3, 100]);
+//! assert_eq!(state.h.dims(), [2, 3, 100]);
+//! assert_eq!(state.c.dims(), [2, 3, 100]);
+//! # Ok::<(), rnn_models::ModelError>(())
+//! ```
+
+mod cell;
+mod error;
+mod gru;
+mod kind;
+mod lstm;
+mod rnn;
+mod seq2seq;
+mod stack;
+mod state;
+mod state_dict;
+mod weights;
+
+pub use cell::{GruCell, GruCellConfig, LstmCell, LstmCellConfig, RnnCell, RnnCellConfig};
+pub use error::ModelError;
+pub use gru::{Gru, GruConfig};
+pub use kind::CellKind;
+pub use lstm::{Lstm, LstmConfig};
+pub use rnn::{Nonlinearity, Rnn, RnnConfig};
+pub use seq2seq::repeat_vector;
+pub use stack::LayerInfo;
+pub use state::{LstmCellState, LstmState};
+pub use state_dict::{PytorchWeights, StateDict};
+pub use weights::CellWeights;

@@ -1,0 +1,207 @@
+//! Every misuse of a layer or cell is a typed error saying what was expected and what was got.
+
+use burn::tensor::{Device, Tensor};
+use rnn_models::{
+    GruCellConfig, GruConfig, LstmCellConfig, LstmCellState, LstmConfig, LstmState, ModelError,
+    RnnCellConfig, RnnConfig,
+};
+
+fn zeros3(shape: [usize; 3]) -> Tensor<3> {
+    Tensor::zeros(shape, &Device::flex())
+}
+
+fn zeros2(shape: [usize; 2]) -> Tensor<2> {
+    Tensor::zeros(shape, &Device::flex())
+}
+
+fn field(err: ModelError) -> &'static str {
+    match err {
+        ModelError::InvalidConfig { field, .. } => field,
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_configs_name_the_field() {
+    let d = Device::flex();
+    let table: Vec<(&str, Result<(), ModelError>)> = vec![
+        ("input_size", LstmConfig::new(0, 3).init(&d).map(drop)),
+        ("hidden_size", LstmConfig::new(3, 0).init(&d).map(drop)),
+        (
+            "num_layers",
+            LstmConfig::new(3, 3).with_num_layers(0).init(&d).map(drop),
+        ),
+        (
+            "dropout",
+            LstmConfig::new(3, 3).with_dropout(1.0).init(&d).map(drop),
+        ),
+        (
+            "dropout",
+            GruConfig::new(3, 3).with_dropout(-0.1).init(&d).map(drop),
+        ),
+        (
+            "dropout",
+            RnnConfig::new(3, 3)
+                .with_dropout(f64::NAN)
+                .init(&d)
+                .map(drop),
+        ),
+        (
+            "proj_size",
+            LstmConfig::new(3, 3).with_proj_size(3).init(&d).map(drop),
+        ),
+        (
+            "forget_bias",
+            LstmConfig::new(3, 3)
+                .with_bias(false)
+                .with_forget_bias(Some(1.0))
+                .init(&d)
+                .map(drop),
+        ),
+        ("input_size", GruConfig::new(0, 3).init(&d).map(drop)),
+        ("hidden_size", RnnConfig::new(3, 0).init(&d).map(drop)),
+        ("input_size", RnnCellConfig::new(0, 3).init(&d).map(drop)),
+        ("hidden_size", LstmCellConfig::new(3, 0).init(&d).map(drop)),
+        ("hidden_size", GruCellConfig::new(3, 0).init(&d).map(drop)),
+    ];
+    for (want, result) in table {
+        let err = result.expect_err(want);
+        assert!(err.to_string().contains(want), "{err}");
+        assert_eq!(field(err), want);
+    }
+}
+
+#[test]
+fn bad_inputs_and_states_are_described() {
+    let d = Device::flex();
+    let lstm = LstmConfig::new(4, 3)
+        .with_num_layers(2)
+        .with_bidirectional(true)
+        .init(&d)
+        .unwrap();
+    // [seq, batch, input] = [5, 2, 4]; states are [4, 2, 3].
+    let good_state = || LstmState::new(zeros3([4, 2, 3]), zeros3([4, 2, 3]));
+    assert!(lstm.forward(zeros3([5, 2, 4]), Some(good_state())).is_ok());
+
+    let err = lstm.forward(zeros3([5, 2, 7]), None).unwrap_err();
+    assert_eq!(
+        err,
+        ModelError::InputSize {
+            expected: 4,
+            got: 7,
+            shape: vec![5, 2, 7]
+        }
+    );
+    assert!(err.to_string().contains("expected input_size = 4, got 7"));
+
+    assert_eq!(
+        lstm.forward(zeros3([0, 2, 4]), None).unwrap_err(),
+        ModelError::EmptyInput { batch: 2, seq: 0 }
+    );
+    assert_eq!(
+        lstm.forward(zeros3([5, 0, 4]), None).unwrap_err(),
+        ModelError::EmptyInput { batch: 0, seq: 5 }
+    );
+
+    let bad_h = LstmState::new(zeros3([2, 2, 3]), zeros3([4, 2, 3]));
+    assert_eq!(
+        lstm.forward(zeros3([5, 2, 4]), Some(bad_h)).unwrap_err(),
+        ModelError::StateShape {
+            which: "h0",
+            expected: vec![4, 2, 3],
+            got: vec![2, 2, 3]
+        }
+    );
+    let bad_c = LstmState::new(zeros3([4, 2, 3]), zeros3([4, 3, 3]));
+    assert_eq!(
+        lstm.forward(zeros3([5, 2, 4]), Some(bad_c)).unwrap_err(),
+        ModelError::StateShape {
+            which: "c0",
+            expected: vec![4, 2, 3],
+            got: vec![4, 3, 3]
+        }
+    );
+
+    let x = || zeros3([5, 2, 4]);
+    assert_eq!(
+        lstm.forward_with_lengths(x(), &[5], None).unwrap_err(),
+        ModelError::LengthsCount {
+            expected: 2,
+            got: 1
+        }
+    );
+    assert_eq!(
+        lstm.forward_with_lengths(x(), &[5, 0], None).unwrap_err(),
+        ModelError::LengthOutOfRange {
+            index: 1,
+            length: 0,
+            seq_len: 5
+        }
+    );
+    let err = lstm.forward_with_lengths(x(), &[6, 2], None).unwrap_err();
+    assert_eq!(
+        err,
+        ModelError::LengthOutOfRange {
+            index: 0,
+            length: 6,
+            seq_len: 5
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "lengths[0] = 6 is outside 1..=5 (the padded sequence length)"
+    );
+
+    let gru = GruConfig::new(4, 3)
+        .with_batch_first(true)
+        .init(&d)
+        .unwrap();
+    assert_eq!(
+        gru.forward(zeros3([2, 5, 4]), Some(zeros3([1, 5, 3])))
+            .unwrap_err(),
+        ModelError::StateShape {
+            which: "h0",
+            expected: vec![1, 2, 3],
+            got: vec![1, 5, 3]
+        }
+    );
+    let rnn = RnnConfig::new(4, 3).init(&d).unwrap();
+    assert!(matches!(
+        rnn.forward(zeros3([5, 2, 3]), None),
+        Err(ModelError::InputSize { .. })
+    ));
+}
+
+#[test]
+fn bad_cell_inputs_are_described() {
+    let d = Device::flex();
+    let cell = LstmCellConfig::new(4, 3).init(&d).unwrap();
+    assert!(matches!(
+        cell.step(zeros2([2, 5]), None),
+        Err(ModelError::InputSize {
+            expected: 4,
+            got: 5,
+            ..
+        })
+    ));
+    assert!(matches!(
+        cell.step(zeros2([0, 4]), None),
+        Err(ModelError::EmptyInput { .. })
+    ));
+    let bad = LstmCellState::new(zeros2([2, 3]), zeros2([2, 4]));
+    assert_eq!(
+        cell.step(zeros2([2, 4]), Some(bad)).unwrap_err(),
+        ModelError::StateShape {
+            which: "cx",
+            expected: vec![2, 3],
+            got: vec![2, 4]
+        }
+    );
+    let gru = GruCellConfig::new(4, 3).init(&d).unwrap();
+    assert!(matches!(
+        gru.step(zeros2([2, 4]), Some(zeros2([3, 3]))),
+        Err(ModelError::StateShape { which: "hx", .. })
+    ));
+    let rnn = RnnCellConfig::new(4, 3).init(&d).unwrap();
+    assert_eq!(rnn.step(zeros2([2, 4]), None).unwrap().dims(), [2, 3]);
+}

@@ -1,0 +1,234 @@
+//! Checkpoints: model, optimizer and loop state, written atomically and verified on load.
+//!
+//! Layout: `run_dir/checkpoints/epoch-000007/{model.bpk, optim.bin, state.json}`. A checkpoint
+//! is written into a temporary sibling directory, every file fsynced, then renamed into place,
+//! so a crash leaves either the whole checkpoint or none of it. `state.json` records the
+//! SHA-256 of the other two files; a checkpoint whose files do not match is skipped on load.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{History, TrainConfig, TrainError};
+
+/// Where the loop stands after an epoch: everything besides model and optimizer needed to
+/// continue exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LoopState {
+    /// Finished epochs.
+    pub epoch: usize,
+    /// Steps taken.
+    pub global_step: usize,
+    /// Learning-rate halvings so far ([`crate::Schedule::HalveOnRise`]).
+    pub halvings: u32,
+    /// Best watched metric and validations since it improved (early stopping).
+    pub best: Option<f64>,
+    /// Validations without improvement.
+    pub bad_validations: usize,
+    /// The history up to here.
+    pub history: History,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StateFile {
+    format: u32,
+    /// The parts of the config that must not change across a resume.
+    fingerprint: String,
+    model_sha256: String,
+    optim_sha256: String,
+    state: LoopState,
+}
+
+const FORMAT: u32 = 1;
+
+/// The settings that decide the numbers: changing them makes a resume meaningless.
+pub(crate) fn fingerprint(config: &TrainConfig) -> String {
+    serde_json::json!({
+        "batch_size": config.batch_size,
+        "seed": config.seed,
+        "shuffle": config.shuffle,
+        "optimizer": config.optimizer,
+        "clip": config.clip,
+        "schedule": config.schedule,
+        "eval_every": config.eval_every,
+    })
+    .to_string()
+}
+
+fn checkpoints_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoints")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn ck_error(path: &Path, reason: impl ToString) -> TrainError {
+    TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let mut f = fs::File::create(path).map_err(TrainError::io(path))?;
+    f.write_all(bytes).map_err(TrainError::io(path))?;
+    f.sync_all().map_err(TrainError::io(path))
+}
+
+/// Writes a checkpoint for `state.epoch` and prunes old ones down to `keep`.
+pub(crate) fn save<M: Module + Clone>(
+    run_dir: &Path,
+    config: &TrainConfig,
+    model: &M,
+    optimizer: &ModuleOptimizer,
+    state: &LoopState,
+) -> Result<PathBuf, TrainError> {
+    let dir = checkpoints_dir(run_dir);
+    fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
+    let final_dir = dir.join(format!("epoch-{:06}", state.epoch));
+    let tmp = dir.join(format!(
+        ".tmp-epoch-{:06}-{}",
+        state.epoch,
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).map_err(TrainError::io(&tmp))?;
+
+    let model_bytes = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| ck_error(&tmp, e))?;
+    let optim_bytes = optimizer.into_bytes().map_err(|e| ck_error(&tmp, e))?;
+    let file = StateFile {
+        format: FORMAT,
+        fingerprint: fingerprint(config),
+        model_sha256: hex(&model_bytes),
+        optim_sha256: hex(&optim_bytes),
+        state: state.clone(),
+    };
+    let json = serde_json::to_vec_pretty(&file).map_err(|e| ck_error(&tmp, e))?;
+    write_synced(&tmp.join("model.bpk"), &model_bytes)?;
+    write_synced(&tmp.join("optim.bin"), &optim_bytes)?;
+    write_synced(&tmp.join("state.json"), &json)?;
+    if final_dir.exists() {
+        fs::remove_dir_all(&final_dir).map_err(TrainError::io(&final_dir))?;
+    }
+    fs::rename(&tmp, &final_dir).map_err(TrainError::io(&final_dir))?;
+    // Make the rename itself durable.
+    if let Ok(d) = fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    prune(&dir, config.keep_checkpoints);
+    Ok(final_dir)
+}
+
+/// Deletes all but the newest `keep` checkpoints and any leftover temporary directories.
+fn prune(dir: &Path, keep: usize) {
+    let mut found = list(dir);
+    found.sort();
+    let excess = found.len().saturating_sub(keep);
+    for (_, path) in found.into_iter().take(excess) {
+        let _ = fs::remove_dir_all(path);
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let ours = name.ends_with(&format!("-{}", std::process::id()));
+            if name.starts_with(".tmp-epoch-") && !ours {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// `(epoch, path)` of every finished checkpoint directory.
+fn list(dir: &Path) -> Vec<(usize, PathBuf)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let epoch = name.strip_prefix("epoch-")?.parse().ok()?;
+            Some((epoch, e.path()))
+        })
+        .collect()
+}
+
+/// What a resume starts from.
+pub(crate) struct Restored<M> {
+    pub model: M,
+    pub optimizer: ModuleOptimizer,
+    pub state: LoopState,
+    pub path: PathBuf,
+}
+
+/// Loads the newest checkpoint that verifies, skipping (and reporting) corrupt ones.
+///
+/// `Ok(None)` when there is no checkpoint at all.
+pub(crate) fn load_latest<M: Module>(
+    run_dir: &Path,
+    config: &TrainConfig,
+    model: M,
+    optimizer: ModuleOptimizer,
+) -> Result<Option<Restored<M>>, TrainError> {
+    let mut found = list(&checkpoints_dir(run_dir));
+    found.sort();
+    for (_, path) in found.into_iter().rev() {
+        match verify(&path) {
+            Ok((file, model_bytes, optim_bytes)) => {
+                if file.fingerprint != fingerprint(config) {
+                    return Err(TrainError::ConfigMismatch { path });
+                }
+                let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(model_bytes))
+                    .map_err(|e| ck_error(&path, e))?;
+                let model = model
+                    .try_load_record(record)
+                    .map_err(|e| ck_error(&path, e))?;
+                let optimizer = optimizer
+                    .from_bytes(Bytes::from_bytes_vec(optim_bytes))
+                    .map_err(|e| ck_error(&path, e))?;
+                return Ok(Some(Restored {
+                    model,
+                    optimizer,
+                    state: file.state,
+                    path,
+                }));
+            }
+            Err(reason) => eprintln!("warning: skipping checkpoint {}: {reason}", path.display()),
+        }
+    }
+    Ok(None)
+}
+
+/// Reads a checkpoint and checks its hashes.
+fn verify(path: &Path) -> Result<(StateFile, Vec<u8>, Vec<u8>), String> {
+    let read = |name: &str| fs::read(path.join(name)).map_err(|e| format!("{name}: {e}"));
+    let file: StateFile =
+        serde_json::from_slice(&read("state.json")?).map_err(|e| format!("state.json: {e}"))?;
+    if file.format != FORMAT {
+        return Err(format!("format {} (expected {FORMAT})", file.format));
+    }
+    let model = read("model.bpk")?;
+    let optim = read("optim.bin")?;
+    if hex(&model) != file.model_sha256 {
+        return Err("model.bpk does not match its SHA-256".into());
+    }
+    if hex(&optim) != file.optim_sha256 {
+        return Err("optim.bin does not match its SHA-256".into());
+    }
+    Ok((file, model, optim))
+}

@@ -1,0 +1,30 @@
+//! # rnn-train
+//!
+//! One training loop for the toolkit's recurrent models: implement [`Objective`] for your
+//! task (how a batch of items becomes a loss, usually one call into [`tasks`]), pick a
+//! [`TrainConfig`], and call [`fit`]. You get shuffled batches, burn-optim's optimizers with
+//! gradient clipping, learning-rate schedules, per-epoch validation, a progress bar,
+//! `metrics.jsonl`, a learning-curve PNG, atomic checkpoints and exact `resume`, early
+//! stopping, and a clear error when the loss turns NaN.
+//!
+//! Truncated BPTT: an objective keeps its hidden state between consecutive batches and
+//! detaches it after each step (see [`Objective`]); set `shuffle = false` for streams.
+
+mod carry;
+mod checkpoint;
+mod config;
+mod error;
+mod metrics;
+mod objective;
+mod plot;
+mod progress;
+pub mod tasks;
+mod trainer;
+
+pub use carry::{Carried, Detach};
+pub use config::{Clip, EarlyStopping, Optimizer, Schedule, TrainConfig};
+pub use error::TrainError;
+pub use metrics::{BatchStats, EpochRecord, History, Metric, Metrics};
+pub use objective::{Objective, StepOutput};
+pub use plot::{learning_curve, series_png};
+pub use trainer::{Fitted, evaluate, fit};

@@ -1,0 +1,43 @@
+//! The one trait an example implements: how a batch of items becomes a loss.
+
+use burn::tensor::{Device, Tensor};
+
+use crate::{BatchStats, EpochRecord, TrainError};
+
+/// What one step produced: the scalar loss to back-propagate and the batch's counts.
+#[derive(Debug, Clone)]
+pub struct StepOutput {
+    /// `[1]`: the batch's mean loss.
+    pub loss: Tensor<1>,
+    /// Counts for the epoch's metrics.
+    pub stats: BatchStats,
+}
+
+/// A training task: turns a batch of dataset items into a loss for model `M`.
+///
+/// The same objective serves training (the model on the autodiff device) and validation (the
+/// model after `valid()`, on the plain device); `device` is the one to build batch tensors on.
+/// Objectives that carry a hidden state between consecutive batches (truncated BPTT) keep it
+/// in `self`, detach it after each step, and clear it in [`Objective::start_pass`].
+pub trait Objective<M> {
+    /// A dataset item.
+    type Item: Clone + Send + Sync + 'static;
+
+    /// Runs the model on a batch.
+    ///
+    /// # Errors
+    /// Whatever the model or the batching reports, as [`TrainError::Step`].
+    fn step(
+        &mut self,
+        model: &M,
+        batch: Vec<Self::Item>,
+        device: &Device,
+    ) -> Result<StepOutput, TrainError>;
+
+    /// Called before each training epoch and each validation pass: drop carried state here.
+    fn start_pass(&mut self, _training: bool) {}
+
+    /// Called after each epoch with the validation-mode model and the epoch's record, e.g. to
+    /// print a few predictions.
+    fn end_epoch(&mut self, _model: &M, _record: &EpochRecord) {}
+}

@@ -1,0 +1,142 @@
+//! What `mnist_rnn` and `mnist_birnn` share: the data flags, the model (an LSTM over image
+//! rows and a linear classifier on its final hidden state) and the objective.
+
+use std::path::PathBuf;
+
+use burn::data::dataset::{Dataset, InMemDataset};
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor, TensorData};
+use clap::{Args, ValueEnum};
+use rnn_datasets::{Mnist, MnistKind, MnistOptions, SequenceItem, SequenceLayout, Split};
+use rnn_models::{Lstm, LstmConfig};
+use rnn_train::{Objective, StepOutput, TrainError, tasks};
+
+/// Which data, and where to find it.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// fashion: Fashion-MNIST rows; mnist: digit rows; pixel: digits one pixel per step;
+    /// permuted: pixels in a fixed random order.
+    #[arg(long, value_enum, default_value_t = DatasetChoice::Fashion)]
+    pub dataset: DatasetChoice,
+    /// Directory with the IDX files (or `mnist/` / `fashion-mnist/` inside it). Else
+    /// $RNN_DATA_DIR, the cache, Debian's dataset-fashion-mnist, the embedded digit sample.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Use only this many training images (quick runs).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// The `--dataset` choices.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DatasetChoice {
+    /// Fashion-MNIST, rows as time steps.
+    Fashion,
+    /// MNIST digits, rows as time steps.
+    Mnist,
+    /// MNIST digits, 784 steps of one pixel.
+    Pixel,
+    /// MNIST digits, 784 steps of one pixel in a fixed permuted order.
+    Permuted,
+}
+
+impl DataArgs {
+    /// Loads the train and test splits and says where they came from.
+    ///
+    /// # Errors
+    /// When no data is found or a file is malformed.
+    pub fn load(&self) -> Result<(Mnist, Mnist), rnn_datasets::DatasetError> {
+        let (kind, layout) = match self.dataset {
+            DatasetChoice::Fashion => (MnistKind::Fashion, SequenceLayout::Rows),
+            DatasetChoice::Mnist => (MnistKind::Digits, SequenceLayout::Rows),
+            DatasetChoice::Pixel => (MnistKind::Digits, SequenceLayout::Pixels),
+            DatasetChoice::Permuted => (MnistKind::Digits, SequenceLayout::Permuted { seed: 0 }),
+        };
+        let options = |split| MnistOptions {
+            layout,
+            data_dir: self.data_dir.clone(),
+            ..MnistOptions::new(kind, split)
+        };
+        let train = Mnist::load(&options(Split::Train))?;
+        let test = Mnist::load(&options(Split::Test))?;
+        eprintln!(
+            "data: {} ({} train, {} test)",
+            train.source(),
+            train.len(),
+            test.len()
+        );
+        Ok((train, test))
+    }
+}
+
+/// An LSTM over the sequence and a linear layer on the final hidden state (both directions'
+/// when bidirectional).
+#[derive(Module, Debug)]
+pub struct RowClassifier {
+    lstm: Lstm,
+    out: Linear,
+}
+
+impl RowClassifier {
+    /// `features` per step, `hidden` units, optionally bidirectional.
+    ///
+    /// # Errors
+    /// For impossible sizes.
+    pub fn new(
+        features: usize,
+        hidden: usize,
+        bidirectional: bool,
+        device: &Device,
+    ) -> Result<Self, rnn_models::ModelError> {
+        let dirs = if bidirectional { 2 } else { 1 };
+        Ok(Self {
+            lstm: LstmConfig::new(features, hidden)
+                .with_batch_first(true)
+                .with_bidirectional(bidirectional)
+                .init(device)?,
+            out: LinearConfig::new(dirs * hidden, 10).init(device),
+        })
+    }
+
+    /// Class logits `[batch, 10]` for `x: [batch, steps, features]`.
+    ///
+    /// # Errors
+    /// For a wrongly shaped input.
+    pub fn forward(&self, x: Tensor<3>) -> Result<Tensor<2>, rnn_models::ModelError> {
+        let [batch, _, _] = x.dims();
+        let (_, state) = self.lstm.forward(x, None)?;
+        // h_n is [dirs, batch, hidden]: put the directions side by side.
+        let h = state.h.swap_dims(0, 1).reshape([batch as i64, -1]);
+        Ok(self.out.forward(h))
+    }
+}
+
+/// Cross-entropy on the ten classes.
+pub struct Classify;
+
+impl Objective<RowClassifier> for Classify {
+    type Item = SequenceItem;
+
+    fn step(
+        &mut self,
+        model: &RowClassifier,
+        batch: Vec<SequenceItem>,
+        device: &Device,
+    ) -> Result<StepOutput, TrainError> {
+        let (n, steps, features) = (batch.len(), batch[0].steps, batch[0].features);
+        let values: Vec<f32> = batch
+            .iter()
+            .flat_map(|i| i.values.iter().copied())
+            .collect();
+        let x = Tensor::<3>::from_data(TensorData::new(values, [n, steps, features]), device);
+        let labels: Vec<usize> = batch.iter().map(|i| i.label).collect();
+        tasks::classification(model.forward(x).map_err(TrainError::step)?, &labels)
+    }
+}
+
+/// The first `limit` items of a dataset (all when `None`).
+pub fn take(data: Mnist, limit: Option<usize>) -> InMemDataset<SequenceItem> {
+    let n = limit.unwrap_or(usize::MAX).min(data.len());
+    InMemDataset::new((0..n).filter_map(|i| data.get(i).ok()).collect())
+}
