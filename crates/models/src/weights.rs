@@ -65,9 +65,11 @@ impl CellWeights {
         {
             // The forget block is rows H..2H; the two biases add up to `value` there.
             let fill = |b: &Param<Tensor<1>>, v: f64| {
+                // Detached: a parameter must be a leaf, also on an autodiff device.
                 Param::from_tensor(
                     b.val()
-                        .slice_assign(hidden..2 * hidden, Tensor::<1>::full([hidden], v, device)),
+                        .slice_assign(hidden..2 * hidden, Tensor::<1>::full([hidden], v, device))
+                        .detach(),
                 )
             };
             let (new_ih, new_hh) = (fill(b_ih, value), fill(b_hh, 0.0));

@@ -205,3 +205,36 @@ fn bad_cell_inputs_are_described() {
     let rnn = RnnCellConfig::new(4, 3).init(&d).unwrap();
     assert_eq!(rnn.step(zeros2([2, 4]), None).unwrap().dims(), [2, 3]);
 }
+
+/// TensorFlow's forget-gate bias: the forget block of `bias_ih` holds the value, `bias_hh`'s
+/// holds zero, the other blocks keep their draw — on a plain and on an autodiff device.
+#[test]
+fn forget_bias_sets_only_the_forget_block() {
+    use rnn_models::PytorchWeights;
+    for device in [Device::flex(), Device::flex().autodiff()] {
+        let lstm = LstmConfig::new(2, 3)
+            .with_forget_bias(Some(1.0))
+            .init(&device)
+            .unwrap();
+        let dict = lstm.state_dict();
+        let (_, b_ih) = dict.get("bias_ih_l0").unwrap();
+        let (_, b_hh) = dict.get("bias_hh_l0").unwrap();
+        assert_eq!(&b_ih[3..6], &[1.0, 1.0, 1.0]);
+        assert_eq!(&b_hh[3..6], &[0.0, 0.0, 0.0]);
+        let k = 1.0 / 3f32.sqrt();
+        assert!(
+            b_ih[..3]
+                .iter()
+                .chain(&b_ih[6..])
+                .all(|v| v.abs() <= k && *v != 1.0)
+        );
+        let cell = LstmCellConfig::new(2, 3)
+            .with_forget_bias(Some(1.0))
+            .init(&device)
+            .unwrap();
+        assert_eq!(
+            &cell.state_dict().get("bias_ih").unwrap().1[3..6],
+            &[1.0, 1.0, 1.0]
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! The example binaries as a user runs them: bad flags fail politely, and every tutorial
+//! program runs end to end on tiny settings (the full results are in the README).
+
+use std::process::{Command, Output};
+
+fn run(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin);
+    cmd.args(args).env_remove("RNN_BACKEND");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("example binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn unknown_backend_flag_and_env_exit_2_listing_backends() {
+    let bin = env!("CARGO_BIN_EXE_rnn_shapes");
+    for out in [
+        run(bin, &["--backend", "nope"], &[]),
+        run(bin, &[], &[("RNN_BACKEND", "nope")]),
+    ] {
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{msg}");
+        assert!(msg.contains("nope"), "{msg}");
+        for name in ["flex", "ndarray", "wgpu"] {
+            assert!(msg.contains(name), "{msg} should list {name}");
+        }
+        assert!(!msg.contains("panicked"), "{msg}");
+    }
+    let out = run(bin, &["--no-such-flag"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn rnn_shapes_prints_pytorch_shapes() {
+    let out = run(
+        env!("CARGO_BIN_EXE_rnn_shapes"),
+        &["--backend", "flex"],
+        &[],
+    );
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    for shape in [
+        "[128, 4]",
+        "[6, 3, 10]",
+        "[2, 3, 10]",
+        "[10, 3, 100]",
+        "[2, 3, 100]",
+        "[3, 10, 100]",
+        "[10, 3, 200]",
+        "[4, 3, 100]",
+    ] {
+        assert!(msg.contains(shape), "missing {shape} in:\n{msg}");
+    }
+}
+
+#[test]
+fn tutorial_programs_run_on_tiny_settings() {
+    let tmp = std::env::temp_dir().join(format!("rnn-examples-{}", std::process::id()));
+    let out_dir = tmp.join("sin_cos");
+    let out_dir = out_dir.to_str().unwrap();
+    let cases: [(&str, Vec<&str>, &str); 6] = [
+        (
+            env!("CARGO_BIN_EXE_hello_rnn"),
+            vec!["--model", "gru"],
+            "Predicted:",
+        ),
+        (
+            env!("CARGO_BIN_EXE_sin_cos"),
+            vec!["--windows", "20", "--out", out_dir, "--quiet"],
+            "MSE over the last",
+        ),
+        (
+            env!("CARGO_BIN_EXE_dynamic_rnn"),
+            vec!["--epochs", "2", "--quiet"],
+            "Testing accuracy",
+        ),
+        (
+            env!("CARGO_BIN_EXE_mnist_rnn"),
+            vec![
+                "--dataset",
+                "mnist",
+                "--limit",
+                "64",
+                "--epochs",
+                "1",
+                "--hidden",
+                "8",
+                "--quiet",
+            ],
+            "Testing Accuracy",
+        ),
+        (
+            env!("CARGO_BIN_EXE_mnist_birnn"),
+            vec![
+                "--dataset",
+                "pixel",
+                "--limit",
+                "16",
+                "--epochs",
+                "1",
+                "--hidden",
+                "4",
+                "--quiet",
+            ],
+            "Testing Accuracy",
+        ),
+        (
+            env!("CARGO_BIN_EXE_addition_rnn"),
+            vec![
+                "--size", "300", "--epochs", "1", "--hidden", "16", "--quiet",
+            ],
+            "validation samples",
+        ),
+    ];
+    for (bin, args, expect) in cases {
+        let out = run(bin, &args, &[("RNN_DATA_DIR", tmp.to_str().unwrap())]);
+        let msg = text(&out);
+        assert!(out.status.success(), "{bin} {args:?} failed:\n{msg}");
+        assert!(
+            msg.contains(expect),
+            "{bin}: expected {expect:?} in:\n{msg}"
+        );
+    }
+    assert!(tmp.join("sin_cos/prediction.png").is_file());
+    assert!(tmp.join("sin_cos/learning_curve.png").is_file());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
