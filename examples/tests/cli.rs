@@ -67,7 +67,15 @@ fn tutorial_programs_run_on_tiny_settings() {
     let tmp = std::env::temp_dir().join(format!("rnn-examples-{}", std::process::id()));
     let out_dir = tmp.join("sin_cos");
     let out_dir = out_dir.to_str().unwrap();
-    let cases: [(&str, Vec<&str>, &str); 6] = [
+    let corpus = tmp.join("corpus.txt");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::write(
+        &corpus,
+        "the quick brown fox jumps over the lazy dog. ".repeat(40),
+    )
+    .unwrap();
+    let corpus = corpus.to_str().unwrap();
+    let cases: [(&str, Vec<&str>, &str); 8] = [
         (
             env!("CARGO_BIN_EXE_hello_rnn"),
             vec!["--model", "gru"],
@@ -119,6 +127,26 @@ fn tutorial_programs_run_on_tiny_settings() {
                 "--size", "300", "--epochs", "1", "--hidden", "16", "--quiet",
             ],
             "validation samples",
+        ),
+        (
+            env!("CARGO_BIN_EXE_text_gen"),
+            vec![
+                "--corpus",
+                corpus,
+                "--epochs",
+                "1",
+                "--hidden",
+                "8",
+                "--generate",
+                "10",
+                "--quiet",
+            ],
+            "temperature 1.2",
+        ),
+        (
+            env!("CARGO_BIN_EXE_rnn_from_scratch"),
+            vec!["--corpus", corpus, "--epochs", "1", "--hidden", "8"],
+            "hand BPTT vs autodiff",
         ),
     ];
     for (bin, args, expect) in cases {
