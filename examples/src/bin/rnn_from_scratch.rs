@@ -83,16 +83,17 @@ impl Mat {
     }
     /// `self · x`.
     fn mul(&self, x: &[f64]) -> Vec<f64> {
-        (0..self.rows)
-            .map(|r| (0..self.cols).map(|c| self.at(r, c) * x[c]).sum())
+        self.v
+            .chunks(self.cols)
+            .map(|row| row.iter().zip(x).map(|(a, b)| a * b).sum())
             .collect()
     }
     /// `selfᵀ · x`.
     fn mul_t(&self, x: &[f64]) -> Vec<f64> {
         let mut out = vec![0.0; self.cols];
-        for r in 0..self.rows {
-            for c in 0..self.cols {
-                out[c] += self.at(r, c) * x[r];
+        for (row, xr) in self.v.chunks(self.cols).zip(x) {
+            for (o, a) in out.iter_mut().zip(row) {
+                *o += a * xr;
             }
         }
         out
