@@ -35,6 +35,17 @@ impl CommonArgs {
     }
 }
 
+/// The `--optimizer` choices.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OptimizerChoice {
+    /// Plain stochastic gradient descent.
+    Sgd,
+    /// Adam.
+    Adam,
+    /// RMSprop.
+    Rmsprop,
+}
+
 /// Training flags; each example supplies its tutorial's defaults.
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
@@ -47,6 +58,9 @@ pub struct TrainArgs {
     /// Learning rate [default: the tutorial's].
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Optimizer [default: the tutorial's], with PyTorch's default hyper-parameters.
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerChoice>,
     /// Directory for metrics.jsonl, checkpoints and learning_curve.png.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -68,6 +82,12 @@ impl TrainArgs {
         batch_size: usize,
         optimizer: Optimizer,
     ) -> TrainConfig {
+        let optimizer = match self.optimizer {
+            Some(OptimizerChoice::Sgd) => Optimizer::sgd(optimizer.lr()),
+            Some(OptimizerChoice::Adam) => Optimizer::adam(optimizer.lr()),
+            Some(OptimizerChoice::Rmsprop) => Optimizer::rmsprop(optimizer.lr()),
+            None => optimizer,
+        };
         let optimizer = match self.lr {
             Some(lr) => optimizer.with_lr(lr),
             None => optimizer,
