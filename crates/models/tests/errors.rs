@@ -238,3 +238,32 @@ fn forget_bias_sets_only_the_forget_block() {
         );
     }
 }
+
+/// Inter-layer dropout acts only while training on an autodiff device, between layers only,
+/// and `valid()` turns it off (PyTorch's `model.eval()`).
+#[test]
+fn dropout_acts_between_layers_in_training_only() {
+    use burn::module::Module;
+    use burn::tensor::Distribution;
+    let device = Device::flex().autodiff();
+    device.seed(11);
+    let x = Tensor::<3>::random([4, 3, 5], Distribution::Normal(0.0, 1.0), &device);
+    let two = LstmConfig::new(5, 6)
+        .with_num_layers(2)
+        .with_dropout(0.5)
+        .init(&device)
+        .unwrap();
+    let run = |m: &rnn_models::Lstm, x: Tensor<3>| m.forward(x, None).unwrap().0.into_data();
+    // Training: two passes draw different masks.
+    assert_ne!(run(&two, x.clone()), run(&two, x.clone()));
+    // Evaluation: deterministic, on the plain device.
+    let eval = two.valid();
+    let x_plain = x.clone().inner();
+    assert_eq!(run(&eval, x_plain.clone()), run(&eval, x_plain));
+    // A single layer has no inter-layer dropout, even in training.
+    let one = LstmConfig::new(5, 6)
+        .with_dropout(0.5)
+        .init(&device)
+        .unwrap();
+    assert_eq!(run(&one, x.clone()), run(&one, x));
+}

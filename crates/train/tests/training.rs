@@ -328,3 +328,36 @@ fn carried_state_is_detached_between_windows() {
     let g = x1.grad(&grads).expect("undetached state carries gradient");
     assert!(g.abs().sum().into_scalar::<f32>() > 0.0);
 }
+
+/// Early stopping ends the run once the watched metric has not improved for `patience`
+/// validations: an absurd learning rate makes the validation loss stop improving at once.
+#[test]
+fn early_stopping_ends_a_run_that_stops_improving() {
+    use rnn_train::{EarlyStopping, Metric};
+    let device = Device::flex().autodiff();
+    device.seed(12);
+    let (train, valid) = (data(64, 10), data(32, 11));
+    let cfg = TrainConfig {
+        optimizer: Optimizer::sgd(500.0),
+        early_stopping: Some(EarlyStopping {
+            metric: Metric::Accuracy,
+            patience: 2,
+        }),
+        ..config(30)
+    };
+    let fitted = fit(
+        &cfg,
+        Classifier::new(&device),
+        &mut SumSign::default(),
+        &train,
+        Some(&valid),
+        &device,
+    )
+    .unwrap();
+    assert!(fitted.history.stopped_early);
+    assert!(
+        fitted.history.epochs.len() < 30,
+        "ran {} epochs",
+        fitted.history.epochs.len()
+    );
+}
