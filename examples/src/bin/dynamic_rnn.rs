@@ -2,7 +2,7 @@
 //! (consecutive integers) or random, with an LSTM that stops at each sequence's own length and
 //! a linear layer on its last relevant output.
 //!
-//! `cargo run --release -p examples --bin dynamic_rnn`  (≥ 99 % test accuracy)
+//! `cargo run --release -p examples --bin dynamic_rnn`  (99 % test accuracy with the defaults)
 
 use anyhow::Result;
 use burn::module::Module;
@@ -110,9 +110,11 @@ fn main() -> Result<()> {
 
     let device = selected.training_device();
     let model = Model::new(cli.hidden, cli.init, &device)?;
-    // training_iters = 1,000,000 samples of batch 128 ≈ 1000 epochs of 1000 sequences.
-    let mut config = cli.train.config(seed, 1000, 128, Optimizer::sgd(0.01));
-    config.log_every = 100;
+    // The tutorial runs plain SGD (lr 0.01) for 1,000,000 samples ≈ 1000 epochs; measured here
+    // that reaches ~80 % test accuracy (`--optimizer sgd --epochs 1000`). Adam at the same
+    // rate reaches 99 % in 200 epochs, so it is the default.
+    let mut config = cli.train.config(seed, 200, 128, Optimizer::adam(0.01));
+    config.log_every = 20;
     let fitted = fit(&config, model, &mut Classify, &train, None, &device)?;
 
     let test_metrics = evaluate(&fitted.model, &mut Classify, &test, 500, selected.device())?;
