@@ -64,12 +64,14 @@ pub enum DatasetError {
         dir: PathBuf,
     },
     /// No data found in any of the places looked at.
-    #[error("no {dataset} data found; looked in: {}", .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    #[error("no {dataset} data found; looked in: {}. {hint}", .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     NotFound {
         /// Which dataset.
         dataset: &'static str,
         /// Every directory tried.
         searched: Vec<PathBuf>,
+        /// How to get the data.
+        hint: &'static str,
     },
     /// A downloaded or cached file does not have the expected SHA-256.
     #[error("{path}: SHA-256 mismatch (expected {expected}, got {got})")]

@@ -211,6 +211,9 @@ impl Mnist {
             return Err(DatasetError::NotFound {
                 dataset: "Fashion-MNIST",
                 searched,
+                hint: "Install it with `apt-get install dataset-fashion-mnist`, or put the four \
+                       IDX files (train-images-idx3-ubyte.gz, …) in a directory and pass \
+                       --data-dir DIR or set RNN_DATA_DIR=DIR",
             });
         }
         Self::embedded(options.split, options.layout)
@@ -384,6 +387,7 @@ fn read_pair(dir: &Path, split: Split) -> Result<(IdxArray, IdxArray), DatasetEr
     let missing = || DatasetError::NotFound {
         dataset: "MNIST-format",
         searched: vec![dir.to_path_buf()],
+        hint: "The directory needs train-/t10k- images-idx3 and labels-idx1 files, raw or .gz",
     };
     let images = find_file(dir, split, "images-idx3").ok_or_else(missing)?;
     let labels = find_file(dir, split, "labels-idx1").ok_or_else(missing)?;
@@ -433,5 +437,51 @@ mod tests {
         sorted_b.sort_by(f32::total_cmp);
         sorted_c.sort_by(f32::total_cmp);
         assert_eq!(sorted_b, sorted_c);
+    }
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::*;
+
+    /// A directory holding valid IDX files is used before any fallback, and says so.
+    #[test]
+    fn explicit_directory_is_used_and_reported() {
+        let dir = std::env::temp_dir().join(format!("rnn-mnist-dir-{}", std::process::id()));
+        let sub = dir.join("fashion-mnist");
+        std::fs::create_dir_all(&sub).unwrap();
+        let idx = |magic: u8, dims: &[u32], data: Vec<u8>| {
+            let mut v = vec![0, 0, 8, magic];
+            for d in dims {
+                v.extend_from_slice(&d.to_be_bytes());
+            }
+            v.extend(data);
+            v
+        };
+        std::fs::write(
+            sub.join("t10k-images-idx3-ubyte"),
+            idx(3, &[2, 28, 28], vec![7; 2 * 784]),
+        )
+        .unwrap();
+        std::fs::write(sub.join("t10k-labels-idx1-ubyte"), idx(1, &[2], vec![3, 9])).unwrap();
+        let options = MnistOptions {
+            data_dir: Some(dir.clone()),
+            ..MnistOptions::new(MnistKind::Fashion, Split::Test)
+        };
+        let data = Mnist::load(&options).unwrap();
+        assert_eq!(data.source(), &DataSource::Directory(sub.clone()));
+        assert_eq!(data.len(), 2);
+        assert_eq!(data.get(1).unwrap().label, 9);
+        // Labels that disagree in count with the images are an error, not a short dataset.
+        std::fs::write(
+            sub.join("t10k-labels-idx1-ubyte"),
+            idx(1, &[3], vec![3, 9, 1]),
+        )
+        .unwrap();
+        assert!(matches!(
+            Mnist::load(&options),
+            Err(DatasetError::CountMismatch { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
