@@ -28,6 +28,9 @@ pub struct DataArgs {
     /// Use only this many training images (quick runs).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Never download; use only local files (or the embedded digit sample).
+    #[arg(long)]
+    pub no_download: bool,
 }
 
 /// The `--dataset` choices.
@@ -58,6 +61,7 @@ impl DataArgs {
         let options = |split| MnistOptions {
             layout,
             data_dir: self.data_dir.clone(),
+            download: !self.no_download,
             ..MnistOptions::new(kind, split)
         };
         let train = Mnist::load(&options(Split::Train))?;

@@ -96,6 +96,7 @@ fn tutorial_programs_run_on_tiny_settings() {
             vec![
                 "--dataset",
                 "mnist",
+                "--no-download",
                 "--limit",
                 "64",
                 "--epochs",
@@ -111,6 +112,7 @@ fn tutorial_programs_run_on_tiny_settings() {
             vec![
                 "--dataset",
                 "pixel",
+                "--no-download",
                 "--limit",
                 "16",
                 "--epochs",

@@ -83,6 +83,14 @@ pub enum DatasetError {
         /// Actual hex digest.
         got: String,
     },
+    /// No mirror served a correct copy of a file.
+    #[error("could not download {file}: {}", .attempts.join("; "))]
+    Download {
+        /// The file (or URL).
+        file: String,
+        /// What each mirror answered.
+        attempts: Vec<String>,
+    },
     /// A text corpus is unusable.
     #[error("{path}: {reason}")]
     Corpus {

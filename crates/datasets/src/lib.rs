@@ -25,6 +25,7 @@
 
 mod addition;
 mod corpus;
+mod download;
 mod error;
 mod idx;
 mod mnist;
@@ -33,6 +34,9 @@ mod toy;
 
 pub use addition::{ADDITION_CHARS, AdditionConfig, AdditionDataset, AdditionItem, CharTable};
 pub use corpus::{CharCorpus, LmItem, LmStream, MAX_CORPUS_BYTES, NextCharItem, NextCharWindows};
+pub use download::{
+    Digest, FASHION_FILES, MNIST_FILES, RemoteFile, default_mirrors, fetch, files, verify,
+};
 pub use error::DatasetError;
 pub use idx::{IdxArray, MAX_IDX_BYTES, parse_idx, read_idx};
 pub use mnist::{

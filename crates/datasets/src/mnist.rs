@@ -4,8 +4,9 @@
 //! Where the files come from, in order: an explicit directory; the `RNN_DATA_DIR` environment
 //! variable (`$RNN_DATA_DIR/mnist` or `$RNN_DATA_DIR/fashion-mnist`, or the directory itself);
 //! the cache directory (`$XDG_CACHE_HOME/rnn-toolkit/…` or `~/.cache/rnn-toolkit/…`); for
-//! Fashion-MNIST, Debian's `dataset-fashion-mnist` package; for digits, a 5,000-digit real
-//! MNIST sample embedded in this crate. [`Mnist::source`] says which was used.
+//! Fashion-MNIST, Debian's `dataset-fashion-mnist` package; a download from the public mirrors
+//! into the cache (SHA-256 verified, when `download` is set); for digits, finally, a
+//! 5,000-digit real MNIST sample embedded in this crate. [`Mnist::source`] says which was used.
 
 use std::path::{Path, PathBuf};
 
@@ -98,6 +99,8 @@ pub enum SequenceLayout {
 pub enum DataSource {
     /// A directory the caller or `RNN_DATA_DIR` named, or the cache.
     Directory(PathBuf),
+    /// Downloaded just now into this cache directory.
+    Downloaded(PathBuf),
     /// Debian's `dataset-fashion-mnist` package.
     Debian(PathBuf),
     /// The 5,000-digit real MNIST sample embedded in this crate (4,000 train / 1,000 test).
@@ -108,6 +111,7 @@ impl std::fmt::Display for DataSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DataSource::Directory(p) => write!(f, "files in {}", p.display()),
+            DataSource::Downloaded(p) => write!(f, "files downloaded into {}", p.display()),
             DataSource::Debian(p) => write!(f, "Debian's dataset-fashion-mnist ({})", p.display()),
             DataSource::EmbeddedSample => write!(
                 f,
@@ -141,6 +145,10 @@ pub struct MnistOptions {
     pub layout: SequenceLayout,
     /// A directory to read first (`--data-dir`).
     pub data_dir: Option<PathBuf>,
+    /// Download into the cache when nothing local is found (default `true`).
+    pub download: bool,
+    /// Mirrors to download from; `None`: [`default_mirrors`](crate::default_mirrors).
+    pub mirrors: Option<Vec<String>>,
 }
 
 impl MnistOptions {
@@ -151,6 +159,8 @@ impl MnistOptions {
             split,
             layout: SequenceLayout::Rows,
             data_dir: None,
+            download: true,
+            mirrors: None,
         }
     }
 }
@@ -208,6 +218,32 @@ impl Mnist {
                 );
             }
             searched.push(debian);
+        }
+        if let (true, Some(cache)) = (options.download, cache_dir()) {
+            let dir = cache.join(options.kind.dir_name());
+            let mirrors = options
+                .mirrors
+                .clone()
+                .unwrap_or_else(|| crate::default_mirrors(options.kind));
+            eprintln!(
+                "downloading {} into {} …",
+                options.kind.dir_name(),
+                dir.display()
+            );
+            match crate::fetch(crate::files(options.kind), &dir, &mirrors, true) {
+                Ok(()) => {
+                    let (images, labels) = read_pair(&dir, options.split)?;
+                    return Self::from_arrays(
+                        images,
+                        labels,
+                        options.layout,
+                        DataSource::Downloaded(dir),
+                    );
+                }
+                Err(e) => eprintln!("download failed: {e}"),
+            }
+        }
+        if options.kind == MnistKind::Fashion {
             return Err(DatasetError::NotFound {
                 dataset: "Fashion-MNIST",
                 searched,
@@ -254,7 +290,9 @@ impl Mnist {
         source: DataSource,
     ) -> Result<Self, DatasetError> {
         let where_ = match &source {
-            DataSource::Directory(p) | DataSource::Debian(p) => p.clone(),
+            DataSource::Directory(p) | DataSource::Debian(p) | DataSource::Downloaded(p) => {
+                p.clone()
+            }
             DataSource::EmbeddedSample => PathBuf::from("<embedded>"),
         };
         if images.dims.len() != 3 || images.dims[1] != 28 || images.dims[2] != 28 {
