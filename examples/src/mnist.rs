@@ -3,12 +3,15 @@
 
 use std::path::PathBuf;
 
+use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::{Dataset, InMemDataset};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use clap::{Args, ValueEnum};
-use rnn_datasets::{Mnist, MnistKind, MnistOptions, SequenceItem, SequenceLayout, Split};
+use rnn_datasets::{
+    Mnist, MnistKind, MnistOptions, SequenceBatcher, SequenceItem, SequenceLayout, Split,
+};
 use rnn_models::{Lstm, LstmConfig};
 use rnn_train::{Objective, Optimizer, StepOutput, TrainError, evaluate, fit, tasks};
 
@@ -130,14 +133,9 @@ impl Objective<RowClassifier> for Classify {
         batch: Vec<SequenceItem>,
         device: &Device,
     ) -> Result<StepOutput, TrainError> {
-        let (n, steps, features) = (batch.len(), batch[0].steps, batch[0].features);
-        let values: Vec<f32> = batch
-            .iter()
-            .flat_map(|i| i.values.iter().copied())
-            .collect();
-        let x = Tensor::<3>::from_data(TensorData::new(values, [n, steps, features]), device);
-        let labels: Vec<usize> = batch.iter().map(|i| i.label).collect();
-        tasks::classification(model.forward(x).map_err(TrainError::step)?, &labels)
+        let batch = SequenceBatcher.batch(batch, device);
+        let logits = model.forward(batch.input).map_err(TrainError::step)?;
+        tasks::classification(logits, &batch.labels)
     }
 }
 

@@ -24,6 +24,7 @@
 //! ```
 
 mod addition;
+mod batch;
 mod corpus;
 mod download;
 mod error;
@@ -33,6 +34,9 @@ mod sin_cos;
 mod toy;
 
 pub use addition::{ADDITION_CHARS, AdditionConfig, AdditionDataset, AdditionItem, CharTable};
+pub use batch::{
+    AdditionBatcher, RegressionBatch, Seq2SeqBatch, SequenceBatch, SequenceBatcher, SinCosBatcher,
+};
 pub use corpus::{CharCorpus, LmItem, LmStream, MAX_CORPUS_BYTES, NextCharItem, NextCharWindows};
 pub use download::{
     Digest, FASHION_FILES, MNIST_FILES, RemoteFile, default_mirrors, fetch, files, verify,

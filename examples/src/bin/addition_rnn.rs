@@ -5,13 +5,14 @@
 //! `cargo run --release -p examples --bin addition_rnn`  (≥ 99 % exact answers on validation)
 
 use anyhow::Result;
+use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use clap::Parser;
 use examples::{CommonArgs, TrainArgs};
-use rnn_datasets::{ADDITION_CHARS, AdditionConfig, AdditionItem, CharTable};
+use rnn_datasets::{ADDITION_CHARS, AdditionBatcher, AdditionConfig, AdditionItem, CharTable};
 use rnn_models::{Lstm, LstmConfig, repeat_vector};
 use rnn_train::{EpochRecord, Objective, Optimizer, StepOutput, TrainError, fit, tasks};
 
@@ -61,26 +62,9 @@ impl Seq2Seq {
 }
 
 struct Addition {
-    table: CharTable,
-    question_len: usize,
-    answer_len: usize,
+    batcher: AdditionBatcher,
     reverse: bool,
     samples: Vec<AdditionItem>,
-}
-
-impl Addition {
-    fn encode(&self, batch: &[AdditionItem], device: &Device) -> Result<Tensor<3>, TrainError> {
-        let mut values = Vec::with_capacity(batch.len() * self.question_len * self.table.len());
-        for item in batch {
-            values.extend(
-                self.table
-                    .encode(&item.question, self.question_len)
-                    .map_err(TrainError::step)?,
-            );
-        }
-        let shape = [batch.len(), self.question_len, self.table.len()];
-        Ok(Tensor::from_data(TensorData::new(values, shape), device))
-    }
 }
 
 impl Objective<Seq2Seq> for Addition {
@@ -92,21 +76,14 @@ impl Objective<Seq2Seq> for Addition {
         batch: Vec<AdditionItem>,
         device: &Device,
     ) -> Result<StepOutput, TrainError> {
-        let logits = model.forward(self.encode(&batch, device)?)?;
-        let targets = batch
-            .iter()
-            .map(|i| self.table.indices(&i.answer, self.answer_len))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(TrainError::step)?;
-        tasks::sequence_classification(logits, &targets)
+        let batch = self.batcher.batch(batch, device);
+        tasks::sequence_classification(model.forward(batch.input)?, &batch.targets)
     }
 
     fn end_epoch(&mut self, model: &Seq2Seq, record: &EpochRecord) {
         let device = model.devices().into_iter().next().unwrap_or_default();
-        let Ok(logits) = self
-            .encode(&self.samples, &device)
-            .and_then(|x| model.forward(x))
-        else {
+        let input = self.batcher.batch(self.samples.clone(), &device).input;
+        let Ok(logits) = model.forward(input) else {
             return;
         };
         let guesses = logits
@@ -116,8 +93,13 @@ impl Objective<Seq2Seq> for Addition {
             .try_to_vec::<i64>()
             .unwrap_or_default();
         println!("--- epoch {}: validation samples", record.epoch);
-        for (item, guess) in self.samples.iter().zip(guesses.chunks(self.answer_len)) {
+        for (item, guess) in self
+            .samples
+            .iter()
+            .zip(guesses.chunks(self.batcher.answer_len))
+        {
             let guess = self
+                .batcher
                 .table
                 .decode_indices(&guess.iter().map(|&g| g as usize).collect::<Vec<_>>());
             let question: String = if self.reverse {
@@ -168,9 +150,11 @@ fn main() -> Result<()> {
     let step = (valid.len() / 10).max(1);
     let samples = (0..10).filter_map(|k| valid.get(k * step).ok()).collect();
     let mut task = Addition {
-        table,
-        question_len,
-        answer_len,
+        batcher: AdditionBatcher {
+            table,
+            question_len,
+            answer_len,
+        },
         reverse: data_config.reverse,
         samples,
     };

@@ -5,12 +5,13 @@
 //! `cargo run --release -p examples --bin dynamic_rnn`  (99 % test accuracy with the defaults)
 
 use anyhow::Result;
+use burn::data::dataloader::batcher::Batcher;
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use clap::{Parser, ValueEnum};
 use examples::{CommonArgs, TrainArgs};
-use rnn_datasets::{ToySequence, ToySequencesConfig};
+use rnn_datasets::{SequenceBatcher, ToySequence, ToySequencesConfig};
 use rnn_models::{Lstm, LstmConfig};
 use rnn_train::{Objective, Optimizer, StepOutput, TrainError, evaluate, fit, tasks};
 
@@ -74,20 +75,13 @@ impl Objective<Model> for Classify {
         batch: Vec<ToySequence>,
         device: &Device,
     ) -> Result<StepOutput, TrainError> {
-        let (n, max_len) = (batch.len(), batch[0].values.len());
-        let values: Vec<f32> = batch
-            .iter()
-            .flat_map(|s| s.values.iter().copied())
-            .collect();
-        let x = Tensor::<3>::from_data(TensorData::new(values, [n, max_len, 1]), device);
-        let lengths: Vec<usize> = batch.iter().map(|s| s.len).collect();
+        let batch = SequenceBatcher.batch(batch, device);
         let (output, _) = model
             .lstm
-            .forward_with_lengths(x, &lengths, None)
+            .forward_with_lengths(batch.input, &batch.lengths, None)
             .map_err(TrainError::step)?;
-        let last = tasks::last_relevant(output, &lengths)?;
-        let labels: Vec<usize> = batch.iter().map(|s| s.label).collect();
-        tasks::classification(model.out.forward(last), &labels)
+        let last = tasks::last_relevant(output, &batch.lengths)?;
+        tasks::classification(model.out.forward(last), &batch.labels)
     }
 }
 

@@ -5,12 +5,13 @@
 //! (MSE over the last 50 windows ≈ 0.01 or below; writes prediction.png)
 
 use anyhow::Result;
+use burn::data::dataloader::batcher::Batcher;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use clap::Parser;
 use examples::{CommonArgs, TrainArgs};
-use rnn_datasets::{SinCos, SinCosWindow};
+use rnn_datasets::{RegressionBatch, SinCos, SinCosBatcher, SinCosWindow};
 use rnn_models::{Rnn, RnnConfig};
 use rnn_train::{Carried, Objective, Optimizer, StepOutput, TrainError, fit, series_png, tasks};
 
@@ -51,12 +52,10 @@ impl Objective<Model> for SinToCos {
         batch: Vec<SinCosWindow>,
         device: &Device,
     ) -> Result<StepOutput, TrainError> {
-        let (n, t) = (batch.len(), batch[0].input.len());
-        let tensor = |f: fn(&SinCosWindow) -> &Vec<f32>| {
-            let v: Vec<f32> = batch.iter().flat_map(|w| f(w).iter().copied()).collect();
-            Tensor::<3>::from_data(TensorData::new(v, [n, t, 1]), device)
-        };
-        let (x, y) = (tensor(|w| &w.input), tensor(|w| &w.target));
+        let RegressionBatch {
+            input: x,
+            target: y,
+        } = SinCosBatcher.batch(batch, device);
         let (out, h) = model
             .rnn
             .forward(x, self.state.take())
