@@ -4,7 +4,9 @@
 use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::{AdditionItem, CharTable, SequenceItem, SinCosWindow, ToySequence};
+use crate::{
+    AdditionItem, CharTable, LmItem, NextCharItem, SequenceItem, SinCosWindow, ToySequence,
+};
 
 /// Sequences with one class each.
 #[derive(Debug, Clone)]
@@ -131,6 +133,64 @@ impl Batcher<AdditionItem, Seq2SeqBatch> for AdditionBatcher {
             targets: items
                 .iter()
                 .map(|i| indices(&i.answer, self.answer_len))
+                .collect(),
+        }
+    }
+}
+
+/// One-hot character windows and their targets.
+#[derive(Debug, Clone)]
+pub struct CharBatch {
+    /// `[batch, steps, vocab]` one-hot.
+    pub input: Tensor<3>,
+    /// `[batch][1]` (next character) or `[batch][steps]` (language model) target ids.
+    pub targets: Vec<Vec<usize>>,
+}
+
+/// Batches [`NextCharItem`]s and [`LmItem`]s of a corpus with `vocab` characters. Ids at or
+/// above `vocab` are left all-zero rather than panicking.
+#[derive(Debug, Clone, Copy)]
+pub struct CharBatcher {
+    /// Vocabulary size: the one-hot width.
+    pub vocab: usize,
+}
+
+impl CharBatcher {
+    fn one_hot(&self, windows: &[&[u32]], device: &Device) -> Tensor<3> {
+        let steps = windows.iter().map(|w| w.len()).max().unwrap_or(0);
+        let mut values = vec![0.0f32; windows.len() * steps * self.vocab];
+        for (b, w) in windows.iter().enumerate() {
+            for (t, &c) in w.iter().enumerate() {
+                if (c as usize) < self.vocab {
+                    values[(b * steps + t) * self.vocab + c as usize] = 1.0;
+                }
+            }
+        }
+        Tensor::from_data(
+            TensorData::new(values, [windows.len(), steps, self.vocab]),
+            device,
+        )
+    }
+}
+
+impl Batcher<NextCharItem, CharBatch> for CharBatcher {
+    fn batch(&self, items: Vec<NextCharItem>, device: &Device) -> CharBatch {
+        let windows: Vec<&[u32]> = items.iter().map(|i| i.input.as_slice()).collect();
+        CharBatch {
+            input: self.one_hot(&windows, device),
+            targets: items.iter().map(|i| vec![i.target as usize]).collect(),
+        }
+    }
+}
+
+impl Batcher<LmItem, CharBatch> for CharBatcher {
+    fn batch(&self, items: Vec<LmItem>, device: &Device) -> CharBatch {
+        let windows: Vec<&[u32]> = items.iter().map(|i| i.input.as_slice()).collect();
+        CharBatch {
+            input: self.one_hot(&windows, device),
+            targets: items
+                .iter()
+                .map(|i| i.target.iter().map(|&t| t as usize).collect())
                 .collect(),
         }
     }

@@ -8,7 +8,10 @@
 //! - [`ToySequencesConfig`]: TensorFlow's toy variable-length linear-vs-random sequences;
 //! - [`Mnist`]: MNIST and Fashion-MNIST as row or pixel sequences, from IDX files ([`read_idx`])
 //!   found on disk, in Debian's package, or the embedded real-MNIST sample;
-//! - [`CharCorpus`]: character vocabularies and windows for language models.
+//! - [`CharCorpus`]: character vocabularies and windows for language models;
+//! - [`hello_ohlol`]: the PyTorch course's "hello" → "ohlol" task;
+//! - a Burn `Batcher` for each ([`SequenceBatcher`], [`SinCosBatcher`], [`AdditionBatcher`],
+//!   [`CharBatcher`]) with the shapes in its docs.
 //!
 //! ```
 //! use burn::data::dataset::Dataset;
@@ -28,6 +31,7 @@ mod batch;
 mod corpus;
 mod download;
 mod error;
+mod hello;
 mod idx;
 mod mnist;
 mod sin_cos;
@@ -35,13 +39,15 @@ mod toy;
 
 pub use addition::{ADDITION_CHARS, AdditionConfig, AdditionDataset, AdditionItem, CharTable};
 pub use batch::{
-    AdditionBatcher, RegressionBatch, Seq2SeqBatch, SequenceBatch, SequenceBatcher, SinCosBatcher,
+    AdditionBatcher, CharBatch, CharBatcher, RegressionBatch, Seq2SeqBatch, SequenceBatch,
+    SequenceBatcher, SinCosBatcher,
 };
 pub use corpus::{CharCorpus, LmItem, LmStream, MAX_CORPUS_BYTES, NextCharItem, NextCharWindows};
 pub use download::{
     Digest, FASHION_FILES, MNIST_FILES, RemoteFile, default_mirrors, fetch, files, verify,
 };
 pub use error::DatasetError;
+pub use hello::{HELLO_VOCAB, hello_ohlol};
 pub use idx::{IdxArray, MAX_IDX_BYTES, parse_idx, read_idx};
 pub use mnist::{
     DATA_DIR_VAR, DEBIAN_FASHION_DIR, DataSource, Mnist, MnistKind, MnistOptions, SequenceItem,

@@ -479,6 +479,37 @@ mod tests {
 }
 
 #[cfg(test)]
+mod debian_tests {
+    use super::*;
+
+    /// The real Fashion-MNIST from Debian's package (`.ci/run` installs it): full counts and
+    /// labels 0..=9 with all ten classes present.
+    #[test]
+    fn loads_debian_fashion_mnist_when_installed() {
+        if !Path::new(DEBIAN_FASHION_DIR).is_dir() {
+            eprintln!("skipped: {DEBIAN_FASHION_DIR} not installed");
+            return;
+        }
+        let options = |split| MnistOptions {
+            download: false,
+            ..MnistOptions::new(MnistKind::Fashion, split)
+        };
+        let (train, test) = (
+            Mnist::load(&options(Split::Train)).unwrap(),
+            Mnist::load(&options(Split::Test)).unwrap(),
+        );
+        assert_eq!((train.len(), test.len()), (60_000, 10_000));
+        let mut seen = [false; 10];
+        for i in (0..test.len()).step_by(97) {
+            let item = test.get(i).unwrap();
+            assert!(item.label <= 9);
+            seen[item.label] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "{seen:?}");
+    }
+}
+
+#[cfg(test)]
 mod search_tests {
     use super::*;
 
