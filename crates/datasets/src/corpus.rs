@@ -7,6 +7,9 @@ use burn::data::dataset::Dataset;
 
 use crate::DatasetError;
 
+/// Lincoln's Gettysburg Address (public domain), the built-in default corpus.
+pub const BUILTIN_TEXT: &str = include_str!("../data/gettysburg.txt");
+
 /// Largest corpus file read (a guard against reading a disk image by mistake).
 pub const MAX_CORPUS_BYTES: u64 = 512 << 20;
 
@@ -46,6 +49,17 @@ impl CharCorpus {
         Self::from_text(&text).map_err(|e| match e {
             DatasetError::Corpus { reason, .. } => corpus_error(reason),
             other => other,
+        })
+    }
+
+    /// The built-in public-domain text (Lincoln's Gettysburg Address, ≈ 1,500 characters): a
+    /// default that works offline. Pass a file of your own for anything serious.
+    pub fn builtin() -> Self {
+        // The embedded text has far more than two characters, so this cannot fail; the fallback
+        // only keeps the signature infallible.
+        Self::from_text(BUILTIN_TEXT).unwrap_or_else(|_| Self {
+            vocab: vec![' ', '.'],
+            ids: vec![0, 1],
         })
     }
 
@@ -262,6 +276,14 @@ mod tests {
             (c.decode(&second.input), c.decode(&second.target)),
             ("lo ".into(), "o w".into())
         );
+    }
+
+    #[test]
+    fn builtin_text_is_the_gettysburg_address() {
+        let c = CharCorpus::builtin();
+        assert!(c.len() > 1400, "{}", c.len());
+        assert!(c.decode(&c.ids()[..20]).starts_with("Four score"));
+        assert!(c.next_char_windows(40, 3).unwrap().len() > 400);
     }
 
     #[test]

@@ -42,7 +42,9 @@ pub use batch::{
     AdditionBatcher, CharBatch, CharBatcher, RegressionBatch, Seq2SeqBatch, SequenceBatch,
     SequenceBatcher, SinCosBatcher,
 };
-pub use corpus::{CharCorpus, LmItem, LmStream, MAX_CORPUS_BYTES, NextCharItem, NextCharWindows};
+pub use corpus::{
+    BUILTIN_TEXT, CharCorpus, LmItem, LmStream, MAX_CORPUS_BYTES, NextCharItem, NextCharWindows,
+};
 pub use download::{
     Digest, FASHION_FILES, MNIST_FILES, RemoteFile, default_mirrors, fetch, files, verify,
 };

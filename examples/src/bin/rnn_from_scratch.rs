@@ -24,9 +24,9 @@ use rnn_models::StateDict;
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
-    /// UTF-8 text to learn from.
-    #[arg(long, default_value = "/usr/share/common-licenses/GPL-3")]
-    corpus: PathBuf,
+    /// UTF-8 text to learn from [default: the built-in Gettysburg Address, public domain].
+    #[arg(long)]
+    corpus: Option<PathBuf>,
     /// Hidden units.
     #[arg(long, default_value_t = 100)]
     hidden: usize,
@@ -276,7 +276,10 @@ fn autodiff_check(model: &Rnn, x: &[u32], y: &[u32], device: &Device) -> f64 {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let selected = cli.common.select()?;
-    let mut corpus = CharCorpus::from_file(&cli.corpus)?;
+    let mut corpus = match &cli.corpus {
+        Some(path) => CharCorpus::from_file(path)?,
+        None => CharCorpus::builtin(),
+    };
     if let Some(limit) = cli.limit {
         corpus = CharCorpus::from_text(&corpus.decode(&corpus.ids()[..limit.min(corpus.len())]))?;
     }

@@ -2,7 +2,7 @@
 //! then write new text by sampling at temperatures 0.2, 0.5, 1.0 and 1.2.
 //!
 //! `cargo run --release -p examples --bin text_gen -- --corpus my_book.txt`
-//! (any UTF-8 text; the default is the GPL-3 text every Debian system ships)
+//! (any UTF-8 text; the default is the built-in Gettysburg Address)
 
 use std::path::PathBuf;
 
@@ -26,9 +26,9 @@ struct Cli {
     common: CommonArgs,
     #[command(flatten)]
     train: TrainArgs,
-    /// UTF-8 text to learn from.
-    #[arg(long, default_value = "/usr/share/common-licenses/GPL-3")]
-    corpus: PathBuf,
+    /// UTF-8 text to learn from [default: the built-in Gettysburg Address, public domain].
+    #[arg(long)]
+    corpus: Option<PathBuf>,
     /// Characters of context.
     #[arg(long, default_value_t = 40)]
     maxlen: usize,
@@ -148,7 +148,10 @@ impl Objective<CharModel> for NextChar {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let selected = cli.common.select()?;
-    let corpus = CharCorpus::from_file(&cli.corpus)?;
+    let corpus = match &cli.corpus {
+        Some(path) => CharCorpus::from_file(path)?,
+        None => CharCorpus::builtin(),
+    };
     println!(
         "corpus: {} characters, {} distinct",
         corpus.len(),
