@@ -10,12 +10,9 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clap::{Parser, ValueEnum};
 use examples::{CommonArgs, TrainArgs};
+use rnn_datasets::{HELLO_VOCAB, hello_ohlol};
 use rnn_models::{Gru, GruConfig, Lstm, LstmConfig, Rnn, RnnCell, RnnCellConfig, RnnConfig};
 use rnn_train::{EpochRecord, Objective, Optimizer, StepOutput, TrainError, fit, tasks};
-
-const CHARS: [char; 4] = ['e', 'h', 'l', 'o'];
-const INPUT: [usize; 5] = [1, 0, 2, 2, 3]; // "hello"
-const TARGET: [usize; 5] = [3, 1, 2, 3, 2]; // "ohlol"
 
 /// "hello" → "ohlol" in 15 epochs.
 #[derive(Parser, Debug)]
@@ -150,7 +147,7 @@ impl Objective<Model> for HelloToOhlol {
 
     fn end_epoch(&mut self, model: &Model, record: &EpochRecord) {
         let device = model.devices().into_iter().next().unwrap_or_default();
-        if let Ok(logits) = model.forward(&INPUT, &device) {
+        if let Ok(logits) = model.forward(&hello_ohlol().0, &device) {
             let predicted: String = logits
                 .argmax(2)
                 .into_data()
@@ -158,7 +155,7 @@ impl Objective<Model> for HelloToOhlol {
                 .try_to_vec::<i64>()
                 .unwrap_or_default()
                 .iter()
-                .map(|&i| CHARS.get(i as usize).copied().unwrap_or('?'))
+                .map(|&i| HELLO_VOCAB.get(i as usize).copied().unwrap_or('?'))
                 .collect();
             println!(
                 "Predicted: {predicted}, Epoch [{}/15] loss = {:.3}",
@@ -173,7 +170,7 @@ fn main() -> Result<()> {
     let selected = cli.common.select()?;
     let device = selected.training_device();
     let model = Model::new(cli.model, &device)?;
-    let data = InMemDataset::new(vec![(INPUT.to_vec(), TARGET.to_vec())]);
+    let data = InMemDataset::new(vec![hello_ohlol()]);
     // The course's rates: 0.1 where the tanh state itself is the prediction, 0.05 elsewhere.
     let lr = if matches!(cli.model, Variant::Cell | Variant::Rnn) {
         0.1
