@@ -133,6 +133,42 @@ mod tests {
         v
     }
 
+    /// `read_idx` on files the test writes: raw and gzipped copies read the same; a truncated
+    /// or corrupted gzip stream, a truncated raw file and a missing file are errors.
+    #[test]
+    fn reads_raw_and_gz_files_and_rejects_damaged_ones() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("rnn-idx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bytes = idx(&[3, 4], &(0..12).collect::<Vec<u8>>());
+        let raw = dir.join("a-idx2-ubyte");
+        std::fs::write(&raw, &bytes).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&bytes).unwrap();
+        let gz = gz.finish().unwrap();
+        let gz_path = dir.join("a-idx2-ubyte.gz");
+        std::fs::write(&gz_path, &gz).unwrap();
+        assert_eq!(read_idx(&raw).unwrap(), read_idx(&gz_path).unwrap());
+
+        let cut = dir.join("cut.gz");
+        std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
+        assert!(matches!(read_idx(&cut), Err(DatasetError::Idx { .. })));
+        let mut flipped = gz.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0xff;
+        let bad = dir.join("bad.gz");
+        std::fs::write(&bad, &flipped).unwrap();
+        assert!(read_idx(&bad).is_err());
+        let short = dir.join("short");
+        std::fs::write(&short, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(matches!(read_idx(&short), Err(DatasetError::Idx { .. })));
+        assert!(matches!(
+            read_idx(&dir.join("missing")),
+            Err(DatasetError::Io { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn parses_valid_and_rejects_malformed() {
         let p = Path::new("t");
