@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use rnn_datasets::{
     Mnist, MnistKind, MnistOptions, SequenceBatcher, SequenceItem, SequenceLayout, Split,
 };
-use rnn_models::{Lstm, LstmConfig};
+use rnn_models::{Lstm, LstmConfig, last_layer};
 use rnn_train::{Objective, Optimizer, StepOutput, TrainError, evaluate, fit, tasks};
 
 use crate::{CommonArgs, TrainArgs};
@@ -113,10 +113,8 @@ impl RowClassifier {
     /// # Errors
     /// For a wrongly shaped input.
     pub fn forward(&self, x: Tensor<3>) -> Result<Tensor<2>, rnn_models::ModelError> {
-        let [batch, _, _] = x.dims();
         let (_, state) = self.lstm.forward(x, None)?;
-        // h_n is [dirs, batch, hidden]: put the directions side by side.
-        let h = state.h.swap_dims(0, 1).reshape([batch as i64, -1]);
+        let h = last_layer(state.h, self.lstm.info().directions());
         Ok(self.out.forward(h))
     }
 }

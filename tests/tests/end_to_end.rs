@@ -7,7 +7,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use rnn_backend::Backend;
 use rnn_datasets::{ToySequence, ToySequencesConfig};
-use rnn_models::{Gru, GruConfig, PytorchWeights};
+use rnn_models::{Gru, GruConfig, PytorchWeights, last_layer};
 use rnn_train::{Objective, Optimizer, StepOutput, TrainConfig, TrainError, fit, tasks};
 
 #[derive(Module, Debug)]
@@ -39,7 +39,7 @@ impl Objective<Model> for Classify {
             .forward_with_lengths(x, &lengths, None)
             .map_err(TrainError::step)?;
         let labels: Vec<usize> = batch.iter().map(|s| s.label).collect();
-        tasks::classification(model.out.forward(h.reshape([n as i64, -1])), &labels)
+        tasks::classification(model.out.forward(last_layer(h, 1)), &labels)
     }
 }
 

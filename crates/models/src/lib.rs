@@ -47,6 +47,6 @@ pub use lstm::{Lstm, LstmConfig};
 pub use rnn::{Nonlinearity, Rnn, RnnConfig};
 pub use seq2seq::repeat_vector;
 pub use stack::LayerInfo;
-pub use state::{LstmCellState, LstmState};
+pub use state::{LstmCellState, LstmState, last_layer};
 pub use state_dict::{PytorchWeights, StateDict};
 pub use weights::CellWeights;

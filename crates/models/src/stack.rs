@@ -127,6 +127,13 @@ pub struct LayerInfo {
     pub output_size: usize,
 }
 
+impl LayerInfo {
+    /// 2 when bidirectional, else 1: the `num_directions` of PyTorch's state shapes.
+    pub fn directions(&self) -> usize {
+        if self.bidirectional { 2 } else { 1 }
+    }
+}
+
 /// Output of [`Stack::run`]: `(output, h_n, c_n)`.
 pub(crate) type StackOutput = (Tensor<3>, Tensor<3>, Option<Tensor<3>>);
 

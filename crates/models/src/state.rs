@@ -54,3 +54,34 @@ impl LstmCellState {
         }
     }
 }
+
+/// The last layer's final hidden state with its directions side by side: PyTorch's `h_n[-1]`,
+/// or `torch.cat((h_n[-2], h_n[-1]), dim=1)` when bidirectional — what a classifier reads.
+///
+/// `h_n: [num_layers · directions, batch, hidden]` → `[batch, directions · hidden]`.
+/// `directions` is clamped to `1..=rows`, so a wrong count cannot panic.
+pub fn last_layer(h_n: Tensor<3>, directions: usize) -> Tensor<2> {
+    let [rows, batch, hidden] = h_n.dims();
+    let d = directions.clamp(1, rows.max(1));
+    h_n.narrow(0, rows - d, d)
+        .swap_dims(0, 1)
+        .reshape([batch, d * hidden])
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, TensorData};
+
+    use super::*;
+
+    #[test]
+    fn last_layer_takes_the_top_rows_forward_then_reverse() {
+        // 2 layers × 2 directions, batch 1, hidden 2: row r holds [r, r + 0.5].
+        let v: Vec<f32> = (0..4).flat_map(|r| [r as f32, r as f32 + 0.5]).collect();
+        let h = Tensor::<3>::from_data(TensorData::new(v, [4, 1, 2]), &Device::flex());
+        let top: Vec<f32> = last_layer(h.clone(), 2).into_data().try_to_vec().unwrap();
+        assert_eq!(top, vec![2.0, 2.5, 3.0, 3.5]);
+        let uni: Vec<f32> = last_layer(h, 1).into_data().try_to_vec().unwrap();
+        assert_eq!(uni, vec![3.0, 3.5]);
+    }
+}

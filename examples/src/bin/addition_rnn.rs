@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor};
 use clap::Parser;
 use examples::{CommonArgs, TrainArgs};
 use rnn_datasets::{ADDITION_CHARS, AdditionBatcher, AdditionConfig, AdditionItem, CharTable};
-use rnn_models::{Lstm, LstmConfig, repeat_vector};
+use rnn_models::{Lstm, LstmConfig, last_layer, repeat_vector};
 use rnn_train::{EpochRecord, Objective, Optimizer, StepOutput, TrainError, fit, tasks};
 
 /// Addition as sequence-to-sequence, as in the Keras example.
@@ -49,9 +49,8 @@ struct Seq2Seq {
 impl Seq2Seq {
     /// `[batch, question_len, chars]` one-hot → logits `[batch, answer_len, chars]`.
     fn forward(&self, x: Tensor<3>) -> Result<Tensor<3>, TrainError> {
-        let [batch, _, _] = x.dims();
         let (_, state) = self.encoder.forward(x, None).map_err(TrainError::step)?;
-        let encoded = state.h.reshape([batch as i64, -1]);
+        let encoded = last_layer(state.h, 1);
         let repeated = repeat_vector(encoded, self.answer_len);
         let (decoded, _) = self
             .decoder

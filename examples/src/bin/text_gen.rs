@@ -16,7 +16,7 @@ use examples::{CommonArgs, TrainArgs};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rnn_datasets::{CharCorpus, NextCharItem};
-use rnn_models::{Lstm, LstmConfig};
+use rnn_models::{Lstm, LstmConfig, last_layer};
 use rnn_train::{EpochRecord, Objective, Optimizer, StepOutput, TrainError, fit, tasks};
 
 /// Character-level LSTM language model and sampler.
@@ -52,9 +52,8 @@ struct CharModel {
 impl CharModel {
     /// `[batch, maxlen, vocab]` one-hot → next-character logits `[batch, vocab]`.
     fn forward(&self, x: Tensor<3>) -> Result<Tensor<2>, TrainError> {
-        let [batch, _, _] = x.dims();
         let (_, state) = self.lstm.forward(x, None).map_err(TrainError::step)?;
-        Ok(self.dense.forward(state.h.reshape([batch as i64, -1])))
+        Ok(self.dense.forward(last_layer(state.h, 1)))
     }
 }
 
