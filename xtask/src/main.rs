@@ -1,6 +1,7 @@
 //! Project chores, run as `cargo xtask <command>` (alias in `.cargo/config.toml`).
 //!
 //! - `ci`: what CI runs — format check, clippy with `-D warnings`, the whole test suite.
+//! - `bench`: builds `rnn-bench` in release and runs it (arguments pass through).
 
 mod ci;
 
@@ -11,6 +12,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             println!("{HELP}");
             Ok(())
@@ -29,7 +31,26 @@ fn main() -> ExitCode {
 const HELP: &str = "usage: cargo xtask <command>
 
 commands:
-  ci      cargo fmt --check, cargo clippy -D warnings, cargo test (the README's test command)";
+  ci      cargo fmt --check, cargo clippy -D warnings, cargo test (the README's test command)
+  bench   our layers vs burn-nn and PyTorch: `cargo xtask bench [--quick] [--filter A] [--backend flex]
+          [--threads N] [--reference] [--no-torch] [--python PATH] [--out DIR]`
+          (builds rnn-bench in release; writes target/bench/bench.{json,md,png})";
+
+/// `cargo xtask bench ARGS`: the release build of rnn-bench, run from the workspace root.
+fn bench(args: &[String]) -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "--package",
+        "rnn-bench",
+        "--bin",
+        "rnn-bench",
+        "--",
+    ])
+    .args(args);
+    run_step("rnn-bench (release)", cmd)
+}
 
 /// The workspace root: the parent of this package's directory.
 fn root() -> PathBuf {

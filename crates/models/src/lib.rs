@@ -29,9 +29,12 @@
 
 mod cell;
 mod error;
+#[cfg(feature = "fused")]
+mod fused;
 mod gru;
 mod kind;
 mod lstm;
+mod recurrence;
 mod rnn;
 mod seq2seq;
 mod stack;
@@ -44,6 +47,7 @@ pub use error::ModelError;
 pub use gru::{Gru, GruConfig};
 pub use kind::CellKind;
 pub use lstm::{Lstm, LstmConfig};
+pub use recurrence::Recurrence;
 pub use rnn::{Nonlinearity, Rnn, RnnConfig};
 pub use seq2seq::repeat_vector;
 pub use stack::LayerInfo;

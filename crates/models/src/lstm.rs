@@ -5,7 +5,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::stack::{Stack, StackShape};
 use crate::weights::InitSpec;
-use crate::{CellKind, LayerInfo, LstmState, ModelError};
+use crate::{CellKind, LayerInfo, LstmState, ModelError, Recurrence};
 
 /// Configuration of an [`Lstm`], with `torch.nn.LSTM`'s option names and defaults.
 #[derive(Config, Debug)]
@@ -146,5 +146,22 @@ impl Lstm {
     /// The layer's configuration facts, as PyTorch names them.
     pub fn info(&self) -> LayerInfo {
         self.stack.info()
+    }
+
+    /// Chooses how the recurrence runs (default [`Recurrence::Auto`]: the fused kernel where
+    /// available). [`Recurrence::Reference`] forces the composed path, e.g. to cross-check.
+    pub fn with_recurrence(mut self, recurrence: Recurrence) -> Self {
+        self.stack.recurrence = recurrence;
+        self
+    }
+
+    /// How the recurrence runs; see [`Self::with_recurrence`].
+    pub fn recurrence(&self) -> Recurrence {
+        self.stack.recurrence
+    }
+
+    /// Whether a call with f32 tensors on `device` takes the fused kernels.
+    pub fn is_fused_on(&self, device: &Device) -> bool {
+        self.stack.uses_fused(device, burn::tensor::DType::F32)
     }
 }

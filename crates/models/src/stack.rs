@@ -3,10 +3,10 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::weights::{CellWeights, InitSpec};
-use crate::{CellKind, ModelError};
+use crate::{CellKind, ModelError, Recurrence};
 
 /// The static shape of a stack; validated once by [`StackShape::check`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,6 +106,8 @@ pub struct Stack {
     pub(crate) dropout: Dropout,
     #[module(skip)]
     pub(crate) shape: StackShape,
+    #[module(skip)]
+    pub(crate) recurrence: Recurrence,
 }
 
 /// What a layer is, in PyTorch's terms; returned by each layer's `info()`.
@@ -162,6 +164,7 @@ impl Stack {
             cells,
             dropout: DropoutConfig::new(shape.dropout).init(),
             shape,
+            recurrence: Recurrence::default(),
         })
     }
 
@@ -247,8 +250,11 @@ impl Stack {
         } else {
             input
         };
+        // Equal full lengths need no masking.
+        let lengths = lengths.filter(|l| l.iter().any(|&len| len < seq));
+        let fused = self.uses_fused(&device, x.dtype());
         let masks = lengths
-            .filter(|l| l.iter().any(|&len| len < seq))
+            .filter(|_| !fused)
             .map(|l| step_masks(l, seq, &device));
         let is_lstm = s.kind == CellKind::Lstm;
         let zeros = |size| Tensor::<2>::zeros([batch, size], &device);
@@ -266,8 +272,11 @@ impl Stack {
                 };
                 let h = pick(&h0, s.out_size());
                 let c = is_lstm.then(|| pick(&c0, s.hidden_size));
-                let (out, h, c) =
-                    self.run_direction(cell, x.clone(), h, c, masks.as_deref(), dir == 1);
+                let (out, h, c) = if fused {
+                    fused_direction(s.kind, cell, x.clone(), h, c, lengths, dir == 1)
+                } else {
+                    self.run_direction(cell, x.clone(), h, c, masks.as_deref(), dir == 1)
+                };
                 outputs.push(out);
                 h_n.push(h);
                 c_n.extend(c);
@@ -288,7 +297,24 @@ impl Stack {
         Ok((output, h_n, c_n))
     }
 
-    /// One direction of one layer over the whole sequence.
+    /// Whether this call takes the fused kernels: [`Recurrence::Auto`] on a device and dtype
+    /// they serve, without an LSTM projection.
+    pub(crate) fn uses_fused(&self, device: &Device, dtype: DType) -> bool {
+        #[cfg(feature = "fused")]
+        {
+            self.recurrence == Recurrence::Auto
+                && self.shape.proj_size == 0
+                && crate::fused::available(device, dtype)
+        }
+        #[cfg(not(feature = "fused"))]
+        {
+            let _ = (device, dtype);
+            false
+        }
+    }
+
+    /// One direction of one layer over the whole sequence, composed of Burn tensor ops: the
+    /// reference path.
     ///
     /// `x: [seq, batch, in]` → output `[seq, batch, out]`, final `h`, final `c`.
     fn run_direction(
@@ -341,6 +367,24 @@ impl Stack {
         let output = Tensor::stack(outputs.into_iter().flatten().collect(), 0);
         (output, h, c)
     }
+}
+
+/// The fused path for one direction; only called when [`Stack::uses_fused`] said yes.
+#[cfg(feature = "fused")]
+use crate::fused::run_direction as fused_direction;
+
+/// Without the `fused` feature [`Stack::uses_fused`] is always false; this keeps one call site.
+#[cfg(not(feature = "fused"))]
+fn fused_direction(
+    _: CellKind,
+    _: &CellWeights,
+    x: Tensor<3>,
+    h: Tensor<2>,
+    c: Option<Tensor<2>>,
+    _: Option<&[usize]>,
+    _: bool,
+) -> (Tensor<3>, Tensor<2>, Option<Tensor<2>>) {
+    (x, h, c)
 }
 
 /// Per-step masks for variable lengths: `keep` is 1 where `t < length`, `hold = 1 - keep`.

@@ -9,7 +9,7 @@ use common::{Case, FORWARD_TOL, GRAD_TOL, assert_close, device, load_cases};
 use rnn_backend::Backend;
 use rnn_models::{
     GruCellConfig, GruConfig, LstmCellConfig, LstmCellState, LstmConfig, LstmState, Nonlinearity,
-    PytorchWeights, RnnCellConfig, RnnConfig, StateDict,
+    PytorchWeights, Recurrence, RnnCellConfig, RnnConfig, StateDict,
 };
 
 /// Any layer of the grid, run the same way.
@@ -22,7 +22,7 @@ enum Layer {
 type Outputs = (Tensor<3>, Tensor<3>, Option<Tensor<3>>);
 
 impl Layer {
-    fn build(case: &Case, device: &Device) -> Layer {
+    fn build(case: &Case, device: &Device, recurrence: Recurrence) -> Layer {
         let dict = case.state_dict();
         let (i, h) = (case.input_size, case.hidden_size);
         match case.kind.as_str() {
@@ -39,7 +39,12 @@ impl Layer {
                     .with_batch_first(case.batch_first)
                     .init(device)
                     .unwrap();
-                Layer::Rnn(layer.load_state_dict(&dict, "").unwrap())
+                Layer::Rnn(
+                    layer
+                        .load_state_dict(&dict, "")
+                        .unwrap()
+                        .with_recurrence(recurrence),
+                )
             }
             "lstm" | "lstm_proj" => {
                 let layer = LstmConfig::new(i, h)
@@ -49,7 +54,12 @@ impl Layer {
                     .with_batch_first(case.batch_first)
                     .init(device)
                     .unwrap();
-                Layer::Lstm(layer.load_state_dict(&dict, "").unwrap())
+                Layer::Lstm(
+                    layer
+                        .load_state_dict(&dict, "")
+                        .unwrap()
+                        .with_recurrence(recurrence),
+                )
             }
             "gru" => {
                 let layer = GruConfig::new(i, h)
@@ -58,7 +68,12 @@ impl Layer {
                     .with_batch_first(case.batch_first)
                     .init(device)
                     .unwrap();
-                Layer::Gru(layer.load_state_dict(&dict, "").unwrap())
+                Layer::Gru(
+                    layer
+                        .load_state_dict(&dict, "")
+                        .unwrap()
+                        .with_recurrence(recurrence),
+                )
             }
             other => panic!("unknown kind {other}"),
         }
@@ -119,9 +134,28 @@ fn assert_param_grads(name: &str, case: &Case, got: &StateDict) {
     }
 }
 
-fn run_layer_case(name: &str, case: &Case, device: &Device) {
+/// Forward only on the plain (non-autodiff) device: the inference path.
+fn run_inference_case(name: &str, case: &Case, device: &Device, recurrence: Recurrence) {
+    let layer = Layer::build(case, device, recurrence);
+    let x = case.t("input").tensor::<3>(device);
+    let h0 = case.t("h0").tensor::<3>(device);
+    let c0 = case.tensors.get("c0").map(|c| c.tensor::<3>(device));
+    let (out, h, c) = layer.run(x, case.lengths.as_deref(), h0, c0);
+    assert_close(
+        &format!("{name}: output"),
+        out,
+        case.t("output"),
+        FORWARD_TOL,
+    );
+    assert_close(&format!("{name}: h_n"), h, case.t("h_n"), FORWARD_TOL);
+    if let Some(c) = c {
+        assert_close(&format!("{name}: c_n"), c, case.t("c_n"), FORWARD_TOL);
+    }
+}
+
+fn run_layer_case(name: &str, case: &Case, device: &Device, recurrence: Recurrence) {
     let ad = device.clone().autodiff();
-    let layer = Layer::build(case, &ad);
+    let layer = Layer::build(case, &ad, recurrence);
     let x = case.t("input").tensor::<3>(&ad).require_grad();
     let h0 = case.t("h0").tensor::<3>(&ad).require_grad();
     let c0 = case
@@ -178,14 +212,16 @@ fn run_layer_case(name: &str, case: &Case, device: &Device) {
     assert_param_grads(name, case, &layer.grads(&grads));
 }
 
-fn run_layer_file(file: &str, backend: Backend) {
+fn run_layer_file(file: &str, backend: Backend, recurrence: Recurrence) {
     let Some(device) = device(backend) else {
         return;
     };
     let cases = load_cases(file);
     assert_eq!(cases.len(), 16, "{file}: the grid has 16 cases per kind");
     for (name, case) in &cases {
-        run_layer_case(&format!("{backend}/{name}"), case, &device);
+        let name = format!("{backend}/{recurrence:?}/{name}");
+        run_layer_case(&name, case, &device, recurrence);
+        run_inference_case(&format!("{name} (inference)"), case, &device, recurrence);
     }
 }
 
@@ -305,30 +341,70 @@ fn run_cells(backend: Backend) {
 }
 
 macro_rules! parity_tests {
-    ($($test:ident => $file:expr, $backend:expr;)*) => {$(
+    ($($test:ident => $file:expr, $backend:expr, $recurrence:expr;)*) => {$(
         #[test]
         fn $test() {
-            run_layer_file($file, $backend);
+            run_layer_file($file, $backend, $recurrence);
         }
     )*};
 }
 
 parity_tests! {
-    rnn_tanh_flex => "parity_rnn_tanh.json", Backend::Flex;
-    rnn_tanh_ndarray => "parity_rnn_tanh.json", Backend::NdArray;
-    rnn_tanh_wgpu => "parity_rnn_tanh.json", Backend::Wgpu;
-    rnn_relu_flex => "parity_rnn_relu.json", Backend::Flex;
-    rnn_relu_ndarray => "parity_rnn_relu.json", Backend::NdArray;
-    rnn_relu_wgpu => "parity_rnn_relu.json", Backend::Wgpu;
-    lstm_flex => "parity_lstm.json", Backend::Flex;
-    lstm_ndarray => "parity_lstm.json", Backend::NdArray;
-    lstm_wgpu => "parity_lstm.json", Backend::Wgpu;
-    lstm_proj_flex => "parity_lstm_proj.json", Backend::Flex;
-    lstm_proj_ndarray => "parity_lstm_proj.json", Backend::NdArray;
-    lstm_proj_wgpu => "parity_lstm_proj.json", Backend::Wgpu;
-    gru_flex => "parity_gru.json", Backend::Flex;
-    gru_ndarray => "parity_gru.json", Backend::NdArray;
-    gru_wgpu => "parity_gru.json", Backend::Wgpu;
+    rnn_tanh_flex => "parity_rnn_tanh.json", Backend::Flex, Recurrence::Auto;
+    rnn_tanh_ndarray => "parity_rnn_tanh.json", Backend::NdArray, Recurrence::Auto;
+    rnn_tanh_wgpu => "parity_rnn_tanh.json", Backend::Wgpu, Recurrence::Auto;
+    rnn_relu_flex => "parity_rnn_relu.json", Backend::Flex, Recurrence::Auto;
+    rnn_relu_ndarray => "parity_rnn_relu.json", Backend::NdArray, Recurrence::Auto;
+    rnn_relu_wgpu => "parity_rnn_relu.json", Backend::Wgpu, Recurrence::Auto;
+    lstm_flex => "parity_lstm.json", Backend::Flex, Recurrence::Auto;
+    lstm_ndarray => "parity_lstm.json", Backend::NdArray, Recurrence::Auto;
+    lstm_wgpu => "parity_lstm.json", Backend::Wgpu, Recurrence::Auto;
+    lstm_proj_flex => "parity_lstm_proj.json", Backend::Flex, Recurrence::Auto;
+    lstm_proj_ndarray => "parity_lstm_proj.json", Backend::NdArray, Recurrence::Auto;
+    lstm_proj_wgpu => "parity_lstm_proj.json", Backend::Wgpu, Recurrence::Auto;
+    gru_flex => "parity_gru.json", Backend::Flex, Recurrence::Auto;
+    gru_ndarray => "parity_gru.json", Backend::NdArray, Recurrence::Auto;
+    gru_wgpu => "parity_gru.json", Backend::Wgpu, Recurrence::Auto;
+    // The reference path on the CPU too (Auto takes the fused kernels there).
+    rnn_tanh_flex_reference => "parity_rnn_tanh.json", Backend::Flex, Recurrence::Reference;
+    rnn_relu_flex_reference => "parity_rnn_relu.json", Backend::Flex, Recurrence::Reference;
+    lstm_flex_reference => "parity_lstm.json", Backend::Flex, Recurrence::Reference;
+    gru_flex_reference => "parity_gru.json", Backend::Flex, Recurrence::Reference;
+}
+
+/// The grid above only proves the fused kernels if `Auto` really takes them on the CPU.
+#[test]
+fn auto_takes_the_fused_kernels_on_cpu_backends_only() {
+    for (backend, expected) in [
+        (Backend::Flex, true),
+        (Backend::NdArray, true),
+        (Backend::Wgpu, false),
+    ] {
+        let Some(device) = device(backend) else {
+            continue;
+        };
+        let lstm = LstmConfig::new(3, 4).init(&device).unwrap();
+        assert_eq!(lstm.is_fused_on(&device), expected, "{backend}");
+        assert_eq!(
+            lstm.is_fused_on(&device.clone().autodiff()),
+            expected,
+            "{backend}"
+        );
+        let reference = lstm.with_recurrence(Recurrence::Reference);
+        assert!(!reference.is_fused_on(&device));
+        let proj = LstmConfig::new(3, 4)
+            .with_proj_size(2)
+            .init(&device)
+            .unwrap();
+        assert!(
+            !proj.is_fused_on(&device),
+            "projection runs the reference path"
+        );
+        let gru = GruConfig::new(3, 4).init(&device).unwrap();
+        assert_eq!(gru.is_fused_on(&device), expected);
+        let rnn = RnnConfig::new(3, 4).init(&device).unwrap();
+        assert_eq!(rnn.is_fused_on(&device), expected);
+    }
 }
 
 #[test]

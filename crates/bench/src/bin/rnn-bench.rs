@@ -1,0 +1,89 @@
+//! `cargo xtask bench` runs this in release: see the crate docs for what it measures.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use rnn_backend::{Backend, BackendParser};
+use rnn_bench::{Options, measure::CountingAlloc};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+/// Benchmark rnn-models' layers against burn-nn and PyTorch CPU in one run.
+#[derive(Parser, Debug)]
+#[command(name = "rnn-bench", version)]
+struct Cli {
+    /// Tiny shapes, one iteration each: a seconds-long smoke run.
+    #[arg(long)]
+    quick: bool,
+    /// Only cases whose name contains this (repeatable), e.g. `--filter A-bi --filter B`.
+    #[arg(long)]
+    filter: Vec<String>,
+    /// Backends to measure (repeatable); default: every compiled one.
+    #[arg(long, value_parser = BackendParser)]
+    backend: Vec<Backend>,
+    /// Threads for every implementation; default: all logical CPUs.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Also time rnn-models' composed reference path.
+    #[arg(long)]
+    reference: bool,
+    /// The Python that has torch.
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+    /// Skip the PyTorch peer.
+    #[arg(long)]
+    no_torch: bool,
+    /// Where bench.json, bench.md and bench.png go.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        eprintln!("rnn-bench: --threads must be at least 1");
+        return ExitCode::from(2);
+    }
+    if let Err(e) = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+    {
+        eprintln!("rnn-bench: cannot size the thread pool: {e}");
+        return ExitCode::FAILURE;
+    }
+    let backends = if cli.backend.is_empty() {
+        Backend::compiled()
+    } else {
+        cli.backend
+    };
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let options = Options {
+        quick: cli.quick,
+        filter: cli.filter,
+        backends,
+        reference: cli.reference,
+        python: (!cli.no_torch).then_some(cli.python),
+        torch_script: root.join("scripts/bench_torch.py"),
+        threads,
+        out_dir: cli.out,
+    };
+    match rnn_bench::run(&options) {
+        Ok(report) => {
+            println!("{}", report.markdown());
+            println!(
+                "(written to {}/bench.{{json,md,png}})",
+                options.out_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rnn-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

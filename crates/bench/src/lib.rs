@@ -1,0 +1,218 @@
+//! # rnn-bench
+//!
+//! The benchmark behind `cargo xtask bench`: rnn-models' layers against burn-nn's on every
+//! compiled backend and against PyTorch CPU (when `python3 -c "import torch"` works), in one
+//! run, same shapes and thread count. Each case is timed as a training step (forward, scalar
+//! loss, backward) and as inference, reported as median / min / max, GFLOP/s, % of this
+//! machine's measured GEMM peak, ratios against the peers and peak heap memory; written to
+//! stdout and to JSON, Markdown and a PNG chart.
+//!
+//! - [`case`]: the fixed suite and its FLOP counts
+//! - [`measure`]: timing statistics and the counting allocator
+//! - [`runners`]: our layers and burn-nn's as timed steps
+//! - [`torch`]: the PyTorch peer (stock and tuned malloc)
+//! - [`peak`]: the fp32 GEMM yardstick
+//! - [`report`]: table, JSON, Markdown, chart
+
+pub mod case;
+mod error;
+pub mod measure;
+pub mod peak;
+pub mod report;
+pub mod runners;
+pub mod torch;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rnn_backend::Backend;
+use serde::{Deserialize, Serialize};
+
+pub use case::{Case, Cell, suite};
+pub use error::BenchError;
+pub use measure::{Budget, Stats};
+pub use report::Report;
+pub use runners::{Implementation, Mode};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Tiny shapes and one iteration each: a seconds-long smoke run.
+    pub quick: bool,
+    /// Run only cases whose name contains one of these (case-insensitive); empty: all.
+    pub filter: Vec<String>,
+    /// Backends to measure on.
+    pub backends: Vec<Backend>,
+    /// Also time rnn-models' composed reference path.
+    pub reference: bool,
+    /// The Python that runs the PyTorch peer; `None` skips it.
+    pub python: Option<PathBuf>,
+    /// `scripts/bench_torch.py`.
+    pub torch_script: PathBuf,
+    /// Threads for every implementation (Rayon's pool and `torch.set_num_threads`).
+    pub threads: usize,
+    /// Where `bench.json`, `bench.md` and `bench.png` go.
+    pub out_dir: PathBuf,
+}
+
+/// One timed cell of the table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Measurement {
+    /// Case name.
+    pub case: String,
+    /// Train or infer.
+    pub mode: Mode,
+    /// Backend name.
+    pub backend: String,
+    /// Whose layer.
+    pub implementation: Implementation,
+    /// The timing.
+    #[serde(flatten)]
+    pub stats: Stats,
+    /// Peak heap bytes above the start of the step (CPU backends; `None` when not counted).
+    pub peak_bytes: Option<usize>,
+}
+
+impl Options {
+    /// The timing budget per measurement.
+    pub fn budget(&self, backend: Backend) -> Budget {
+        if self.quick {
+            return Budget {
+                warmup: 1,
+                min_iters: 1,
+                max_iters: 1,
+                budget: Duration::ZERO,
+            };
+        }
+        let software = backend == Backend::Wgpu;
+        Budget {
+            warmup: if software { 1 } else { 2 },
+            min_iters: if software { 2 } else { 5 },
+            max_iters: 50,
+            budget: Duration::from_secs(if software { 3 } else { 2 }),
+        }
+    }
+
+    /// The suite after `filter`.
+    pub fn cases(&self) -> Vec<Case> {
+        suite(self.quick)
+            .into_iter()
+            .filter(|c| {
+                self.filter.is_empty()
+                    || self
+                        .filter
+                        .iter()
+                        .any(|f| c.name.to_lowercase().contains(&f.to_lowercase()))
+            })
+            .collect()
+    }
+}
+
+/// Runs the suite and writes the report files.
+///
+/// # Errors
+/// [`BenchError`] when a backend cannot start, a layer fails, PyTorch's script fails after
+/// `import torch` worked, or a report file cannot be written.
+pub fn run(options: &Options) -> Result<Report, BenchError> {
+    let cases = options.cases();
+    if cases.is_empty() {
+        return Err(BenchError::Usage(format!(
+            "no case matches --filter {:?}; cases: {}",
+            options.filter,
+            suite(options.quick)
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    std::fs::create_dir_all(&options.out_dir)
+        .map_err(|e| BenchError::Io(options.out_dir.clone(), e))?;
+    let gemm_peak = peak::gemm_peak_gflops(options.quick);
+    eprintln!(
+        "fp32 GEMM peak on {} threads: {gemm_peak:.1} GFLOP/s",
+        options.threads
+    );
+
+    let mut implementations = vec![Implementation::Ours, Implementation::BurnNn];
+    if options.reference {
+        implementations.insert(1, Implementation::OursReference);
+    }
+    let mut measurements = Vec::new();
+    let mut backends = Vec::new();
+    for &backend in &options.backends {
+        let selected = backend
+            .select()
+            .map_err(|e| BenchError::Backend(e.to_string()))?;
+        backends.push(report::BackendInfo {
+            name: backend.name().to_string(),
+            description: selected.describe(),
+            software: selected.is_software_gpu(),
+        });
+        let budget = options.budget(backend);
+        for case in &cases {
+            for mode in [Mode::Train, Mode::Infer] {
+                for &implementation in &implementations {
+                    let Some(mut step) =
+                        runners::prepare(implementation, case, mode, selected.device())?
+                    else {
+                        continue;
+                    };
+                    // Warm up once outside the memory window, then count one step.
+                    step()?;
+                    let baseline = measure::live_bytes();
+                    measure::reset_peak();
+                    step()?;
+                    let peak_bytes = measure::peak_bytes(baseline);
+                    let stats = measure::time(budget, &mut step)?;
+                    eprintln!(
+                        "{:8} {:5} {:8} {:15} {:9.2} ms",
+                        case.name,
+                        format!("{mode:?}").to_lowercase(),
+                        backend.name(),
+                        implementation.label(),
+                        stats.median_ms
+                    );
+                    measurements.push(Measurement {
+                        case: case.name.clone(),
+                        mode,
+                        backend: backend.name().to_string(),
+                        implementation,
+                        stats,
+                        peak_bytes,
+                    });
+                }
+            }
+        }
+    }
+
+    let torch = match &options.python {
+        None => report::TorchStatus::Skipped,
+        Some(python) => match torch::probe(python) {
+            Err(reason) => report::TorchStatus::NotInstalled(reason),
+            Ok(_) => {
+                eprintln!("PyTorch: {} (stock malloc, then tuned)", python.display());
+                let budget = options.budget(Backend::Flex);
+                report::TorchStatus::Ran(torch::run(
+                    python,
+                    &options.torch_script,
+                    &cases,
+                    options.threads,
+                    budget,
+                    &options.out_dir,
+                )?)
+            }
+        },
+    };
+
+    let report = Report {
+        machine: report::Machine::here(options.threads),
+        gemm_peak_gflops: gemm_peak,
+        backends,
+        cases,
+        measurements,
+        torch,
+    };
+    report.write(&options.out_dir)?;
+    Ok(report)
+}

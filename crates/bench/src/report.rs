@@ -1,0 +1,386 @@
+//! The report: one table (stdout and Markdown), the raw numbers (JSON) and a chart (PNG).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::torch::TorchRun;
+use crate::{BenchError, Case, Implementation, Measurement, Mode, Stats};
+
+/// Where the numbers came from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    /// CPU model from `/proc/cpuinfo` (or "unknown").
+    pub cpu: String,
+    /// Logical CPUs the OS offers.
+    pub logical_cpus: usize,
+    /// Threads every implementation was given.
+    pub threads: usize,
+}
+
+impl Machine {
+    /// Describes this machine.
+    pub fn here(threads: usize) -> Self {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|m| m.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        Self {
+            cpu,
+            logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads,
+        }
+    }
+}
+
+/// A measured backend.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackendInfo {
+    /// `flex`, `ndarray`, `wgpu`, …
+    pub name: String,
+    /// The device as the backend crate describes it.
+    pub description: String,
+    /// A software GPU (lavapipe): timings say nothing about real GPUs.
+    pub software: bool,
+}
+
+/// Whether PyTorch ran.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum TorchStatus {
+    /// Timings, stock and tuned malloc.
+    Ran(TorchRun),
+    /// Why not, and how to install.
+    NotInstalled(String),
+    /// Not asked for (`--no-torch`).
+    Skipped,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// The machine.
+    pub machine: Machine,
+    /// Best square f32 GEMM throughput measured in this run.
+    pub gemm_peak_gflops: f64,
+    /// The backends measured.
+    pub backends: Vec<BackendInfo>,
+    /// The cases run.
+    pub cases: Vec<Case>,
+    /// Our and burn-nn's timings.
+    pub measurements: Vec<Measurement>,
+    /// PyTorch's timings.
+    pub torch: TorchStatus,
+}
+
+fn fmt_ms(s: Option<Stats>) -> String {
+    s.map_or("—".into(), |s| format!("{:.2}", s.median_ms))
+}
+
+fn fmt_ratio(peer: Option<Stats>, ours: Option<Stats>) -> String {
+    match (peer, ours) {
+        (Some(p), Some(o)) if o.median_ms > 0.0 => format!("{:.2}×", p.median_ms / o.median_ms),
+        _ => "—".into(),
+    }
+}
+
+impl Report {
+    fn find(&self, case: &str, mode: Mode, backend: &str, imp: Implementation) -> Option<Stats> {
+        self.measurements
+            .iter()
+            .find(|m| {
+                m.case == case && m.mode == mode && m.backend == backend && m.implementation == imp
+            })
+            .map(|m| m.stats)
+    }
+
+    fn torch_best(&self, case: &str, mode: Mode) -> Option<Stats> {
+        match &self.torch {
+            TorchStatus::Ran(run) => run.best(case, mode),
+            _ => None,
+        }
+    }
+
+    /// The main table as Markdown rows (also printed to stdout).
+    pub fn table(&self) -> String {
+        let has_reference = self
+            .measurements
+            .iter()
+            .any(|m| m.implementation == Implementation::OursReference);
+        let mut t = String::new();
+        let _ = write!(
+            t,
+            "| case | mode | backend | ours ms (min–max) | GFLOP/s | % peak | peak MiB |"
+        );
+        if has_reference {
+            t.push_str(" reference ms |");
+        }
+        t.push_str(
+            " burn-nn ms | vs burn-nn | PyTorch ms (stock / tuned) | vs PyTorch best |\n|---|---|---|---|---|---|---|",
+        );
+        if has_reference {
+            t.push_str("---|");
+        }
+        t.push_str("---|---|---|---|\n");
+        for case in &self.cases {
+            for mode in [Mode::Train, Mode::Infer] {
+                for backend in &self.backends {
+                    let ours = self.find(&case.name, mode, &backend.name, Implementation::Ours);
+                    let Some(o) = ours else { continue };
+                    let flops = match mode {
+                        Mode::Train => case.train_flops(),
+                        Mode::Infer => case.forward_flops(),
+                    };
+                    let gflops = flops / (o.median_ms * 1e-3) / 1e9;
+                    let peak = self
+                        .measurements
+                        .iter()
+                        .find(|m| {
+                            m.case == case.name
+                                && m.mode == mode
+                                && m.backend == backend.name
+                                && m.implementation == Implementation::Ours
+                        })
+                        .and_then(|m| m.peak_bytes)
+                        .map_or("—".into(), |b| format!("{:.1}", b as f64 / 1048576.0));
+                    let burn_nn =
+                        self.find(&case.name, mode, &backend.name, Implementation::BurnNn);
+                    let cpu = !backend.software && backend.name != "wgpu";
+                    let torch_best = self.torch_best(&case.name, mode).filter(|_| cpu);
+                    let torch_cell = match (&self.torch, cpu) {
+                        (TorchStatus::Ran(run), true) => format!(
+                            "{} / {}",
+                            fmt_ms(run.stock(&case.name, mode)),
+                            fmt_ms(
+                                run.tuned
+                                    .iter()
+                                    .find(|t| t.case == case.name && t.mode == mode)
+                                    .map(|t| t.stats)
+                            )
+                        ),
+                        _ => "—".into(),
+                    };
+                    let _ = write!(
+                        t,
+                        "| {} | {} | {}{} | {:.2} ({:.2}–{:.2}) | {:.1} | {:.0} % | {} |",
+                        case.name,
+                        format!("{mode:?}").to_lowercase(),
+                        backend.name,
+                        if backend.software { " (software)" } else { "" },
+                        o.median_ms,
+                        o.min_ms,
+                        o.max_ms,
+                        gflops,
+                        100.0 * gflops / self.gemm_peak_gflops.max(1e-9),
+                        peak
+                    );
+                    if has_reference {
+                        let r = self.find(
+                            &case.name,
+                            mode,
+                            &backend.name,
+                            Implementation::OursReference,
+                        );
+                        let _ = write!(t, " {} |", fmt_ms(r));
+                    }
+                    let _ = writeln!(
+                        t,
+                        " {} | {} | {} | {} |",
+                        fmt_ms(burn_nn),
+                        fmt_ratio(burn_nn, ours),
+                        torch_cell,
+                        fmt_ratio(torch_best, ours)
+                    );
+                }
+            }
+        }
+        t
+    }
+
+    /// The sequence-length sweep: ms per step divided by `seq`, per backend and mode; flat
+    /// means linear time.
+    pub fn scaling(&self) -> String {
+        let sweep: Vec<&Case> = self
+            .cases
+            .iter()
+            .filter(|c| c.name.starts_with("A-T"))
+            .collect();
+        if sweep.is_empty() {
+            return String::new();
+        }
+        let mut t = String::from("| backend | mode |");
+        for c in &sweep {
+            let _ = write!(t, " T={} µs/step |", c.seq);
+        }
+        t.push_str("\n|---|---|");
+        t.push_str(&"---|".repeat(sweep.len()));
+        t.push('\n');
+        for backend in &self.backends {
+            for mode in [Mode::Train, Mode::Infer] {
+                let _ = write!(
+                    t,
+                    "| {} | {} |",
+                    backend.name,
+                    format!("{mode:?}").to_lowercase()
+                );
+                for c in &sweep {
+                    let v = self.find(&c.name, mode, &backend.name, Implementation::Ours);
+                    let _ = write!(
+                        t,
+                        " {} |",
+                        v.map_or("—".into(), |s| format!(
+                            "{:.1}",
+                            1e3 * s.median_ms / c.seq as f64
+                        ))
+                    );
+                }
+                t.push('\n');
+            }
+        }
+        t
+    }
+
+    fn header(&self) -> String {
+        let mut h = format!(
+            "Machine: {} ({} logical CPUs), {} threads. fp32 GEMM peak (gemm crate, square): {:.1} GFLOP/s.\n",
+            self.machine.cpu,
+            self.machine.logical_cpus,
+            self.machine.threads,
+            self.gemm_peak_gflops
+        );
+        for b in &self.backends {
+            let _ = writeln!(
+                h,
+                "Backend {}: {}{}",
+                b.name,
+                b.description,
+                if b.software {
+                    " — a software GPU: its timings say nothing about real GPUs"
+                } else {
+                    ""
+                }
+            );
+        }
+        match &self.torch {
+            TorchStatus::Ran(run) => {
+                let _ = writeln!(
+                    h,
+                    "PyTorch {} on the CPU: stock malloc / MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=268435456; ratios use the faster.",
+                    run.version
+                );
+            }
+            TorchStatus::NotInstalled(why) => {
+                let _ = writeln!(h, "PyTorch: not installed — {why}");
+            }
+            TorchStatus::Skipped => h.push_str("PyTorch: skipped (--no-torch)\n"),
+        }
+        h.push_str(
+            "Ratios are peer time / our time (> 1 means we are faster). GFLOP/s count the GEMMs: train ≈ 3 × 2·B·T·G·H·(I+H) per layer and direction.\n",
+        );
+        h
+    }
+
+    /// The whole report as text (stdout and `bench.md`).
+    pub fn markdown(&self) -> String {
+        let mut s = String::from("# cargo xtask bench\n\n");
+        s.push_str(&self.header());
+        s.push('\n');
+        s.push_str(&self.table());
+        let scaling = self.scaling();
+        if !scaling.is_empty() {
+            s.push_str(
+                "\nSequence-length sweep (case A's LSTM), ours, time per step divided by T:\n\n",
+            );
+            s.push_str(&scaling);
+        }
+        s.push_str(
+            "\nChart (bench.png): per case, training-step time relative to the slowest implementation in that case; bars left to right: ours on each backend (blue shades), burn-nn (grey), PyTorch best (orange).\n",
+        );
+        s
+    }
+
+    /// Writes `bench.json`, `bench.md` and `bench.png` into `dir`, each atomically.
+    ///
+    /// # Errors
+    /// [`BenchError::Io`] or [`BenchError::Chart`].
+    pub fn write(&self, dir: &Path) -> Result<(), BenchError> {
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| BenchError::Chart(format!("serialize: {e}")))?;
+        write_atomic(&dir.join("bench.json"), json.as_bytes())?;
+        write_atomic(&dir.join("bench.md"), self.markdown().as_bytes())?;
+        self.chart(&dir.join("bench.png"))
+    }
+
+    /// Bars of training-step time per case, normalized to the slowest in each case.
+    fn chart(&self, path: &Path) -> Result<(), BenchError> {
+        let mut groups: Vec<Vec<(f64, RGBColor)>> = Vec::new();
+        let blues = [
+            RGBColor(20, 60, 200),
+            RGBColor(70, 130, 230),
+            RGBColor(140, 190, 250),
+        ];
+        for case in &self.cases {
+            let mut bars = Vec::new();
+            for (b, backend) in self.backends.iter().enumerate() {
+                if let Some(s) =
+                    self.find(&case.name, Mode::Train, &backend.name, Implementation::Ours)
+                {
+                    bars.push((s.median_ms, blues[b % blues.len()]));
+                }
+            }
+            if let Some(s) = self
+                .backends
+                .first()
+                .and_then(|b| self.find(&case.name, Mode::Train, &b.name, Implementation::BurnNn))
+            {
+                bars.push((s.median_ms, RGBColor(150, 150, 150)));
+            }
+            if let Some(s) = self.torch_best(&case.name, Mode::Train) {
+                bars.push((s.median_ms, RGBColor(240, 140, 30)));
+            }
+            let max = bars.iter().map(|b| b.0).fold(0.0, f64::max);
+            if max > 0.0 {
+                groups.push(bars.into_iter().map(|(v, c)| (v / max, c)).collect());
+            }
+        }
+        let tmp = path.with_extension(format!("tmp-{}.png", std::process::id()));
+        let err = |e: &dyn std::fmt::Display| BenchError::Chart(e.to_string());
+        {
+            let root = BitMapBackend::new(&tmp, (1000, 400)).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| err(&e))?;
+            let slots: usize = groups.iter().map(|g| g.len() + 1).sum::<usize>().max(1);
+            let mut chart = ChartBuilder::on(&root)
+                .margin(20)
+                .build_cartesian_2d(0f64..slots as f64, 0f64..1.05)
+                .map_err(|e| err(&e))?;
+            let mut x = 0.0;
+            for group in &groups {
+                for &(v, color) in group {
+                    chart
+                        .draw_series(std::iter::once(Rectangle::new(
+                            [(x + 0.1, 0.0), (x + 0.9, v)],
+                            color.filled(),
+                        )))
+                        .map_err(|e| err(&e))?;
+                    x += 1.0;
+                }
+                x += 1.0;
+            }
+            root.present().map_err(|e| err(&e))?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| BenchError::Io(path.to_path_buf(), e))
+    }
+}
+
+/// Writes through a temporary file in the same directory and renames it into place.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BenchError> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| BenchError::Io(tmp.clone(), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| BenchError::Io(path.to_path_buf(), e))
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""PyTorch CPU timings for `cargo xtask bench` (run by rnn-bench; not meant to be called by hand).
+
+Usage: bench_torch.py SPEC.json — SPEC holds {"cases": [...], "threads": N, "warmup": W,
+"min_iters": A, "max_iters": B, "budget_s": S}; each case as rnn-bench's `Case` serializes
+it. Prints one JSON object: {"torch": version, "threads": N, "results": [{"case", "mode",
+"median_ms", "min_ms", "max_ms", "iters"}]}. Same steps as the Rust side: input
+[batch, seq, input] (batch_first), loss = output.sum(), backward through every parameter;
+inference under torch.inference_mode().
+"""
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+
+def layer(case):
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[case["cell"]]
+    return cls(
+        case["input"],
+        case["hidden"],
+        num_layers=case["layers"],
+        bidirectional=case["bidirectional"],
+        batch_first=True,
+    )
+
+
+def measure(step, spec):
+    for _ in range(spec["warmup"]):
+        step()
+    samples = []
+    start = time.perf_counter()
+    while len(samples) < spec["min_iters"] or (
+        len(samples) < spec["max_iters"] and time.perf_counter() - start < spec["budget_s"]
+    ):
+        t = time.perf_counter()
+        step()
+        samples.append((time.perf_counter() - t) * 1e3)
+    return {
+        "median_ms": statistics.median(samples),
+        "min_ms": min(samples),
+        "max_ms": max(samples),
+        "iters": len(samples),
+    }
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        spec = json.load(f)
+    torch.set_num_threads(spec["threads"])
+    torch.manual_seed(0)
+    results = []
+    for case in spec["cases"]:
+        model = layer(case)
+        x = torch.rand(case["batch"], case["seq"], case["input"]) * 2 - 1
+
+        def train():
+            model.zero_grad(set_to_none=True)
+            out, _ = model(x)
+            out.sum().backward()
+
+        def infer():
+            with torch.inference_mode():
+                model(x)
+
+        for mode, step in (("train", train), ("infer", infer)):
+            results.append({"case": case["name"], "mode": mode, **measure(step, spec)})
+    json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
