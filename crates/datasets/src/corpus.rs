@@ -40,6 +40,25 @@ impl CharCorpus {
             )));
         }
         let bytes = std::fs::read(path).map_err(DatasetError::io(path))?;
+        Self::from_bytes(bytes, path)
+    }
+
+    /// Builds the corpus from a file's bytes; `path` only labels errors.
+    ///
+    /// # Errors
+    /// [`DatasetError::Corpus`] when not UTF-8, larger than [`MAX_CORPUS_BYTES`] or shorter
+    /// than two characters.
+    pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self, DatasetError> {
+        let corpus_error = |reason: String| DatasetError::Corpus {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if bytes.len() as u64 > MAX_CORPUS_BYTES {
+            return Err(corpus_error(format!(
+                "{} bytes is over the {MAX_CORPUS_BYTES}-byte limit",
+                bytes.len()
+            )));
+        }
         let text = String::from_utf8(bytes).map_err(|e| {
             corpus_error(format!(
                 "not UTF-8 (invalid byte at offset {})",

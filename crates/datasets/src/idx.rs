@@ -33,6 +33,16 @@ pub fn read_idx(path: &Path) -> Result<IdxArray, DatasetError> {
     file.take(limit)
         .read_to_end(&mut raw)
         .map_err(DatasetError::io(path))?;
+    decode_idx(raw, path)
+}
+
+/// Decodes the bytes of an IDX file, raw or gzipped, as [`read_idx`] does after reading;
+/// `path` only labels errors.
+///
+/// # Errors
+/// As [`read_idx`], except I/O.
+pub fn decode_idx(mut raw: Vec<u8>, path: &Path) -> Result<IdxArray, DatasetError> {
+    let limit = MAX_IDX_BYTES + 1;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         GzDecoder::new(raw.as_slice())

@@ -50,7 +50,7 @@ pub use download::{
 };
 pub use error::DatasetError;
 pub use hello::{HELLO_VOCAB, hello_ohlol};
-pub use idx::{IdxArray, MAX_IDX_BYTES, parse_idx, read_idx};
+pub use idx::{IdxArray, MAX_IDX_BYTES, decode_idx, parse_idx, read_idx};
 pub use mnist::{
     DATA_DIR_VAR, DEBIAN_FASHION_DIR, DataSource, Mnist, MnistKind, MnistOptions, SequenceItem,
     SequenceLayout, Split, cache_dir,

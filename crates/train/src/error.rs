@@ -17,9 +17,12 @@ pub enum TrainError {
     },
     /// The loss became NaN or infinite. The last good checkpoint, if any, is kept.
     #[error(
-        "loss is {value} at epoch {epoch}, step {step} (global step {global_step}); the last good checkpoint is kept"
+        "loss is {value} at epoch {epoch}, step {step} (global step {global_step}): {cause}; the last good checkpoint is kept"
     )]
     NonFiniteLoss {
+        /// What the objective found wrong with the batch's inputs, or, when the inputs are
+        /// finite, that the model diverged.
+        cause: String,
         /// Epoch (1-based).
         epoch: usize,
         /// Step within the epoch (1-based).

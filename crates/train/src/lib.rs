@@ -25,6 +25,6 @@ pub use carry::{Carried, Detach};
 pub use config::{Clip, EarlyStopping, Optimizer, Schedule, TrainConfig};
 pub use error::TrainError;
 pub use metrics::{BatchStats, EpochRecord, History, Metric, Metrics};
-pub use objective::{Objective, StepOutput};
+pub use objective::{Objective, StepOutput, non_finite};
 pub use plot::{learning_curve, series_png};
 pub use trainer::{Fitted, evaluate, fit};

@@ -13,6 +13,16 @@ pub struct StepOutput {
     pub stats: BatchStats,
 }
 
+/// Names the first non-finite value among a batch's input rows: `"item 3 has NaN at value 5"`.
+/// A building block for [`Objective::diagnose`].
+pub fn non_finite<'a>(rows: impl IntoIterator<Item = &'a [f32]>) -> Option<String> {
+    rows.into_iter().enumerate().find_map(|(item, row)| {
+        row.iter()
+            .position(|v| !v.is_finite())
+            .map(|at| format!("item {item} has {} at value {at}", row[at]))
+    })
+}
+
 /// A training task: turns a batch of dataset items into a loss for model `M`.
 ///
 /// The same objective serves training (the model on the autodiff device) and validation (the
@@ -33,6 +43,13 @@ pub trait Objective<M> {
         batch: Vec<Self::Item>,
         device: &Device,
     ) -> Result<StepOutput, TrainError>;
+
+    /// Says what is wrong with a batch's inputs, if anything — e.g. "item 3 has NaN at value 5"
+    /// (see [`crate::non_finite`]). [`crate::fit`] calls it only after a NaN/Inf loss, to tell
+    /// bad data from a diverging model in [`TrainError::NonFiniteLoss`]. Default: nothing known.
+    fn diagnose(&self, _batch: &[Self::Item]) -> Option<String> {
+        None
+    }
 
     /// Called before each training epoch and each validation pass: drop carried state here.
     fn start_pass(&mut self, _training: bool) {}

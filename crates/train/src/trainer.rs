@@ -131,7 +131,17 @@ where
             let loss = scalar(&out.loss)?;
             state.global_step += 1;
             if !loss.is_finite() {
+                // Fetch the batch again (only now, so the happy path never copies it).
+                let items = chunk
+                    .iter()
+                    .map(|&k| train.get(k).map_err(TrainError::step))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let cause = match objective.diagnose(&items) {
+                    Some(bad) => format!("the batch's input is not finite ({bad})"),
+                    None => "the inputs are finite, so the model diverged (lower the learning rate or clip gradients)".into(),
+                };
                 return Err(TrainError::NonFiniteLoss {
+                    cause,
                     epoch: epoch + 1,
                     step: i + 1,
                     global_step: state.global_step,

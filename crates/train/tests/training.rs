@@ -2,7 +2,7 @@
 //! boundaries; an interrupted-and-resumed run equals an uninterrupted one; a NaN loss stops
 //! the run with the documented error and a valid last checkpoint.
 
-use burn::data::dataset::InMemDataset;
+use burn::data::dataset::{Dataset, InMemDataset};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -86,6 +86,10 @@ impl Objective<Classifier> for SumSign {
             result.loss = result.loss + self.validations as f64;
         }
         Ok(result)
+    }
+
+    fn diagnose(&self, batch: &[Item]) -> Option<String> {
+        rnn_train::non_finite(batch.iter().map(|i| i.values.as_slice()))
     }
 }
 
@@ -202,9 +206,12 @@ fn nan_loss_stops_with_step_and_keeps_last_checkpoint() {
             step,
             global_step,
             value,
+            cause,
         } => {
             assert_eq!((epoch, step, global_step), (2, 2, 4));
             assert!(value.is_nan());
+            // The inputs were fine: the message says the model diverged.
+            assert!(cause.contains("diverged"), "{cause}");
         }
         other => panic!("expected NonFiniteLoss, got {other}"),
     }
@@ -366,4 +373,98 @@ fn early_stopping_ends_a_run_that_stops_improving() {
     .unwrap();
     assert!(fitted.history.stopped_early);
     assert_eq!(fitted.history.epochs.len(), 3);
+}
+
+#[test]
+fn nan_in_the_inputs_is_named() {
+    let device = Device::flex().autodiff();
+    let mut items: Vec<Item> = (0..64).map(|k| data(64, 9).get(k).unwrap()).collect();
+    // Batches of 32 without shuffling: item 40 is item 8 of step 2.
+    items[40].values[3] = f32::NAN;
+    let train = InMemDataset::new(items);
+    let cfg = TrainConfig {
+        shuffle: false,
+        ..config(1)
+    };
+    let err = fit(
+        &cfg,
+        Classifier::new(&device),
+        &mut SumSign::default(),
+        &train,
+        None,
+        &device,
+    )
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("step 2") && message.contains("item 8 has NaN at value 3"),
+        "{message}"
+    );
+}
+
+/// A ReLU RNN regressing a large target with plain SGD: its gradients explode.
+#[derive(Module, Debug)]
+struct Exploding {
+    rnn: rnn_models::Rnn,
+    head: Linear,
+}
+
+struct LargeTarget;
+
+impl Objective<Exploding> for LargeTarget {
+    type Item = Item;
+
+    fn step(
+        &mut self,
+        model: &Exploding,
+        batch: Vec<Item>,
+        device: &Device,
+    ) -> Result<StepOutput, TrainError> {
+        let n = batch.len();
+        let values: Vec<f32> = batch.iter().flat_map(|i| i.values.clone()).collect();
+        let targets: Vec<f32> = batch
+            .iter()
+            .map(|i| 100.0 * i.values.iter().sum::<f32>())
+            .collect();
+        let x = Tensor::<3>::from_data(TensorData::new(values, [n, 6, 1]), device);
+        let (out, _) = model.rnn.forward(x, None).map_err(TrainError::step)?;
+        let last = out.narrow(1, 5, 1).reshape([n, 16]);
+        let target = Tensor::<2>::from_data(TensorData::new(targets, [n, 1]), device);
+        tasks::regression(model.head.forward(last), target)
+    }
+}
+
+#[test]
+fn gradient_clipping_keeps_an_exploding_rnn_finite() {
+    let device = Device::flex().autodiff();
+    let model = || {
+        device.seed(3);
+        Exploding {
+            rnn: rnn_models::RnnConfig::new(1, 16)
+                .with_nonlinearity(rnn_models::Nonlinearity::Relu)
+                .with_batch_first(true)
+                .init(&device)
+                .unwrap(),
+            head: LinearConfig::new(16, 1).init(&device),
+        }
+    };
+    let train = data(256, 4);
+    let cfg = TrainConfig {
+        optimizer: Optimizer::sgd(0.05),
+        quiet: true,
+        ..TrainConfig::new(5, 16)
+    };
+    // Without clipping the loss overflows within a few steps.
+    let err = fit(&cfg, model(), &mut LargeTarget, &train, None, &device).unwrap_err();
+    assert!(matches!(err, TrainError::NonFiniteLoss { .. }), "{err}");
+    // Clipping the gradient norm to 1 keeps every step finite, and it still learns.
+    let clipped = TrainConfig {
+        clip: Some(rnn_train::Clip::Norm(1.0)),
+        ..cfg
+    };
+    let fitted = fit(&clipped, model(), &mut LargeTarget, &train, None, &device)
+        .expect("clipped training stays finite");
+    let losses = fitted.history.step_losses();
+    assert!(losses.iter().all(|l| l.is_finite()));
+    assert!(losses.last().unwrap() < &losses[0], "{losses:?}");
 }

@@ -140,6 +140,45 @@ pub(crate) fn forward(
     c0: &[f32],
     save: bool,
 ) -> (Outputs, Option<Saved>) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
+        return unsafe { forward_avx2(d, schedule, p, x, h0, c0, save) };
+    }
+    forward_impl(d, schedule, p, x, h0, c0, save)
+}
+
+/// [`forward`] compiled for AVX2: the gate loops run 8 lanes wide instead of SSE2's 4.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn forward_avx2(
+    d: Dims,
+    schedule: &Schedule,
+    p: &Params<'_>,
+    x: &[f32],
+    h0: &[f32],
+    c0: &[f32],
+    save: bool,
+) -> (Outputs, Option<Saved>) {
+    forward_impl(d, schedule, p, x, h0, c0, save)
+}
+
+/// Whether this CPU runs the AVX2 builds of the kernels (detected once, cached by std).
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+#[inline(always)]
+fn forward_impl(
+    d: Dims,
+    schedule: &Schedule,
+    p: &Params<'_>,
+    x: &[f32],
+    h0: &[f32],
+    c0: &[f32],
+    save: bool,
+) -> (Outputs, Option<Saved>) {
     let (hid, gh, batch) = (d.hidden, d.gates(), d.batch);
     let rows = d.rows();
     let is_lstm = d.kind == CellKind::Lstm;
@@ -320,6 +359,43 @@ fn tanh_all(v: &mut [f32]) {
 /// [`forward`]'s outputs.
 #[allow(clippy::too_many_arguments)] // one argument per tensor of the op; a struct would only rename them
 pub(crate) fn backward(
+    d: Dims,
+    schedule: &Schedule,
+    p: &Params<'_>,
+    x: &[f32],
+    saved: &Saved,
+    d_out: &[f32],
+    d_hn: &[f32],
+    d_cn: &[f32],
+) -> Grads {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
+        return unsafe { backward_avx2(d, schedule, p, x, saved, d_out, d_hn, d_cn) };
+    }
+    backward_impl(d, schedule, p, x, saved, d_out, d_hn, d_cn)
+}
+
+/// [`backward`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+fn backward_avx2(
+    d: Dims,
+    schedule: &Schedule,
+    p: &Params<'_>,
+    x: &[f32],
+    saved: &Saved,
+    d_out: &[f32],
+    d_hn: &[f32],
+    d_cn: &[f32],
+) -> Grads {
+    backward_impl(d, schedule, p, x, saved, d_out, d_hn, d_cn)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn backward_impl(
     d: Dims,
     schedule: &Schedule,
     p: &Params<'_>,
