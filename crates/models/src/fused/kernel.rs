@@ -94,7 +94,7 @@ pub(crate) struct Outputs {
     pub c_n: Vec<f32>,
 }
 
-/// Gradients of the loss with respect to every input of [`forward`].
+/// Gradients of the loss with respect to every input of [`forward_chunk`].
 #[derive(Debug)]
 pub(crate) struct Grads {
     pub x: Vec<f32>,
@@ -130,8 +130,8 @@ fn folded_bias(d: &Dims, p: &Params<'_>) -> Option<Vec<f32>> {
 }
 
 /// Runs the recurrence. `c0` is read for LSTM only. With `save`, also returns what
-/// [`backward`] needs; without, nothing beyond the outputs is allocated.
-pub(crate) fn forward(
+/// [`backward_chunk`] needs; without, nothing beyond the outputs is allocated.
+pub(crate) fn forward_chunk(
     d: Dims,
     schedule: &Schedule,
     p: &Params<'_>,
@@ -148,7 +148,7 @@ pub(crate) fn forward(
     forward_impl(d, schedule, p, x, h0, c0, save)
 }
 
-/// [`forward`] compiled for AVX2: the gate loops run 8 lanes wide instead of SSE2's 4.
+/// [`forward_chunk`] compiled for AVX2: the gate loops run 8 lanes wide instead of SSE2's 4.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn forward_avx2(
@@ -356,9 +356,9 @@ fn tanh_all(v: &mut [f32]) {
 
 /// Backpropagation through time. `d_out: [seq, batch, hidden]`, `d_hn`, `d_cn: [batch,
 /// hidden]` (`d_cn` read for LSTM only) are the gradients of the loss with respect to
-/// [`forward`]'s outputs.
+/// [`forward_chunk`]'s outputs.
 #[allow(clippy::too_many_arguments)] // one argument per tensor of the op; a struct would only rename them
-pub(crate) fn backward(
+pub(crate) fn backward_chunk(
     d: Dims,
     schedule: &Schedule,
     p: &Params<'_>,
@@ -376,7 +376,7 @@ pub(crate) fn backward(
     backward_impl(d, schedule, p, x, saved, d_out, d_hn, d_cn)
 }
 
-/// [`backward`] compiled for AVX2.
+/// [`backward_chunk`] compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -561,14 +561,17 @@ mod tests {
     //! arithmetic terms: every input's gradient, for every kind, with and without lengths, in
     //! both directions. (The PyTorch parity grid checks the same numbers end to end.)
     use super::*;
+    use crate::fused::parallel;
 
     struct Case {
+        /// Batch chunks to split into (1: the serial path; 2: the parallel path).
+        chunks: usize,
         d: Dims,
         schedule: Schedule,
         tensors: Vec<Vec<f32>>, // x, w_ih, w_hh, b_ih, b_hh, h0, c0
     }
 
-    fn case(kind: CellKind, reverse: bool, lengths: Option<Vec<usize>>) -> Case {
+    fn case(kind: CellKind, reverse: bool, lengths: Option<Vec<usize>>, chunks: usize) -> Case {
         let d = Dims {
             kind,
             seq: 4,
@@ -599,6 +602,7 @@ mod tests {
             })
             .collect();
         Case {
+            chunks,
             d,
             schedule: Schedule { reverse, lengths },
             tensors,
@@ -613,7 +617,8 @@ mod tests {
             b_ih: Some(&tensors[3]),
             b_hh: Some(&tensors[4]),
         };
-        let (o, _) = forward(
+        let (o, _) = parallel::forward_in(
+            c.chunks,
             c.d,
             &c.schedule,
             &p,
@@ -639,7 +644,8 @@ mod tests {
             b_ih: Some(&t[3]),
             b_hh: Some(&t[4]),
         };
-        let (o, saved) = forward(c.d, &c.schedule, &p, &t[0], &t[5], &t[6], true);
+        let (o, saved) =
+            parallel::forward_in(c.chunks, c.d, &c.schedule, &p, &t[0], &t[5], &t[6], true);
         let weight = |i: usize| ((i as f64 * 0.37).sin() + 0.2) as f32;
         let n_out = o.out.len();
         let d_out: Vec<f32> = (0..n_out).map(weight).collect();
@@ -648,7 +654,7 @@ mod tests {
             .map(|i| weight(n_out + o.h_n.len() + i))
             .collect();
         let saved = saved.expect("saved");
-        let g = backward(c.d, &c.schedule, &p, &t[0], &saved, &d_out, &d_hn, &d_cn);
+        let g = parallel::backward(c.d, &c.schedule, &p, &t[0], &saved, &d_out, &d_hn, &d_cn);
         let analytic = [&g.x, &g.w_ih, &g.w_hh, &g.b_ih, &g.b_hh, &g.h0, &g.c0];
         for (which, grad) in analytic.iter().enumerate() {
             if which == 6 && c.d.kind != CellKind::Lstm {
@@ -682,7 +688,9 @@ mod tests {
         ] {
             for reverse in [false, true] {
                 for lengths in [None, Some(vec![4, 2, 1])] {
-                    check(case(kind, reverse, lengths));
+                    for chunks in [1, 2] {
+                        check(case(kind, reverse, lengths.clone(), chunks));
+                    }
                 }
             }
         }
@@ -690,7 +698,7 @@ mod tests {
 
     #[test]
     fn ended_sequences_output_zero_and_hold_their_state() {
-        let c = case(CellKind::Lstm, false, Some(vec![4, 2, 1]));
+        let c = case(CellKind::Lstm, false, Some(vec![4, 2, 1]), 2);
         let t = &c.tensors;
         let p = Params {
             w_ih: &t[1],
@@ -698,7 +706,8 @@ mod tests {
             b_ih: Some(&t[3]),
             b_hh: Some(&t[4]),
         };
-        let (o, _) = forward(c.d, &c.schedule, &p, &t[0], &t[5], &t[6], false);
+        let (o, _) =
+            parallel::forward_in(c.chunks, c.d, &c.schedule, &p, &t[0], &t[5], &t[6], false);
         let hid = c.d.hidden;
         // Sequence 2 has length 1: steps 1.. output zeros, h_n is its step-0 output.
         for step in 1..4 {

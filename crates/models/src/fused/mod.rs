@@ -11,6 +11,7 @@ mod gemm;
 mod kernel;
 mod math;
 mod op;
+mod parallel;
 
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::{DType, Device, Tensor};

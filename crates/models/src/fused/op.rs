@@ -1,6 +1,6 @@
 //! The fused recurrence as one Burn operation: a backend extension whose CPU implementations
-//! run [`kernel::forward`] on host buffers, and whose autodiff implementation records a single
-//! graph node with [`kernel::backward`] as its hand-written backward.
+//! run [`parallel::forward`] on host buffers, and whose autodiff implementation records a single
+//! graph node with [`parallel::backward`] as its hand-written backward.
 //!
 //! The op returns one packed 1-D tensor, `out ++ h_n (++ c_n)`: an autodiff node has one
 //! output, and slicing the three parts back out costs little next to the recurrence.
@@ -23,7 +23,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, ExtensionType, TensorData, TensorMetadata, backend_extension};
 use burn::tensor::DType;
 
-use super::kernel::{self, Dims, Params, Saved, Schedule};
+use super::kernel::{Dims, Params, Schedule};
+use super::parallel::{self, Saved};
 
 /// Everything about a call that is not a tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +120,7 @@ impl HostInputs {
     }
 
     fn forward(&self, spec: &Spec, save: bool) -> (Vec<f32>, Option<Saved>) {
-        let (outputs, saved) = kernel::forward(
+        let (outputs, saved) = parallel::forward(
             spec.dims,
             &spec.schedule,
             &self.params(spec.bias),
@@ -188,7 +189,7 @@ impl<B: Backend> Backward<B, 7> for FusedBackward {
         let state_len = d.batch * d.hidden;
         let (d_out, rest) = packed.split_at(out_len);
         let (d_hn, d_cn) = rest.split_at(state_len);
-        let g = kernel::backward(
+        let g = parallel::backward(
             d,
             &state.spec.schedule,
             &state.inputs.params(state.spec.bias),
