@@ -4,7 +4,8 @@
 
 pub mod mnist;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use clap::Args;
 use rnn_backend::{Backend, BackendError, Selected};
@@ -61,8 +62,8 @@ pub struct TrainArgs {
     /// Optimizer [default: the tutorial's], with PyTorch's default hyper-parameters.
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerChoice>,
-    /// Directory for metrics.jsonl, checkpoints and learning_curve.png.
-    #[arg(long)]
+    /// Directory for metrics.jsonl, checkpoints and learning_curve.png (created if missing).
+    #[arg(long, value_parser = writable_dir)]
     pub out: Option<PathBuf>,
     /// Continue from the newest checkpoint in --out.
     #[arg(long, requires = "out")]
@@ -102,6 +103,45 @@ impl TrainArgs {
                 self.epochs.unwrap_or(epochs),
                 self.batch_size.unwrap_or(batch_size),
             )
+        }
+    }
+}
+
+/// `--out`: creates the directory if needed and proves it writable before any work starts, so
+/// a bad path fails at once (clap's usage error, exit code 2) instead of after an epoch.
+///
+/// # Errors
+/// The reason, as clap shows it: cannot create, or cannot write.
+pub fn writable_dir(value: &str) -> Result<PathBuf, String> {
+    let dir = PathBuf::from(value);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create directory: {e}"))?;
+    let probe = dir.join(format!(".write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| format!("directory is not writable: {e}"))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(dir)
+}
+
+/// `--data-dir`: must be an existing directory (exit code 2 otherwise).
+///
+/// # Errors
+/// When the path does not exist or is not a directory.
+pub fn existing_dir(value: &str) -> Result<PathBuf, String> {
+    let dir = PathBuf::from(value);
+    if Path::new(&dir).is_dir() {
+        Ok(dir)
+    } else {
+        Err("no such directory".into())
+    }
+}
+
+/// Ends an example: on error, one line on stderr (the error and its causes, no backtrace)
+/// and exit code 1.
+pub fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

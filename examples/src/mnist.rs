@@ -26,7 +26,7 @@ pub struct DataArgs {
     pub dataset: DatasetChoice,
     /// Directory with the IDX files (or `mnist/` / `fashion-mnist/` inside it). Else
     /// $RNN_DATA_DIR, the cache, Debian's dataset-fashion-mnist, the embedded digit sample.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::existing_dir)]
     pub data_dir: Option<PathBuf>,
     /// Use only this many training images (quick runs).
     #[arg(long)]

@@ -164,3 +164,34 @@ fn tutorial_programs_run_on_tiny_settings() {
     assert!(tmp.join("sin_cos/learning_curve.png").is_file());
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn bad_paths_exit_2_with_one_clear_line() {
+    let file = std::env::temp_dir().join(format!("rnn-cli-file-{}", std::process::id()));
+    std::fs::write(&file, b"not a directory").unwrap();
+    let under_file = file.join("run");
+    let cases = [
+        (
+            env!("CARGO_BIN_EXE_dynamic_rnn"),
+            vec!["--out", under_file.to_str().unwrap(), "--epochs", "1"],
+            "--out",
+        ),
+        (
+            env!("CARGO_BIN_EXE_mnist_rnn"),
+            vec!["--data-dir", "/no/such/dir", "--epochs", "1"],
+            "--data-dir",
+        ),
+    ];
+    for (bin, args, flag) in cases {
+        let out = run(bin, &args, &[("RUST_BACKTRACE", "1")]);
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{msg}");
+        let first = msg.lines().next().unwrap_or_default();
+        assert!(first.starts_with("error:") && first.contains(flag), "{msg}");
+        assert!(
+            !msg.contains("panicked") && !msg.contains("backtrace"),
+            "{msg}"
+        );
+    }
+    let _ = std::fs::remove_file(&file);
+}

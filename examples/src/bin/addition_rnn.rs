@@ -116,7 +116,11 @@ impl Objective<Seq2Seq> for Addition {
     }
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    examples::finish(run())
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     let selected = cli.common.select()?;
     let data_config = AdditionConfig {

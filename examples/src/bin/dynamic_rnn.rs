@@ -85,7 +85,11 @@ impl Objective<Model> for Classify {
     }
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    examples::finish(run())
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     let selected = cli.common.select()?;
     let seed = cli.common.seed;

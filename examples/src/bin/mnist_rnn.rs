@@ -8,6 +8,6 @@
 use clap::Parser;
 use examples::mnist::{Cli, run};
 
-fn main() -> anyhow::Result<()> {
-    run(Cli::parse(), false)
+fn main() -> std::process::ExitCode {
+    examples::finish(run(Cli::parse(), false))
 }

@@ -273,7 +273,11 @@ fn autodiff_check(model: &Rnn, x: &[u32], y: &[u32], device: &Device) -> f64 {
     worst
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    examples::finish(run())
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     let selected = cli.common.select()?;
     let mut corpus = match &cli.corpus {

@@ -17,7 +17,11 @@ struct Cli {
     common: CommonArgs,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    examples::finish(run())
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     let selected = cli.common.select()?;
     let device = selected.device();

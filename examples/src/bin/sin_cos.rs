@@ -82,7 +82,11 @@ impl Objective<Model> for SinToCos {
     }
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    examples::finish(run())
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     let selected = cli.common.select()?;
     let device = selected.training_device();

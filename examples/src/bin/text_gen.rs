@@ -144,7 +144,11 @@ impl Objective<CharModel> for NextChar {
     }
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    examples::finish(run())
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     let selected = cli.common.select()?;
     let corpus = match &cli.corpus {
