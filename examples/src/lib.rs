@@ -36,6 +36,50 @@ impl CommonArgs {
     }
 }
 
+/// The `--cell` choices: which recurrent layer an example builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CellChoice {
+    /// LSTM.
+    Lstm,
+    /// GRU.
+    Gru,
+    /// Elman RNN with tanh.
+    Rnn,
+}
+
+impl CellChoice {
+    /// A batch-first layer of this cell: `input` features in, `hidden` per direction.
+    ///
+    /// # Errors
+    /// For impossible sizes.
+    pub fn layer(
+        self,
+        input: usize,
+        hidden: usize,
+        bidirectional: bool,
+        device: &burn::tensor::Device,
+    ) -> Result<rnn_models::Recurrent, rnn_models::ModelError> {
+        use rnn_models::{GruConfig, LstmConfig, RnnConfig};
+        Ok(match self {
+            CellChoice::Lstm => LstmConfig::new(input, hidden)
+                .with_batch_first(true)
+                .with_bidirectional(bidirectional)
+                .init(device)?
+                .into(),
+            CellChoice::Gru => GruConfig::new(input, hidden)
+                .with_batch_first(true)
+                .with_bidirectional(bidirectional)
+                .init(device)?
+                .into(),
+            CellChoice::Rnn => RnnConfig::new(input, hidden)
+                .with_batch_first(true)
+                .with_bidirectional(bidirectional)
+                .init(device)?
+                .into(),
+        })
+    }
+}
+
 /// The `--optimizer` choices.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum OptimizerChoice {

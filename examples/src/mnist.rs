@@ -12,10 +12,10 @@ use clap::{Args, ValueEnum};
 use rnn_datasets::{
     Mnist, MnistKind, MnistOptions, SequenceBatcher, SequenceItem, SequenceLayout, Split,
 };
-use rnn_models::{Lstm, LstmConfig, last_layer};
+use rnn_models::{Recurrent, last_layer};
 use rnn_train::{Objective, Optimizer, StepOutput, TrainError, evaluate, fit, tasks};
 
-use crate::{CommonArgs, TrainArgs};
+use crate::{CellChoice, CommonArgs, TrainArgs};
 
 /// Which data, and where to find it.
 #[derive(Debug, Clone, Args)]
@@ -79,20 +79,21 @@ impl DataArgs {
     }
 }
 
-/// An LSTM over the sequence and a linear layer on the final hidden state (both directions'
-/// when bidirectional).
+/// A recurrent layer (LSTM by default) over the sequence and a linear layer on the final
+/// hidden state (both directions' when bidirectional).
 #[derive(Module, Debug)]
 pub struct RowClassifier {
-    lstm: Lstm,
+    rnn: Recurrent,
     out: Linear,
 }
 
 impl RowClassifier {
-    /// `features` per step, `hidden` units, optionally bidirectional.
+    /// `features` per step, `hidden` units of `cell`, optionally bidirectional.
     ///
     /// # Errors
     /// For impossible sizes.
     pub fn new(
+        cell: CellChoice,
         features: usize,
         hidden: usize,
         bidirectional: bool,
@@ -100,10 +101,7 @@ impl RowClassifier {
     ) -> Result<Self, rnn_models::ModelError> {
         let dirs = if bidirectional { 2 } else { 1 };
         Ok(Self {
-            lstm: LstmConfig::new(features, hidden)
-                .with_batch_first(true)
-                .with_bidirectional(bidirectional)
-                .init(device)?,
+            rnn: cell.layer(features, hidden, bidirectional, device)?,
             out: LinearConfig::new(dirs * hidden, 10).init(device),
         })
     }
@@ -113,8 +111,8 @@ impl RowClassifier {
     /// # Errors
     /// For a wrongly shaped input.
     pub fn forward(&self, x: Tensor<3>) -> Result<Tensor<2>, rnn_models::ModelError> {
-        let (_, state) = self.lstm.forward(x, None)?;
-        let h = last_layer(state.h, self.lstm.info().directions());
+        let (_, h_n) = self.rnn.forward(x)?;
+        let h = last_layer(h_n, self.rnn.info().directions());
         Ok(self.out.forward(h))
     }
 }
@@ -156,6 +154,9 @@ pub struct Cli {
     /// Hidden units per direction.
     #[arg(long, default_value_t = 128)]
     hidden: usize,
+    /// The recurrent cell (the tutorial's is the LSTM).
+    #[arg(long, value_enum, default_value_t = CellChoice::Lstm)]
+    cell: CellChoice,
 }
 
 /// The whole program: load the data, train the TensorFlow tutorial's setup (Adam 1e-3,
@@ -171,7 +172,7 @@ pub fn run(cli: Cli, bidirectional: bool) -> anyhow::Result<()> {
     let train = take(train, cli.data.limit);
 
     let device = selected.training_device();
-    let model = RowClassifier::new(features, cli.hidden, bidirectional, &device)?;
+    let model = RowClassifier::new(cli.cell, features, cli.hidden, bidirectional, &device)?;
     let config = cli
         .train
         .config(cli.common.seed, 5, 128, Optimizer::adam(1e-3));

@@ -94,6 +94,8 @@ fn tutorial_programs_run_on_tiny_settings() {
         (
             env!("CARGO_BIN_EXE_mnist_rnn"),
             vec![
+                "--cell",
+                "gru",
                 "--dataset",
                 "mnist",
                 "--no-download",
