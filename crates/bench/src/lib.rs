@@ -45,6 +45,9 @@ pub struct Options {
     pub backends: Vec<Backend>,
     /// Also time rnn-models' composed reference path.
     pub reference: bool,
+    /// Time only these implementations (empty: ours and burn-nn, plus the reference path
+    /// with `reference`).
+    pub only: Vec<Implementation>,
     /// The Python that runs the PyTorch peer; `None` skips it.
     pub python: Option<PathBuf>,
     /// `scripts/bench_torch.py`.
@@ -137,6 +140,9 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
     let mut implementations = vec![Implementation::Ours, Implementation::BurnNn];
     if options.reference {
         implementations.insert(1, Implementation::OursReference);
+    }
+    if !options.only.is_empty() {
+        implementations = options.only.clone();
     }
     let mut measurements = Vec::new();
     let mut backends = Vec::new();

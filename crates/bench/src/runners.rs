@@ -2,13 +2,13 @@
 
 use burn::nn::{BiLstmConfig, GruConfig as BurnGruConfig, LstmConfig as BurnLstmConfig};
 use burn::tensor::{Device, Distribution, Tensor};
-use rnn_models::{GruConfig, LstmConfig, Recurrence, RnnConfig};
+use rnn_models::{GruConfig, LstmConfig, Recurrence, Recurrent, RnnConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{BenchError, Case, Cell};
 
 /// Whose layer runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Implementation {
     /// rnn-models with [`Recurrence::Auto`]: the fused kernels where available.
@@ -94,36 +94,31 @@ pub fn prepare(
 type Forward = Box<dyn Fn(Tensor<3>) -> Result<Tensor<3>, BenchError>>;
 
 fn ours(case: &Case, recurrence: Recurrence, device: &Device) -> Result<Forward, BenchError> {
-    let (i, h) = (case.input, case.hidden);
-    Ok(match case.cell {
-        Cell::Lstm => {
-            let layer = LstmConfig::new(i, h)
-                .with_num_layers(case.layers)
-                .with_bidirectional(case.bidirectional)
-                .with_batch_first(true)
-                .init(device)?
-                .with_recurrence(recurrence);
-            Box::new(move |x| Ok(layer.forward(x, None)?.0))
-        }
-        Cell::Gru => {
-            let layer = GruConfig::new(i, h)
-                .with_num_layers(case.layers)
-                .with_bidirectional(case.bidirectional)
-                .with_batch_first(true)
-                .init(device)?
-                .with_recurrence(recurrence);
-            Box::new(move |x| Ok(layer.forward(x, None)?.0))
-        }
-        Cell::Rnn => {
-            let layer = RnnConfig::new(i, h)
-                .with_num_layers(case.layers)
-                .with_bidirectional(case.bidirectional)
-                .with_batch_first(true)
-                .init(device)?
-                .with_recurrence(recurrence);
-            Box::new(move |x| Ok(layer.forward(x, None)?.0))
-        }
-    })
+    let (i, h, layers, bi) = (case.input, case.hidden, case.layers, case.bidirectional);
+    let layer: Recurrent = match case.cell {
+        Cell::Lstm => LstmConfig::new(i, h)
+            .with_num_layers(layers)
+            .with_bidirectional(bi)
+            .with_batch_first(true)
+            .init(device)?
+            .with_recurrence(recurrence)
+            .into(),
+        Cell::Gru => GruConfig::new(i, h)
+            .with_num_layers(layers)
+            .with_bidirectional(bi)
+            .with_batch_first(true)
+            .init(device)?
+            .with_recurrence(recurrence)
+            .into(),
+        Cell::Rnn => RnnConfig::new(i, h)
+            .with_num_layers(layers)
+            .with_bidirectional(bi)
+            .with_batch_first(true)
+            .init(device)?
+            .with_recurrence(recurrence)
+            .into(),
+    };
+    Ok(Box::new(move |x| Ok(layer.forward(x)?.0)))
 }
 
 /// burn-nn's layers, stacked by hand for several layers; `None` where burn-nn has no

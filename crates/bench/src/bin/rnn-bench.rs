@@ -29,12 +29,18 @@ struct Cli {
     /// Also time rnn-models' composed reference path.
     #[arg(long)]
     reference: bool,
+    /// Time only these implementations (repeatable): ours, ours-reference, burn-nn.
+    #[arg(long, value_enum)]
+    only: Vec<rnn_bench::Implementation>,
     /// The Python that has torch.
     #[arg(long, default_value = "python3")]
     python: PathBuf,
     /// Skip the PyTorch peer.
     #[arg(long)]
     no_torch: bool,
+    /// Print the GEMM throughput on the fused kernels' shapes and exit.
+    #[arg(long)]
+    gemm_shapes: bool,
     /// Where bench.json, bench.md and bench.png go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -56,6 +62,10 @@ fn main() -> ExitCode {
         eprintln!("rnn-bench: cannot size the thread pool: {e}");
         return ExitCode::FAILURE;
     }
+    if cli.gemm_shapes {
+        println!("{}", rnn_bench::peak::shape_report());
+        return ExitCode::SUCCESS;
+    }
     let backends = if cli.backend.is_empty() {
         Backend::compiled()
     } else {
@@ -67,6 +77,7 @@ fn main() -> ExitCode {
         filter: cli.filter,
         backends,
         reference: cli.reference,
+        only: cli.only,
         python: (!cli.no_torch).then_some(cli.python),
         torch_script: root.join("scripts/bench_torch.py"),
         threads,

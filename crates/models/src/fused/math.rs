@@ -14,7 +14,11 @@ pub(crate) fn exp(x: f32) -> f32 {
     // Adding and subtracting 1.5·2²³ rounds to the nearest integer in plain float arithmetic.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let k = (x * LOG2E + ROUND) - ROUND;
+    // `kf` is 1.5·2²³ + k exactly, so its bit pattern is 0x4B40_0000 + k: the scale 2^k comes
+    // from integer arithmetic on those bits. (`k as i32` would be a saturating cast, which
+    // compiles to scalar code and stops the loop from vectorizing.)
+    let kf = x * LOG2E + ROUND;
+    let k = kf - ROUND;
     let r = x - k * LN2_HI - k * LN2_LO;
     let z = r * r;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
@@ -22,8 +26,8 @@ pub(crate) fn exp(x: f32) -> f32 {
         * r
         + 0.5;
     let y = p * z + r + 1.0;
-    // Scale by 2^k through the exponent bits; k ∈ [-126, 127] after the clamp.
-    let scale = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    // Exponent field k + 127 (k ∈ [-126, 127] after the clamp).
+    let scale = f32::from_bits(kf.to_bits().wrapping_sub(0x4B40_0000).wrapping_add(127) << 23);
     y * scale
 }
 
