@@ -13,7 +13,9 @@ use rnn_datasets::{
     Mnist, MnistKind, MnistOptions, SequenceBatcher, SequenceItem, SequenceLayout, Split,
 };
 use rnn_models::{Recurrent, last_layer};
-use rnn_train::{Objective, Optimizer, StepOutput, TrainError, evaluate, fit, tasks};
+use rnn_train::{
+    Objective, Optimizer, Schedule, StepOutput, TrainConfig, TrainError, evaluate, fit, tasks,
+};
 
 use crate::{CellChoice, CommonArgs, TrainArgs};
 
@@ -160,7 +162,7 @@ pub struct Cli {
 }
 
 /// The whole program: load the data, train the TensorFlow tutorial's setup (Adam 1e-3,
-/// batch 128), report the test accuracy.
+/// batch 128; 20 epochs, the rate × 0.3 after 10), report the test accuracy.
 ///
 /// # Errors
 /// Missing data, a backend that cannot start, a failed training step.
@@ -173,9 +175,17 @@ pub fn run(cli: Cli, bidirectional: bool) -> anyhow::Result<()> {
 
     let device = selected.training_device();
     let model = RowClassifier::new(cli.cell, features, cli.hidden, bidirectional, &device)?;
-    let config = cli
-        .train
-        .config(cli.common.seed, 5, 128, Optimizer::adam(1e-3));
+    // The tutorial's Adam 1e-3 and batch 128; 20 epochs with the rate cut to 3e-4 after 10 (the
+    // tutorial's few epochs plateau near 88 % on Fashion-MNIST).
+    let config = TrainConfig {
+        schedule: Schedule::Step {
+            every: 10,
+            gamma: 0.3,
+        },
+        ..cli
+            .train
+            .config(cli.common.seed, 20, 128, Optimizer::adam(1e-3))
+    };
     let fitted = fit(&config, model, &mut Classify, &train, Some(&test), &device)?;
 
     let metrics = evaluate(&fitted.model, &mut Classify, &test, 500, selected.device())?;

@@ -111,6 +111,9 @@ impl Options {
     }
 }
 
+/// Cases above this many training FLOPs are not timed on a software GPU.
+pub const SOFTWARE_GPU_MAX_FLOPS: f64 = 2.5e9;
+
 /// Runs the suite and writes the report files.
 ///
 /// # Errors
@@ -157,6 +160,18 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
         });
         let budget = options.budget(backend);
         for case in &cases {
+            // A software GPU (lavapipe) takes seconds per step: keep to the small cases.
+            if selected.is_software_gpu()
+                && !options.quick
+                && case.train_flops() > SOFTWARE_GPU_MAX_FLOPS
+            {
+                eprintln!(
+                    "{:8} skipped on {} (software GPU; too slow to time)",
+                    case.name,
+                    backend.name()
+                );
+                continue;
+            }
             for mode in [Mode::Train, Mode::Infer] {
                 for &implementation in &implementations {
                     let Some(mut step) =

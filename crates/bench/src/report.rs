@@ -261,7 +261,7 @@ impl Report {
                 b.name,
                 b.description,
                 if b.software {
-                    " — a software GPU: its timings say nothing about real GPUs"
+                    " — a software GPU: its timings say nothing about real GPUs (cases over 2.5 GFLOP per training step are not timed on it)"
                 } else {
                     ""
                 }
