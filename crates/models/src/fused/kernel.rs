@@ -12,6 +12,7 @@
 
 use super::gemm::{View, matmul};
 use super::math::{sigmoid, tanh};
+use super::packed::PackedB;
 use crate::CellKind;
 
 /// The sizes of one direction of one layer.
@@ -203,13 +204,14 @@ fn forward_impl(
         _ => vec![0.0; hid],
     };
 
-    // W_hhᵀ laid out row-major once, so each step's GEMM streams it contiguously.
+    // W_hhᵀ laid out row-major once, then packed for the per-step GEMMs.
     let mut w_hh_t = vec![0.0; hid * gh];
     for (g, row) in p.w_hh.chunks_exact(hid).enumerate() {
         for (k, &v) in row.iter().enumerate() {
             w_hh_t[k * gh + g] = v;
         }
     }
+    let w_hh_packed = PackedB::new(&w_hh_t, hid, gh);
     let mut h = h0.to_vec();
     let mut c = if is_lstm { c0.to_vec() } else { Vec::new() };
     let mut out = vec![0.0; rows * hid];
@@ -233,12 +235,7 @@ fn forward_impl(
 
     for i in 0..d.seq {
         let t = schedule.step(i, d.seq);
-        matmul(
-            &mut hh,
-            View::rows(&h, batch, hid),
-            View::rows(&w_hh_t, hid, gh),
-            false,
-        );
+        w_hh_packed.matmul(&mut hh, &h, batch);
         let state = t * batch * hid..(t + 1) * batch * hid;
         if let Some(s) = saved.as_mut() {
             s.h_prev[state.clone()].copy_from_slice(&h);
@@ -423,6 +420,7 @@ fn backward_impl(
         Vec::new()
     };
     let mut dh_prev = vec![0.0; batch * hid];
+    let w_hh_packed = PackedB::new(p.w_hh, gh, hid);
     // GRU: the part of dh_prev that bypasses W_hh (`z ⊙ dh`).
     let mut direct = if is_gru {
         vec![0.0; batch * hid]
@@ -494,12 +492,7 @@ fn backward_impl(
         }
         // dh_prev = dHH_t · W_hh for running sequences; ended ones carry dh through unchanged.
         let rec = if is_gru { &dhh } else { &dg };
-        matmul(
-            &mut dh_prev,
-            View::rows(&rec[t * batch * gh..][..batch * gh], batch, gh),
-            View::rows(p.w_hh, gh, hid),
-            false,
-        );
+        w_hh_packed.matmul(&mut dh_prev, &rec[t * batch * gh..][..batch * gh], batch);
         for b in 0..batch {
             let range = b * hid..(b + 1) * hid;
             if !schedule.active(t, b) {

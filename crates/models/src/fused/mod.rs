@@ -11,6 +11,7 @@ mod gemm;
 mod kernel;
 mod math;
 mod op;
+mod packed;
 mod parallel;
 
 use burn::backend::{Dispatch, DispatchDevice};
