@@ -171,13 +171,19 @@ pub(crate) fn backward(
         .par_iter()
         .map(|(range, s, xc)| {
             let (dims, sched) = chunk_problem(d, schedule, range);
-            let xc = xc
-                .clone()
-                .unwrap_or_else(|| gather(x, d.seq, d.batch, d.input, range));
+            // The chunk's input was kept by forward; gather it only if it was not.
+            let gathered;
+            let xc: &[f32] = match xc {
+                Some(v) => v,
+                None => {
+                    gathered = gather(x, d.seq, d.batch, d.input, range);
+                    &gathered
+                }
+            };
             let dout = gather(d_out, d.seq, d.batch, hid, range);
             let state = range.start * hid..range.end * hid;
             let dcn = if is_lstm { &d_cn[state.clone()] } else { d_cn };
-            kernel::backward_chunk(dims, &sched, p, &xc, s, &dout, &d_hn[state], dcn)
+            kernel::backward_chunk(dims, &sched, p, xc, s, &dout, &d_hn[state], dcn)
         })
         .collect();
     let gh = d.gates();
