@@ -104,6 +104,13 @@ fn wgpu_matches_reference() {
     check(Backend::Wgpu);
 }
 
+/// Compiled only with `--features cuda`; needs an NVIDIA GPU and driver.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_matches_reference() {
+    check(Backend::Cuda);
+}
+
 #[test]
 fn wgpu_names_its_adapter() {
     if let Ok(selected) = Backend::Wgpu.select() {

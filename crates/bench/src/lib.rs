@@ -56,6 +56,11 @@ pub struct Options {
     pub threads: usize,
     /// Where `bench.json`, `bench.md` and `bench.png` go.
     pub out_dir: PathBuf,
+    /// Time only these modes (empty: training and inference).
+    pub modes: Vec<Mode>,
+    /// The GEMM peak to report against instead of measuring it (saves seconds and keeps
+    /// profiles of a case free of the yardstick's GEMMs).
+    pub peak_gflops: Option<f64>,
 }
 
 /// One timed cell of the table.
@@ -134,11 +139,22 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
     }
     std::fs::create_dir_all(&options.out_dir)
         .map_err(|e| BenchError::Io(options.out_dir.clone(), e))?;
-    let gemm_peak = peak::gemm_peak_gflops(options.quick);
-    eprintln!(
-        "fp32 GEMM peak on {} threads: {gemm_peak:.1} GFLOP/s",
-        options.threads
-    );
+    let gemm_peak = match options.peak_gflops {
+        Some(given) => given,
+        None => {
+            let measured = peak::gemm_peak_gflops(options.quick);
+            eprintln!(
+                "fp32 GEMM peak on {} threads: {measured:.1} GFLOP/s",
+                options.threads
+            );
+            measured
+        }
+    };
+    let modes = if options.modes.is_empty() {
+        vec![Mode::Train, Mode::Infer]
+    } else {
+        options.modes.clone()
+    };
 
     let mut implementations = vec![Implementation::Ours, Implementation::BurnNn];
     if options.reference {
@@ -172,7 +188,7 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
                 );
                 continue;
             }
-            for mode in [Mode::Train, Mode::Infer] {
+            for &mode in &modes {
                 for &implementation in &implementations {
                     let Some(mut step) =
                         runners::prepare(implementation, case, mode, selected.device())?

@@ -18,6 +18,8 @@ fn quick_run_measures_every_case_and_writes_the_report() {
         torch_script: concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/bench_torch.py").into(),
         threads: 1,
         out_dir: dir.path().join("bench"),
+        modes: Vec::new(),
+        peak_gflops: None,
     };
     let report = rnn_bench::run(&options).expect("quick bench runs");
     assert_eq!(report.cases.len(), 8);
@@ -74,6 +76,8 @@ fn a_filter_that_matches_nothing_is_a_usage_error() {
         torch_script: "unused".into(),
         threads: 1,
         out_dir: dir.path().to_path_buf(),
+        modes: Vec::new(),
+        peak_gflops: None,
     };
     let err = rnn_bench::run(&options).expect_err("nothing to run");
     assert!(err.to_string().contains("A-bi"), "{err}");

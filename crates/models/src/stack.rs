@@ -244,15 +244,17 @@ impl Stack {
         let (batch, seq) = self.check_call(&input, lengths, h0.as_ref(), c0.as_ref())?;
         let s = self.shape;
         let device = input.device();
-        // Time-major inside: per-step slices are then contiguous.
-        let mut x = if s.batch_first {
-            input.swap_dims(0, 1)
-        } else {
+        let fused = self.uses_fused(&device, input.dtype());
+        // The fused kernels work batch-major (a slice of the batch is then contiguous); the
+        // reference path time-major (a step's slice is then contiguous).
+        let batch_major = fused;
+        let mut x = if s.batch_first == batch_major {
             input
+        } else {
+            input.swap_dims(0, 1)
         };
         // Equal full lengths need no masking.
         let lengths = lengths.filter(|l| l.iter().any(|&len| len < seq));
-        let fused = self.uses_fused(&device, x.dtype());
         let masks = lengths
             .filter(|_| !fused)
             .map(|l| step_masks(l, seq, &device));
@@ -291,7 +293,11 @@ impl Stack {
             }
         }
 
-        let output = if s.batch_first { x.swap_dims(0, 1) } else { x };
+        let output = if s.batch_first == batch_major {
+            x
+        } else {
+            x.swap_dims(0, 1)
+        };
         let h_n = Tensor::stack(h_n, 0);
         let c_n = is_lstm.then(|| Tensor::stack(c_n, 0));
         Ok((output, h_n, c_n))

@@ -372,6 +372,34 @@ parity_tests! {
     gru_flex_reference => "parity_gru.json", Backend::Flex, Recurrence::Reference;
 }
 
+/// The same grid on an NVIDIA GPU (reference path): `cargo test -p rnn-models --features
+/// cuda-tests` on a machine with CUDA.
+#[cfg(feature = "cuda-tests")]
+mod cuda {
+    use super::*;
+
+    parity_tests! {
+        rnn_tanh_cuda => "parity_rnn_tanh.json", Backend::Cuda, Recurrence::Auto;
+        rnn_relu_cuda => "parity_rnn_relu.json", Backend::Cuda, Recurrence::Auto;
+        lstm_cuda => "parity_lstm.json", Backend::Cuda, Recurrence::Auto;
+        lstm_proj_cuda => "parity_lstm_proj.json", Backend::Cuda, Recurrence::Auto;
+        gru_cuda => "parity_gru.json", Backend::Cuda, Recurrence::Auto;
+    }
+
+    #[test]
+    fn cells_cuda() {
+        run_cells(Backend::Cuda);
+    }
+
+    #[test]
+    fn auto_takes_the_reference_path_on_cuda() {
+        let device = device(Backend::Cuda).expect("cuda device");
+        let lstm = LstmConfig::new(3, 4).init(&device).unwrap();
+        assert!(!lstm.is_fused_on(&device));
+        assert!(!lstm.is_fused_on(&device.clone().autodiff()));
+    }
+}
+
 /// The grid above only proves the fused kernels if `Auto` really takes them on the CPU.
 #[test]
 fn auto_takes_the_fused_kernels_on_cpu_backends_only() {

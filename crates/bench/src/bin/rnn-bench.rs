@@ -38,12 +38,26 @@ struct Cli {
     /// Skip the PyTorch peer.
     #[arg(long)]
     no_torch: bool,
+    /// Time only this mode (repeatable): train, infer; default both.
+    #[arg(long, value_enum)]
+    mode: Vec<rnn_bench::Mode>,
+    /// Report against this GEMM peak (GFLOP/s) instead of measuring it first.
+    #[arg(long, value_parser = positive_gflops)]
+    peak: Option<f64>,
     /// Print the GEMM throughput on the fused kernels' shapes and exit.
     #[arg(long)]
     gemm_shapes: bool,
     /// Where bench.json, bench.md and bench.png go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+}
+
+/// `--peak` must be a positive, finite number of GFLOP/s.
+fn positive_gflops(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("`{text}` is not a positive number of GFLOP/s")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -82,6 +96,8 @@ fn main() -> ExitCode {
         torch_script: root.join("scripts/bench_torch.py"),
         threads,
         out_dir: cli.out,
+        modes: cli.mode,
+        peak_gflops: cli.peak,
     };
     match rnn_bench::run(&options) {
         Ok(report) => {

@@ -1,21 +1,23 @@
-//! The fused recurrences on host buffers: one direction of one layer, forward (optionally
-//! keeping what backward needs) and backward through time by hand.
+//! The fused recurrences on host buffers, for one slice of the batch: the time loop of the
+//! forward pass (optionally keeping what backward needs) and of backpropagation through time.
 //!
-//! All buffers are row-major `f32`, time-major: `x: [seq, batch, input]`, `out: [seq, batch,
-//! hidden]`, states `[batch, hidden]`; weights in PyTorch's layout (`w_ih: [G·H, input]`,
-//! `w_hh: [G·H, hidden]`, gate blocks in PyTorch's order).
+//! All buffers are row-major `f32` and **batch-major**: `x: [batch, seq, input]`, `out:
+//! [batch, seq, hidden]`, saved activations `[batch, seq, ·]`, states `[batch, hidden]`; the
+//! row of step `t` of sequence `b` is `b·seq + t`. A slice of the batch is then one contiguous
+//! block of every buffer, so [`super::parallel`] hands each thread plain `&mut` sub-slices and
+//! the large GEMMs (input projection, weight gradients) run once over the whole batch.
+//! Weights are in PyTorch's layout (`w_ih: [G·H, input]`, `w_hh: [G·H, hidden]`, gate blocks
+//! in PyTorch's order).
 //!
-//! Forward: one GEMM projects every step's input at once; each step then runs one recurrent
-//! GEMM and a single pass over the gates. Backward walks the steps in reverse with one GEMM per
-//! step for the state gradient and leaves every weight gradient to three large GEMMs over all
-//! steps.
+//! Here: each step's one recurrent GEMM (against weights packed once, [`PackedB`]) and one
+//! pass over the gates, forward and backward.
 
-use super::gemm::{View, matmul};
 use super::math::{sigmoid, tanh};
 use super::packed::PackedB;
+use super::pool::Buf;
 use crate::CellKind;
 
-/// The sizes of one direction of one layer.
+/// The sizes of one direction of one layer (or of a slice of its batch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Dims {
     pub kind: CellKind,
@@ -31,15 +33,30 @@ impl Dims {
         self.kind.gates() * self.hidden
     }
 
-    /// `seq · batch`.
+    /// `batch · seq`.
     pub fn rows(&self) -> usize {
         self.seq * self.batch
+    }
+
+    /// Whether the cell has a cell state `c` (LSTM).
+    pub fn is_lstm(&self) -> bool {
+        self.kind == CellKind::Lstm
+    }
+
+    /// Width of the saved activations per row: `G·H` (LSTM `i, f, g, o`; GRU `r, z, n`), or
+    /// `H` for the RNN, whose only activation is `h_t`.
+    pub fn act_width(&self) -> usize {
+        if self.kind.gates() == 1 {
+            self.hidden
+        } else {
+            self.gates()
+        }
     }
 
     /// Elements of the packed output: `out ++ h_n (++ c_n for LSTM)`.
     pub fn packed_len(&self) -> usize {
         let state = self.batch * self.hidden;
-        self.rows() * self.hidden + state * if self.kind == CellKind::Lstm { 2 } else { 1 }
+        self.rows() * self.hidden + state * if self.is_lstm() { 2 } else { 1 }
     }
 }
 
@@ -58,8 +75,17 @@ impl Schedule {
         if self.reverse { seq - 1 - i } else { i }
     }
 
+    /// Whether sequence `b` runs at step `t`.
     fn active(&self, t: usize, b: usize) -> bool {
         self.lengths.as_ref().is_none_or(|l| t < l[b])
+    }
+
+    /// The schedule of batch rows `rows` alone.
+    pub fn slice(&self, rows: std::ops::Range<usize>) -> Self {
+        Self {
+            reverse: self.reverse,
+            lengths: self.lengths.as_ref().map(|l| l[rows].to_vec()),
+        }
     }
 }
 
@@ -71,191 +97,208 @@ pub(crate) struct Params<'a> {
     pub b_hh: Option<&'a [f32]>,
 }
 
-/// What the forward pass keeps for backward (all `[seq, batch, ·]`).
+impl Params<'_> {
+    /// The biases the gate pass adds to each row's input projection: `b_ih + b_hh`, except
+    /// GRU's `b_hn`, which sits inside `r ⊙ (W_hn h + b_hn)` and stays on the recurrent side.
+    /// Returns `(folded [G·H], b_hn [H], zeros for non-GRU)`.
+    pub fn biases(&self, d: &Dims) -> (Vec<f32>, Vec<f32>) {
+        let (gh, hid) = (d.gates(), d.hidden);
+        let is_gru = d.kind == CellKind::Gru;
+        let folded_hh = if is_gru { 2 * hid } else { gh };
+        let mut folded = self.b_ih.map_or_else(|| vec![0.0; gh], <[f32]>::to_vec);
+        if let Some(b_hh) = self.b_hh {
+            for (acc, v) in folded[..folded_hh].iter_mut().zip(b_hh) {
+                *acc += v;
+            }
+        }
+        let b_hn = match self.b_hh {
+            Some(b) if is_gru => b[2 * hid..].to_vec(),
+            _ => vec![0.0; hid],
+        };
+        (folded, b_hn)
+    }
+}
+
+/// What the forward pass keeps for backward, for the whole batch (all `[batch, seq, ·]`).
 #[derive(Debug, Default)]
 pub(crate) struct Saved {
-    /// LSTM `i, f, g, o` and GRU `r, z, n` activations (`G·H` wide); RNN: `h_t` (`H` wide).
-    acts: Vec<f32>,
+    /// [`Dims::act_width`] wide: LSTM `i, f, g, o`, GRU `r, z, n`, RNN `h_t`.
+    pub acts: Buf,
     /// The state each step started from.
-    h_prev: Vec<f32>,
+    pub h_prev: Buf,
     /// LSTM: the cell state each step started from; GRU: `W_hn h + b_hn`.
-    aux: Vec<f32>,
+    pub aux: Buf,
     /// LSTM: `tanh(c_t)`.
-    tanh_c: Vec<f32>,
+    pub tanh_c: Buf,
 }
 
-/// The forward pass's results, each a flat buffer.
-#[derive(Debug)]
-pub(crate) struct Outputs {
-    /// `[seq, batch, hidden]`.
-    pub out: Vec<f32>,
-    /// `[batch, hidden]`.
-    pub h_n: Vec<f32>,
-    /// `[batch, hidden]` for LSTM, empty otherwise.
-    pub c_n: Vec<f32>,
-}
-
-/// Gradients of the loss with respect to every input of [`forward_chunk`].
-#[derive(Debug)]
-pub(crate) struct Grads {
-    pub x: Vec<f32>,
-    pub w_ih: Vec<f32>,
-    pub w_hh: Vec<f32>,
-    pub b_ih: Vec<f32>,
-    pub b_hh: Vec<f32>,
-    pub h0: Vec<f32>,
-    pub c0: Vec<f32>,
-}
-
-/// The bias added to the input projection: `b_ih + b_hh`, except GRU's `b_hn`, which sits
-/// inside `r ⊙ (W_hn h + b_hn)` and stays on the recurrent side.
-fn folded_bias(d: &Dims, p: &Params<'_>) -> Option<Vec<f32>> {
-    let gh = d.gates();
-    let folded_hh = if d.kind == CellKind::Gru {
-        2 * d.hidden
-    } else {
-        gh
-    };
-    match (p.b_ih, p.b_hh) {
-        (None, None) => None,
-        (b_ih, b_hh) => {
-            let mut bias = b_ih.map_or_else(|| vec![0.0; gh], <[f32]>::to_vec);
-            if let Some(b_hh) = b_hh {
-                for (acc, v) in bias[..folded_hh].iter_mut().zip(b_hh) {
-                    *acc += v;
-                }
-            }
-            Some(bias)
+impl Saved {
+    /// Buffers for a whole batch of `d`. Their contents are unspecified until the forward
+    /// pass writes them: `h_prev` for every row, the rest for the rows of running sequences,
+    /// which are the only rows backward reads.
+    pub fn new(d: &Dims) -> Self {
+        let (rows, hid) = (d.rows(), d.hidden);
+        Self {
+            acts: Buf::dirty(rows * d.act_width()),
+            h_prev: Buf::dirty(rows * hid),
+            aux: if d.kind.gates() > 1 {
+                Buf::dirty(rows * hid)
+            } else {
+                Buf::empty()
+            },
+            tanh_c: if d.is_lstm() {
+                Buf::dirty(rows * hid)
+            } else {
+                Buf::empty()
+            },
         }
     }
 }
 
-/// Runs the recurrence. `c0` is read for LSTM only. With `save`, also returns what
-/// [`backward_chunk`] needs; without, nothing beyond the outputs is allocated.
-pub(crate) fn forward_chunk(
-    d: Dims,
-    schedule: &Schedule,
-    p: &Params<'_>,
-    x: &[f32],
-    h0: &[f32],
-    c0: &[f32],
-    save: bool,
-) -> (Outputs, Option<Saved>) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
-        return unsafe { forward_avx2(d, schedule, p, x, h0, c0, save) };
-    }
-    forward_impl(d, schedule, p, x, h0, c0, save)
+/// A slice of the batch's rows of [`Saved`], being written by the forward pass.
+pub(crate) struct SavedMut<'a> {
+    pub acts: &'a mut [f32],
+    pub h_prev: &'a mut [f32],
+    pub aux: &'a mut [f32],
+    pub tanh_c: &'a mut [f32],
 }
 
-/// [`forward_chunk`] compiled for AVX2: the gate loops run 8 lanes wide instead of SSE2's 4.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn forward_avx2(
-    d: Dims,
-    schedule: &Schedule,
-    p: &Params<'_>,
-    x: &[f32],
-    h0: &[f32],
-    c0: &[f32],
-    save: bool,
-) -> (Outputs, Option<Saved>) {
-    forward_impl(d, schedule, p, x, h0, c0, save)
+/// A slice of the batch's rows of [`Saved`], read by backward.
+#[derive(Clone, Copy)]
+pub(crate) struct SavedRef<'a> {
+    pub acts: &'a [f32],
+    pub h_prev: &'a [f32],
+    pub aux: &'a [f32],
+    pub tanh_c: &'a [f32],
+}
+
+/// The forward time loop over a slice of the batch.
+pub(crate) struct Forward<'a> {
+    /// The slice's sizes (`batch` = its rows).
+    pub d: Dims,
+    /// The slice's schedule.
+    pub schedule: &'a Schedule,
+    /// `W_hhᵀ` packed: `[hidden, G·H]`.
+    pub w_hh_t: &'a PackedB,
+    /// From [`Params::biases`].
+    pub bias: &'a [f32],
+    pub b_hn: &'a [f32],
+    /// `x · W_ihᵀ` without bias: `[batch, seq, G·H]`.
+    pub xp: &'a [f32],
+    /// In: `h0`; out: `h_n` (`[batch, hidden]`).
+    pub h: &'a mut [f32],
+    /// In: `c0`; out: `c_n` (LSTM; empty otherwise).
+    pub c: &'a mut [f32],
+    /// `[batch, seq, hidden]`.
+    pub out: &'a mut [f32],
+    pub saved: Option<SavedMut<'a>>,
+}
+
+/// Backpropagation through time over a slice of the batch.
+pub(crate) struct Backward<'a> {
+    pub d: Dims,
+    pub schedule: &'a Schedule,
+    /// `W_hh` packed: `[G·H, hidden]`.
+    pub w_hh: &'a PackedB,
+    pub saved: SavedRef<'a>,
+    /// `[batch, seq, hidden]`.
+    pub d_out: &'a [f32],
+    /// In: `dL/dh_n`; out: `dL/dh0`.
+    pub dh: &'a mut [f32],
+    /// In: `dL/dc_n`; out: `dL/dc0` (LSTM; empty otherwise).
+    pub dc: &'a mut [f32],
+    /// Out: `dL/d(pre-activation)` as the input projection sees it, `[batch, seq, G·H]`.
+    pub dg: &'a mut [f32],
+    /// Out (GRU only, where `r` scales the recurrent part of `n`): the same as the recurrent
+    /// projection sees it; empty otherwise.
+    pub dhh: &'a mut [f32],
+}
+
+impl Forward<'_> {
+    /// Runs the time loop (the AVX2 build where the CPU has it).
+    pub fn run(self) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
+            return unsafe { forward_avx2(self) };
+        }
+        forward_impl(self)
+    }
+}
+
+impl Backward<'_> {
+    /// Runs BPTT (the AVX2 build where the CPU has it).
+    pub fn run(self) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
+            return unsafe { backward_avx2(self) };
+        }
+        backward_impl(self)
+    }
 }
 
 /// Whether this CPU runs the AVX2 builds of the kernels (detected once, cached by std).
 #[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
+/// [`forward_impl`] compiled for AVX2: the gate loops run 8 lanes wide instead of SSE2's 4.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn forward_avx2(f: Forward<'_>) {
+    forward_impl(f)
+}
+
+/// [`backward_impl`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn backward_avx2(b: Backward<'_>) {
+    backward_impl(b)
+}
+
 #[inline(always)]
-fn forward_impl(
-    d: Dims,
-    schedule: &Schedule,
-    p: &Params<'_>,
-    x: &[f32],
-    h0: &[f32],
-    c0: &[f32],
-    save: bool,
-) -> (Outputs, Option<Saved>) {
-    let (hid, gh, batch) = (d.hidden, d.gates(), d.batch);
-    let rows = d.rows();
-    let is_lstm = d.kind == CellKind::Lstm;
-
-    // Every step's input projection in one GEMM, biases folded in.
-    let mut xp = vec![0.0; rows * gh];
-    matmul(
-        &mut xp,
-        View::rows(x, rows, d.input),
-        View::transposed(p.w_ih, d.input, gh),
-        false,
-    );
-    if let Some(bias) = folded_bias(&d, p) {
-        for row in xp.chunks_exact_mut(gh) {
-            for (v, b) in row.iter_mut().zip(&bias) {
-                *v += b;
-            }
-        }
-    }
-    let b_hn = match (d.kind, p.b_hh) {
-        (CellKind::Gru, Some(b)) => b[2 * hid..].to_vec(),
-        _ => vec![0.0; hid],
-    };
-
-    // W_hhᵀ laid out row-major once, then packed for the per-step GEMMs.
-    let mut w_hh_t = vec![0.0; hid * gh];
-    for (g, row) in p.w_hh.chunks_exact(hid).enumerate() {
-        for (k, &v) in row.iter().enumerate() {
-            w_hh_t[k * gh + g] = v;
-        }
-    }
-    let w_hh_packed = PackedB::new(&w_hh_t, hid, gh);
-    let mut h = h0.to_vec();
-    let mut c = if is_lstm { c0.to_vec() } else { Vec::new() };
-    let mut out = vec![0.0; rows * hid];
-    let mut hh = vec![0.0; batch * gh];
+fn forward_impl(f: Forward<'_>) {
+    let Forward {
+        d,
+        schedule,
+        w_hh_t,
+        bias,
+        b_hn,
+        xp,
+        h,
+        c,
+        out,
+        mut saved,
+    } = f;
+    let (hid, gh, batch, seq) = (d.hidden, d.gates(), d.batch, d.seq);
+    let aw = d.act_width();
+    // Overwritten by every step's GEMM.
+    let mut hh = Buf::dirty(batch * gh);
     let mut scratch = vec![0.0; hid];
-    let act_width = if d.kind.gates() == 1 { hid } else { gh };
-    let mut saved = save.then(|| Saved {
-        acts: vec![0.0; rows * act_width],
-        h_prev: vec![0.0; rows * hid],
-        aux: if d.kind.gates() > 1 {
-            vec![0.0; rows * hid]
-        } else {
-            Vec::new()
-        },
-        tanh_c: if is_lstm {
-            vec![0.0; rows * hid]
-        } else {
-            Vec::new()
-        },
-    });
 
-    for i in 0..d.seq {
-        let t = schedule.step(i, d.seq);
-        w_hh_packed.matmul(&mut hh, &h, batch);
-        let state = t * batch * hid..(t + 1) * batch * hid;
-        if let Some(s) = saved.as_mut() {
-            s.h_prev[state.clone()].copy_from_slice(&h);
-            if is_lstm {
-                s.aux[state.clone()].copy_from_slice(&c);
-            }
-        }
+    for i in 0..seq {
+        let t = schedule.step(i, seq);
+        w_hh_t.matmul(&mut hh, h, batch);
         for b in 0..batch {
+            let row = b * seq + t;
+            let h_b = &mut h[b * hid..][..hid];
+            let out_b = &mut out[row * hid..][..hid];
+            if let Some(s) = saved.as_mut() {
+                // Every row, so that backward's weight-gradient GEMMs never read stale values.
+                s.h_prev[row * hid..][..hid].copy_from_slice(h_b);
+            }
             if !schedule.active(t, b) {
+                out_b.fill(0.0);
                 continue;
             }
-            let row = t * batch + b;
             let xr = &xp[row * gh..][..gh];
             // The recurrent projection's row becomes the pre-activations, then the gates.
             let a = &mut hh[b * gh..][..gh];
-            let h_b = &mut h[b * hid..][..hid];
-            let out_b = &mut out[row * hid..][..hid];
             match d.kind {
                 CellKind::Lstm => {
-                    add_assign(a, xr);
+                    add2_assign(a, xr, bias);
                     let (ai, rest) = a.split_at_mut(hid);
                     let (af, rest) = rest.split_at_mut(hid);
                     let (ag, ao) = rest.split_at_mut(hid);
@@ -264,6 +307,9 @@ fn forward_impl(
                     tanh_all(ag);
                     sigmoid_all(ao);
                     let c_b = &mut c[b * hid..][..hid];
+                    if let Some(s) = saved.as_mut() {
+                        s.aux[row * hid..][..hid].copy_from_slice(c_b);
+                    }
                     let tc = &mut scratch[..hid];
                     for j in 0..hid {
                         let c_new = af[j] * c_b[j] + ai[j] * ag[j];
@@ -276,21 +322,21 @@ fn forward_impl(
                     }
                     out_b.copy_from_slice(h_b);
                     if let Some(s) = saved.as_mut() {
-                        s.acts[row * gh..][..gh].copy_from_slice(a);
+                        s.acts[row * aw..][..aw].copy_from_slice(a);
                         s.tanh_c[row * hid..][..hid].copy_from_slice(tc);
                     }
                 }
                 CellKind::Gru => {
                     let (arz, an) = a.split_at_mut(2 * hid);
-                    add_assign(arz, &xr[..2 * hid]);
+                    add2_assign(arz, &xr[..2 * hid], &bias[..2 * hid]);
                     sigmoid_all(arz);
                     let (ar, az) = arz.split_at(hid);
                     // `an` holds W_hn h; it becomes b_hn + W_hn h (saved), then n.
-                    add_assign(an, &b_hn);
-                    let xn = &xr[2 * hid..];
+                    add_assign(an, b_hn);
+                    let (xn, bn) = (&xr[2 * hid..], &bias[2 * hid..]);
                     let n = &mut scratch[..hid];
                     for j in 0..hid {
-                        n[j] = xn[j] + ar[j] * an[j];
+                        n[j] = xn[j] + bn[j] + ar[j] * an[j];
                     }
                     tanh_all(n);
                     for j in 0..hid {
@@ -298,14 +344,14 @@ fn forward_impl(
                     }
                     out_b.copy_from_slice(h_b);
                     if let Some(s) = saved.as_mut() {
-                        let acts = &mut s.acts[row * gh..][..gh];
+                        let acts = &mut s.acts[row * aw..][..aw];
                         acts[..2 * hid].copy_from_slice(arz);
                         acts[2 * hid..].copy_from_slice(n);
                         s.aux[row * hid..][..hid].copy_from_slice(an);
                     }
                 }
                 CellKind::RnnTanh | CellKind::RnnRelu => {
-                    add_assign(a, xr);
+                    add2_assign(a, xr, bias);
                     if d.kind == CellKind::RnnRelu {
                         for v in a.iter_mut() {
                             *v = v.max(0.0);
@@ -316,24 +362,25 @@ fn forward_impl(
                     h_b.copy_from_slice(a);
                     out_b.copy_from_slice(a);
                     if let Some(s) = saved.as_mut() {
-                        s.acts[row * hid..][..hid].copy_from_slice(a);
+                        s.acts[row * aw..][..aw].copy_from_slice(a);
                     }
                 }
             }
         }
     }
-    let outputs = Outputs {
-        out,
-        h_n: h,
-        c_n: c,
-    };
-    (outputs, saved)
 }
 
 #[inline(always)]
 fn add_assign(dst: &mut [f32], src: &[f32]) {
     for (d, s) in dst.iter_mut().zip(src) {
         *d += s;
+    }
+}
+
+#[inline(always)]
+fn add2_assign(dst: &mut [f32], a: &[f32], b: &[f32]) {
+    for ((d, x), y) in dst.iter_mut().zip(a).zip(b) {
+        *d += x + y;
     }
 }
 
@@ -351,76 +398,24 @@ fn tanh_all(v: &mut [f32]) {
     }
 }
 
-/// Backpropagation through time. `d_out: [seq, batch, hidden]`, `d_hn`, `d_cn: [batch,
-/// hidden]` (`d_cn` read for LSTM only) are the gradients of the loss with respect to
-/// [`forward_chunk`]'s outputs.
-#[allow(clippy::too_many_arguments)] // one argument per tensor of the op; a struct would only rename them
-pub(crate) fn backward_chunk(
-    d: Dims,
-    schedule: &Schedule,
-    p: &Params<'_>,
-    x: &[f32],
-    saved: &Saved,
-    d_out: &[f32],
-    d_hn: &[f32],
-    d_cn: &[f32],
-) -> Grads {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
-        return unsafe { backward_avx2(d, schedule, p, x, saved, d_out, d_hn, d_cn) };
-    }
-    backward_impl(d, schedule, p, x, saved, d_out, d_hn, d_cn)
-}
-
-/// [`backward_chunk`] compiled for AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-fn backward_avx2(
-    d: Dims,
-    schedule: &Schedule,
-    p: &Params<'_>,
-    x: &[f32],
-    saved: &Saved,
-    d_out: &[f32],
-    d_hn: &[f32],
-    d_cn: &[f32],
-) -> Grads {
-    backward_impl(d, schedule, p, x, saved, d_out, d_hn, d_cn)
-}
-
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn backward_impl(
-    d: Dims,
-    schedule: &Schedule,
-    p: &Params<'_>,
-    x: &[f32],
-    saved: &Saved,
-    d_out: &[f32],
-    d_hn: &[f32],
-    d_cn: &[f32],
-) -> Grads {
-    let (hid, gh, batch) = (d.hidden, d.gates(), d.batch);
-    let rows = d.rows();
+fn backward_impl(bw: Backward<'_>) {
+    let Backward {
+        d,
+        schedule,
+        w_hh,
+        saved,
+        d_out,
+        dh: dh_out,
+        dc,
+        dg,
+        dhh,
+    } = bw;
+    let (hid, gh, batch, seq) = (d.hidden, d.gates(), d.batch, d.seq);
+    let aw = d.act_width();
     let is_gru = d.kind == CellKind::Gru;
-    // d(loss)/d(pre-activation) as the input projection sees it, and (GRU only, where `r`
-    // scales the recurrent part of `n`) as the recurrent projection sees it.
-    let mut dg = vec![0.0; rows * gh];
-    let mut dhh = if is_gru {
-        vec![0.0; rows * gh]
-    } else {
-        Vec::new()
-    };
-    let mut dh = d_hn.to_vec();
-    let mut dc = if d.kind == CellKind::Lstm {
-        d_cn.to_vec()
-    } else {
-        Vec::new()
-    };
+    let mut dh = dh_out.to_vec();
     let mut dh_prev = vec![0.0; batch * hid];
-    let w_hh_packed = PackedB::new(p.w_hh, gh, hid);
     // GRU: the part of dh_prev that bypasses W_hh (`z ⊙ dh`).
     let mut direct = if is_gru {
         vec![0.0; batch * hid]
@@ -428,19 +423,24 @@ fn backward_impl(
         Vec::new()
     };
 
-    for i in (0..d.seq).rev() {
-        let t = schedule.step(i, d.seq);
+    for i in (0..seq).rev() {
+        let t = schedule.step(i, seq);
         for b in 0..batch {
+            let row = b * seq + t;
+            let dg_r = &mut dg[row * gh..][..gh];
             if !schedule.active(t, b) {
+                // Zero rows keep ended steps out of the weight-gradient GEMMs.
+                dg_r.fill(0.0);
+                if is_gru {
+                    dhh[row * gh..][..gh].fill(0.0);
+                }
                 continue;
             }
-            let row = t * batch + b;
             let dh_b = &dh[b * hid..][..hid];
             let dout_b = &d_out[row * hid..][..hid];
-            let dg_r = &mut dg[row * gh..][..gh];
             match d.kind {
                 CellKind::Lstm => {
-                    let a = &saved.acts[row * gh..][..gh];
+                    let a = &saved.acts[row * aw..][..aw];
                     let tc = &saved.tanh_c[row * hid..][..hid];
                     let cp = &saved.aux[row * hid..][..hid];
                     let dc_b = &mut dc[b * hid..][..hid];
@@ -456,7 +456,7 @@ fn backward_impl(
                     }
                 }
                 CellKind::Gru => {
-                    let a = &saved.acts[row * gh..][..gh];
+                    let a = &saved.acts[row * aw..][..aw];
                     let hn = &saved.aux[row * hid..][..hid];
                     let hp = &saved.h_prev[row * hid..][..hid];
                     let dhh_r = &mut dhh[row * gh..][..gh];
@@ -478,7 +478,7 @@ fn backward_impl(
                 }
                 CellKind::RnnTanh | CellKind::RnnRelu => {
                     let relu = d.kind == CellKind::RnnRelu;
-                    let h_t = &saved.acts[row * hid..][..hid];
+                    let h_t = &saved.acts[row * aw..][..aw];
                     for j in 0..hid {
                         let grad = dh_b[j] + dout_b[j];
                         dg_r[j] = if relu {
@@ -490,9 +490,10 @@ fn backward_impl(
                 }
             }
         }
-        // dh_prev = dHH_t · W_hh for running sequences; ended ones carry dh through unchanged.
-        let rec = if is_gru { &dhh } else { &dg };
-        w_hh_packed.matmul(&mut dh_prev, &rec[t * batch * gh..][..batch * gh], batch);
+        // dh_prev = dHH_t · W_hh for running sequences (rows of step t lie `seq·G·H` apart);
+        // ended ones carry dh through unchanged.
+        let rec: &[f32] = if is_gru { dhh } else { dg };
+        w_hh.matmul_strided(&mut dh_prev, &rec[t * gh..], seq * gh, batch);
         for b in 0..batch {
             let range = b * hid..(b + 1) * hid;
             if !schedule.active(t, b) {
@@ -505,54 +506,15 @@ fn backward_impl(
         }
         std::mem::swap(&mut dh, &mut dh_prev);
     }
-
-    let rec = if is_gru { &dhh } else { &dg };
-    let mut w_hh = vec![0.0; gh * hid];
-    matmul(
-        &mut w_hh,
-        View::transposed(rec, gh, rows),
-        View::rows(&saved.h_prev, rows, hid),
-        false,
-    );
-    let mut w_ih = vec![0.0; gh * d.input];
-    matmul(
-        &mut w_ih,
-        View::transposed(&dg, gh, rows),
-        View::rows(x, rows, d.input),
-        false,
-    );
-    let mut dx = vec![0.0; rows * d.input];
-    matmul(
-        &mut dx,
-        View::rows(&dg, rows, gh),
-        View::rows(p.w_ih, gh, d.input),
-        false,
-    );
-    let column_sums = |m: &[f32]| {
-        let mut sums = vec![0.0; gh];
-        for row in m.chunks_exact(gh) {
-            for (acc, v) in sums.iter_mut().zip(row) {
-                *acc += v;
-            }
-        }
-        sums
-    };
-    Grads {
-        x: dx,
-        w_ih,
-        w_hh,
-        b_ih: column_sums(&dg),
-        b_hh: column_sums(rec),
-        h0: dh,
-        c0: dc,
-    }
+    dh_out.copy_from_slice(&dh);
 }
 
 #[cfg(test)]
 mod tests {
-    //! The kernels against central finite differences of their own forward pass in f64
-    //! arithmetic terms: every input's gradient, for every kind, with and without lengths, in
-    //! both directions. (The PyTorch parity grid checks the same numbers end to end.)
+    //! The kernels against central finite differences of their own forward pass: every
+    //! input's gradient, for every kind, with and without lengths, in both directions, on one
+    //! slice of the batch and on two. (The PyTorch parity grid checks the same numbers end to
+    //! end.)
     use super::*;
     use crate::fused::parallel;
 
@@ -610,7 +572,7 @@ mod tests {
             b_ih: Some(&tensors[3]),
             b_hh: Some(&tensors[4]),
         };
-        let (o, _) = parallel::forward_in(
+        let (packed, _) = parallel::forward_in(
             c.chunks,
             c.d,
             &c.schedule,
@@ -620,10 +582,8 @@ mod tests {
             &tensors[6],
             false,
         );
-        o.out
+        packed
             .iter()
-            .chain(&o.h_n)
-            .chain(&o.c_n)
             .enumerate()
             .map(|(i, &v)| v as f64 * ((i as f64 * 0.37).sin() + 0.2))
             .sum()
@@ -637,17 +597,25 @@ mod tests {
             b_ih: Some(&t[3]),
             b_hh: Some(&t[4]),
         };
-        let (o, saved) =
+        let (packed, saved) =
             parallel::forward_in(c.chunks, c.d, &c.schedule, &p, &t[0], &t[5], &t[6], true);
-        let weight = |i: usize| ((i as f64 * 0.37).sin() + 0.2) as f32;
-        let n_out = o.out.len();
-        let d_out: Vec<f32> = (0..n_out).map(weight).collect();
-        let d_hn: Vec<f32> = (0..o.h_n.len()).map(|i| weight(n_out + i)).collect();
-        let d_cn: Vec<f32> = (0..o.c_n.len())
-            .map(|i| weight(n_out + o.h_n.len() + i))
+        let weights: Vec<f32> = (0..packed.len())
+            .map(|i| ((i as f64 * 0.37).sin() + 0.2) as f32)
             .collect();
+        let (d_out, states) = weights.split_at(c.d.rows() * c.d.hidden);
+        let (d_hn, d_cn) = states.split_at(c.d.batch * c.d.hidden);
         let saved = saved.expect("saved");
-        let g = parallel::backward(c.d, &c.schedule, &p, &t[0], &saved, &d_out, &d_hn, &d_cn);
+        let g = parallel::backward_in(
+            c.chunks,
+            c.d,
+            &c.schedule,
+            &p,
+            &t[0],
+            &saved,
+            d_out,
+            d_hn,
+            d_cn,
+        );
         let analytic = [&g.x, &g.w_ih, &g.w_hh, &g.b_ih, &g.b_hh, &g.h0, &g.c0];
         for (which, grad) in analytic.iter().enumerate() {
             if which == 6 && c.d.kind != CellKind::Lstm {
@@ -699,14 +667,16 @@ mod tests {
             b_ih: Some(&t[3]),
             b_hh: Some(&t[4]),
         };
-        let (o, _) =
+        let (packed, _) =
             parallel::forward_in(c.chunks, c.d, &c.schedule, &p, &t[0], &t[5], &t[6], false);
         let hid = c.d.hidden;
+        let (out, h_n) = packed.split_at(c.d.rows() * hid);
         // Sequence 2 has length 1: steps 1.. output zeros, h_n is its step-0 output.
+        let row = |b: usize, t: usize| (b * 4 + t) * hid;
         for step in 1..4 {
-            let at = (step * 3 + 2) * hid;
-            assert!(o.out[at..at + hid].iter().all(|&v| v == 0.0));
+            assert!(out[row(2, step)..][..hid].iter().all(|&v| v == 0.0));
         }
-        assert_eq!(&o.h_n[2 * hid..3 * hid], &o.out[2 * hid..3 * hid]);
+        assert!(out[row(2, 0)..][..hid].iter().any(|&v| v != 0.0));
+        assert_eq!(&h_n[2 * hid..3 * hid], &out[row(2, 0)..][..hid]);
     }
 }

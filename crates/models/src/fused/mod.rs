@@ -13,6 +13,7 @@ mod math;
 mod op;
 mod packed;
 mod parallel;
+mod pool;
 
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::{DType, Device, Tensor};
@@ -39,7 +40,8 @@ pub(crate) fn available(device: &Device, dtype: DType) -> bool {
 
 /// One direction of one layer through the fused op.
 ///
-/// `x: [seq, batch, input]`, `h`, `c: [batch, hidden]` → `([seq, batch, hidden], h_n, c_n)`.
+/// Batch-major: `x: [batch, seq, input]`, `h`, `c: [batch, hidden]` → `([batch, seq, hidden],
+/// h_n, c_n)`.
 pub(crate) fn run_direction(
     kind: CellKind,
     cell: &CellWeights,
@@ -49,7 +51,7 @@ pub(crate) fn run_direction(
     lengths: Option<&[usize]>,
     reverse: bool,
 ) -> (Tensor<3>, Tensor<2>, Option<Tensor<2>>) {
-    let [seq, batch, input] = x.dims();
+    let [batch, seq, input] = x.dims();
     let [_, hidden] = h.dims();
     let device = x.device();
     let dims = Dims {
@@ -97,7 +99,7 @@ pub(crate) fn run_direction(
     let out = packed
         .clone()
         .narrow(0, 0, out_len)
-        .reshape([seq, batch, hidden]);
+        .reshape([batch, seq, hidden]);
     let h_n = packed
         .clone()
         .narrow(0, out_len, state_len)

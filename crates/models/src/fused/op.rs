@@ -23,8 +23,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, ExtensionType, TensorData, TensorMetadata, backend_extension};
 use burn::tensor::DType;
 
-use super::kernel::{Dims, Params, Schedule};
-use super::parallel::{self, Saved};
+use super::kernel::{Dims, Params, Saved, Schedule};
+use super::parallel;
 
 /// Everything about a call that is not a tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,10 +35,10 @@ pub(crate) struct Spec {
     pub bias: bool,
 }
 
-/// The op's tensors, time-major, PyTorch weight layout.
+/// The op's tensors, batch-major, PyTorch weight layout.
 #[derive(ExtensionType)]
 pub(crate) struct RecurrentInputs<B: Backend> {
-    /// `[seq, batch, input]`.
+    /// `[batch, seq, input]`.
     pub x: FloatTensor<B>,
     /// `[G·H, input]`.
     pub w_ih: FloatTensor<B>,
@@ -120,7 +120,7 @@ impl HostInputs {
     }
 
     fn forward(&self, spec: &Spec, save: bool) -> (Vec<f32>, Option<Saved>) {
-        let (outputs, saved) = parallel::forward(
+        parallel::forward(
             spec.dims,
             &spec.schedule,
             &self.params(spec.bias),
@@ -128,11 +128,7 @@ impl HostInputs {
             &self.h0,
             &self.c0,
             save,
-        );
-        let mut packed = outputs.out;
-        packed.extend_from_slice(&outputs.h_n);
-        packed.extend_from_slice(&outputs.c_n);
-        (packed, saved)
+        )
     }
 }
 
@@ -201,7 +197,7 @@ impl<B: Backend> Backward<B, 7> for FusedBackward {
         );
         let gh = d.gates();
         let shaped: [(Vec<f32>, Vec<usize>); 7] = [
-            (g.x, vec![d.seq, d.batch, d.input]),
+            (g.x, vec![d.batch, d.seq, d.input]),
             (g.w_ih, vec![gh, d.input]),
             (g.w_hh, vec![gh, d.hidden]),
             (g.b_ih, vec![gh]),

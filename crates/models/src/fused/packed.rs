@@ -6,6 +6,8 @@
 //! --gemm-shapes`). Packing once into 16-column panels lets a 4×16 AVX2/FMA micro-kernel stream
 //! each panel from L1 across all rows of the chunk.
 
+use super::pool::Buf;
+
 /// Columns per panel: two AVX2 registers.
 const PANEL: usize = 16;
 
@@ -13,7 +15,7 @@ const PANEL: usize = 16;
 pub(crate) struct PackedB {
     k: usize,
     n: usize,
-    data: Vec<f32>,
+    data: Buf,
 }
 
 impl PackedB {
@@ -21,7 +23,7 @@ impl PackedB {
     pub fn new(b: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(b.len(), k * n, "packed GEMM: B has the wrong size");
         let panels = n.div_ceil(PANEL);
-        let mut data = vec![0.0; panels * k * PANEL];
+        let mut data = Buf::zeroed(panels * k * PANEL);
         for (p, panel) in data.chunks_exact_mut(k * PANEL).enumerate() {
             let col0 = p * PANEL;
             let width = PANEL.min(n - col0);
@@ -34,22 +36,31 @@ impl PackedB {
 
     /// `dst = a · B` with `a: [m, k]` and `dst: [m, n]`, both row-major.
     pub fn matmul(&self, dst: &mut [f32], a: &[f32], m: usize) {
+        assert_eq!(a.len(), m * self.k, "packed GEMM: shapes disagree");
+        self.matmul_strided(dst, a, self.k, m);
+    }
+
+    /// [`PackedB::matmul`] with the rows of `a` `lda` elements apart (row `i` is
+    /// `a[i·lda .. i·lda + k]`).
+    pub fn matmul_strided(&self, dst: &mut [f32], a: &[f32], lda: usize, m: usize) {
         assert!(
-            a.len() == m * self.k && dst.len() == m * self.n,
+            lda >= self.k
+                && dst.len() == m * self.n
+                && (m == 0 || a.len() >= (m - 1) * lda + self.k),
             "packed GEMM: shapes disagree"
         );
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA (checked just above); sizes were checked above.
-            unsafe { self.matmul_avx2(dst, a, m) };
+            unsafe { self.matmul_avx2(dst, a, lda, m) };
             return;
         }
-        self.matmul_portable(dst, a, m);
+        self.matmul_portable(dst, a, lda, m);
     }
 
     /// The same product in plain Rust (any CPU).
-    fn matmul_portable(&self, dst: &mut [f32], a: &[f32], m: usize) {
+    fn matmul_portable(&self, dst: &mut [f32], a: &[f32], lda: usize, m: usize) {
         let (k, n) = (self.k, self.n);
         for (p, panel) in self.data.chunks_exact(k * PANEL).enumerate() {
             let col0 = p * PANEL;
@@ -57,7 +68,7 @@ impl PackedB {
             for i in 0..m {
                 let mut acc = [0.0f32; PANEL];
                 for (kk, b) in panel.chunks_exact(PANEL).enumerate() {
-                    let x = a[i * k + kk];
+                    let x = a[i * lda + kk];
                     for (c, v) in acc.iter_mut().zip(b) {
                         *c += x * v;
                     }
@@ -70,7 +81,7 @@ impl PackedB {
     /// 4 rows × 16 columns per micro-kernel call, one row at a time for the remainder.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn matmul_avx2(&self, dst: &mut [f32], a: &[f32], m: usize) {
+    unsafe fn matmul_avx2(&self, dst: &mut [f32], a: &[f32], lda: usize, m: usize) {
         use std::arch::x86_64::*;
         let (k, n) = (self.k, self.n);
         // Rows of partial panels go through this buffer.
@@ -80,16 +91,17 @@ impl PackedB {
             let width = PANEL.min(n - col0);
             let mut i = 0;
             while i + 4 <= m {
-                // SAFETY: rows i..i+4 of `a` hold k elements each (a.len() == m·k), the panel
+                // SAFETY: rows i..i+4 of `a` hold k elements each (row r at r·lda; checked by
+                // `matmul_strided`), the panel
                 // holds k·16 elements, and every store below lands in row i+r of `dst`
                 // (dst.len() == m·n) at columns col0..col0+width.
                 unsafe {
                     let mut c = [_mm256_setzero_ps(); 8];
                     let rows = [
-                        a.as_ptr().add(i * k),
-                        a.as_ptr().add((i + 1) * k),
-                        a.as_ptr().add((i + 2) * k),
-                        a.as_ptr().add((i + 3) * k),
+                        a.as_ptr().add(i * lda),
+                        a.as_ptr().add((i + 1) * lda),
+                        a.as_ptr().add((i + 2) * lda),
+                        a.as_ptr().add((i + 3) * lda),
                     ];
                     let mut b = panel.as_ptr();
                     for kk in 0..k {
@@ -120,7 +132,7 @@ impl PackedB {
                 // SAFETY: as above, for the single row i.
                 unsafe {
                     let (mut c0, mut c1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-                    let row = a.as_ptr().add(i * k);
+                    let row = a.as_ptr().add(i * lda);
                     let mut b = panel.as_ptr();
                     for kk in 0..k {
                         let x = _mm256_broadcast_ss(&*row.add(kk));
@@ -160,7 +172,16 @@ mod tests {
             let mut fast = vec![f32::NAN; m * n];
             packed.matmul(&mut fast, &a, m);
             let mut portable = vec![f32::NAN; m * n];
-            packed.matmul_portable(&mut portable, &a, m);
+            packed.matmul_portable(&mut portable, &a, k, m);
+            // The same rows spread `k + 3` apart.
+            let lda = k + 3;
+            let mut spread = vec![f32::NAN; m * lda];
+            for i in 0..m {
+                spread[i * lda..i * lda + k].copy_from_slice(&a[i * k..(i + 1) * k]);
+            }
+            let mut strided = vec![f32::NAN; m * n];
+            packed.matmul_strided(&mut strided, &spread[..(m - 1) * lda + k], lda, m);
+            assert_eq!(strided, fast, "{m}×{k}×{n} strided");
             for i in 0..m {
                 for j in 0..n {
                     let want: f32 = (0..k).map(|kk| a[i * k + kk] * b[kk * n + j]).sum();

@@ -1,27 +1,27 @@
-//! Parallelism for the fused recurrences: split the batch.
+//! One direction of one layer over the whole batch: the large GEMMs once, the time loops in
+//! parallel over slices of the batch.
 //!
 //! Batch rows never interact in a recurrence, so each thread runs the whole sequence for its
-//! own slice of the batch with serial GEMMs — no synchronization per time step, which on a few
-//! cores costs more than the small per-step GEMMs it would split. Only the weight gradients
-//! are shared: each chunk computes its own with large GEMMs and the chunks' sums are added.
+//! own slice of the batch with serial per-step GEMMs — no synchronization per time step, which
+//! on a few cores costs more than the small per-step GEMMs it would split. The buffers are
+//! batch-major ([`kernel`]), so a slice of the batch is one contiguous block of each of them:
+//! threads get disjoint `&mut` sub-slices of the full buffers, nothing is gathered or scattered,
+//! and the GEMMs that span all steps (the input projection before the loop; the input gradient
+//! and the weight gradients after BPTT) run once, on all threads, over the whole batch.
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::kernel::{self, Dims, Grads, Outputs, Params, Schedule};
+use super::gemm::{View, matmul};
+use super::kernel::{Backward, Dims, Forward, Params, Saved, SavedMut, SavedRef, Schedule};
+use super::packed::PackedB;
+use super::pool::Buf;
 
-/// Rows per chunk below which splitting the batch does not pay.
+/// Rows per slice below which splitting the batch does not pay.
 const MIN_CHUNK_ROWS: usize = 8;
 
-/// What the forward pass keeps for backward: per batch chunk, its rows, the kernel's saved
-/// activations and (when split) the chunk's copy of the input.
-#[derive(Debug, Default)]
-pub(crate) struct Saved {
-    chunks: Vec<(Range<usize>, kernel::Saved, Option<Vec<f32>>)>,
-}
-
-/// How many chunks to split `batch` rows into on this thread pool.
+/// How many slices to split `batch` rows into on this thread pool.
 fn chunk_count(batch: usize) -> usize {
     rayon::current_num_threads()
         .min(batch / MIN_CHUNK_ROWS)
@@ -36,48 +36,42 @@ fn ranges(batch: usize, n: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// Rows `range` of every step of a time-major `[seq, batch, width]` buffer, as
-/// `[seq, range.len(), width]`.
-fn gather(src: &[f32], seq: usize, batch: usize, width: usize, range: &Range<usize>) -> Vec<f32> {
-    let mut out = Vec::with_capacity(seq * range.len() * width);
-    for t in 0..seq {
-        out.extend_from_slice(
-            &src[(t * batch + range.start) * width..(t * batch + range.end) * width],
-        );
+/// Splits `buf` into consecutive blocks of `part.len() · per_row` elements, one per part.
+/// An empty `buf` (a buffer this cell kind does not use) gives empty blocks.
+fn split<'a, T>(buf: &'a mut [T], parts: &[Range<usize>], per_row: usize) -> Vec<&'a mut [T]> {
+    if buf.is_empty() {
+        return parts.iter().map(|_| <&mut [T]>::default()).collect();
     }
-    out
+    let mut rest = buf;
+    parts
+        .iter()
+        .map(|part| {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(part.len() * per_row);
+            rest = tail;
+            head
+        })
+        .collect()
 }
 
-/// The inverse of [`gather`]: writes a chunk back into the full buffer.
-fn scatter(
-    dst: &mut [f32],
-    chunk: &[f32],
-    seq: usize,
-    batch: usize,
-    width: usize,
-    range: &Range<usize>,
-) {
-    let rows = range.len() * width;
-    for t in 0..seq {
-        dst[(t * batch + range.start) * width..(t * batch + range.end) * width]
-            .copy_from_slice(&chunk[t * rows..(t + 1) * rows]);
+/// [`split`] for shared buffers.
+fn split_ref<'a>(buf: &'a [f32], part: &Range<usize>, per_row: usize) -> &'a [f32] {
+    if buf.is_empty() {
+        return buf;
+    }
+    &buf[part.start * per_row..part.end * per_row]
+}
+
+/// Runs `work` for every slice: inline for one, on Rayon's threads for several.
+fn for_each_slice<T: Send>(jobs: Vec<T>, work: impl Fn(T) + Sync + Send) {
+    if jobs.len() == 1 {
+        jobs.into_iter().for_each(work);
+    } else {
+        jobs.into_par_iter().for_each(work);
     }
 }
 
-/// A chunk's own dimensions and schedule.
-fn chunk_problem(d: Dims, schedule: &Schedule, range: &Range<usize>) -> (Dims, Schedule) {
-    let dims = Dims {
-        batch: range.len(),
-        ..d
-    };
-    let schedule = Schedule {
-        reverse: schedule.reverse,
-        lengths: schedule.lengths.as_ref().map(|l| l[range.clone()].to_vec()),
-    };
-    (dims, schedule)
-}
-
-/// [`kernel::forward_chunk`] over the batch split across Rayon's threads.
+/// The forward pass: returns the packed `out ++ h_n (++ c_n)` (`out: [batch, seq, hidden]`)
+/// and, with `save`, what [`backward`] needs.
 pub(crate) fn forward(
     d: Dims,
     schedule: &Schedule,
@@ -86,12 +80,12 @@ pub(crate) fn forward(
     h0: &[f32],
     c0: &[f32],
     save: bool,
-) -> (Outputs, Option<Saved>) {
+) -> (Vec<f32>, Option<Saved>) {
     forward_in(chunk_count(d.batch), d, schedule, p, x, h0, c0, save)
 }
 
-/// [`forward`] with an explicit number of chunks (tests split tiny batches this way).
-#[allow(clippy::too_many_arguments)] // the op's tensors plus the chunk count
+/// [`forward`] with an explicit number of slices (tests split tiny batches this way).
+#[allow(clippy::too_many_arguments)] // the op's tensors plus the slice count
 pub(crate) fn forward_in(
     chunks: usize,
     d: Dims,
@@ -101,53 +95,106 @@ pub(crate) fn forward_in(
     h0: &[f32],
     c0: &[f32],
     save: bool,
-) -> (Outputs, Option<Saved>) {
-    let is_lstm = !c0.is_empty() && d.kind == crate::CellKind::Lstm;
+) -> (Vec<f32>, Option<Saved>) {
+    let (hid, gh, seq) = (d.hidden, d.gates(), d.seq);
+    // Every step's input projection in one GEMM over the whole batch (biases are added by the
+    // gate pass).
+    let mut xp = Buf::dirty(d.rows() * gh);
+    matmul(
+        &mut xp,
+        View::rows(x, d.rows(), d.input),
+        View::transposed(p.w_ih, d.input, gh),
+        false,
+    );
+    let (bias, b_hn) = p.biases(&d);
+    // W_hhᵀ laid out row-major once, then packed for the per-step GEMMs of every slice.
+    let mut w_hh_t = Buf::dirty(hid * gh);
+    for (g, row) in p.w_hh.chunks_exact(hid).enumerate() {
+        for (k, &v) in row.iter().enumerate() {
+            w_hh_t[k * gh + g] = v;
+        }
+    }
+    let w_hh_t = PackedB::new(&w_hh_t, hid, gh);
+
+    let mut packed = vec![0.0; d.packed_len()];
+    let (out, states) = packed.split_at_mut(d.rows() * hid);
+    let (h, c) = states.split_at_mut(d.batch * hid);
+    h.copy_from_slice(h0);
+    if d.is_lstm() {
+        c.copy_from_slice(c0);
+    }
+    let mut saved = save.then(|| Saved::new(&d));
+
     let parts = ranges(d.batch, chunks.max(1));
-    if parts.len() <= 1 {
-        let (outputs, saved) = kernel::forward_chunk(d, schedule, p, x, h0, c0, save);
-        let saved = saved.map(|s| Saved {
-            chunks: vec![(0..d.batch, s, None)],
-        });
-        return (outputs, saved);
-    }
-    let hid = d.hidden;
-    let results: Vec<_> = parts
-        .par_iter()
-        .map(|range| {
-            let (dims, sched) = chunk_problem(d, schedule, range);
-            let xc = gather(x, d.seq, d.batch, d.input, range);
-            let state = range.start * hid..range.end * hid;
-            let c0c = if is_lstm { &c0[state.clone()] } else { c0 };
-            let (outputs, saved) =
-                kernel::forward_chunk(dims, &sched, p, &xc, &h0[state], c0c, save);
-            (outputs, saved, save.then_some(xc))
-        })
-        .collect();
-    let mut out = vec![0.0; d.rows() * hid];
-    let mut h_n = vec![0.0; d.batch * hid];
-    let mut c_n = if is_lstm {
-        vec![0.0; d.batch * hid]
-    } else {
-        Vec::new()
+    let saved_parts: Vec<Option<SavedMut<'_>>> = match saved.as_mut() {
+        None => parts.iter().map(|_| None).collect(),
+        Some(s) => {
+            let acts = split(&mut s.acts, &parts, seq * d.act_width());
+            let h_prev = split(&mut s.h_prev, &parts, seq * hid);
+            let aux = split(&mut s.aux, &parts, seq * hid);
+            let tanh_c = split(&mut s.tanh_c, &parts, seq * hid);
+            acts.into_iter()
+                .zip(h_prev)
+                .zip(aux.into_iter().zip(tanh_c))
+                .map(|((acts, h_prev), (aux, tanh_c))| {
+                    Some(SavedMut {
+                        acts,
+                        h_prev,
+                        aux,
+                        tanh_c,
+                    })
+                })
+                .collect()
+        }
     };
-    let mut saved = Saved::default();
-    for (range, (outputs, chunk_saved, xc)) in parts.into_iter().zip(results) {
-        scatter(&mut out, &outputs.out, d.seq, d.batch, hid, &range);
-        let state = range.start * hid..range.end * hid;
-        h_n[state.clone()].copy_from_slice(&outputs.h_n);
-        if is_lstm {
-            c_n[state].copy_from_slice(&outputs.c_n);
+    let jobs: Vec<_> = parts
+        .iter()
+        .cloned()
+        .zip(split(out, &parts, seq * hid))
+        .zip(split(h, &parts, hid).into_iter().zip(split(c, &parts, hid)))
+        .zip(saved_parts)
+        .map(|(((part, out), (h, c)), saved)| (part, out, h, c, saved))
+        .collect();
+    for_each_slice(jobs, |(part, out, h, c, saved)| {
+        let schedule = schedule.slice(part.clone());
+        Forward {
+            d: Dims {
+                batch: part.len(),
+                ..d
+            },
+            schedule: &schedule,
+            w_hh_t: &w_hh_t,
+            bias: &bias,
+            b_hn: &b_hn,
+            xp: split_ref(&xp, &part, seq * gh),
+            h,
+            c,
+            out,
+            saved,
         }
-        if let Some(s) = chunk_saved {
-            saved.chunks.push((range, s, xc));
-        }
-    }
-    (Outputs { out, h_n, c_n }, save.then_some(saved))
+        .run();
+    });
+    (packed, saved)
 }
 
-/// [`kernel::backward_chunk`] for each chunk of [`forward`], in parallel; weight gradients
-/// are summed over chunks.
+/// Gradients of the loss with respect to every input of [`forward`].
+#[derive(Debug)]
+pub(crate) struct Grads {
+    /// `[batch, seq, input]`.
+    pub x: Vec<f32>,
+    pub w_ih: Vec<f32>,
+    pub w_hh: Vec<f32>,
+    pub b_ih: Vec<f32>,
+    pub b_hh: Vec<f32>,
+    pub h0: Vec<f32>,
+    /// Empty unless LSTM.
+    pub c0: Vec<f32>,
+}
+
+/// Backpropagation through time: BPTT in parallel over slices of the batch, then the input
+/// and weight gradients as GEMMs over all rows. `d_out: [batch, seq, hidden]`, `d_hn`, `d_cn:
+/// [batch, hidden]` (`d_cn` read for LSTM only) are the gradients of the loss with respect to
+/// [`forward`]'s outputs.
 #[allow(clippy::too_many_arguments)] // one argument per tensor of the op
 pub(crate) fn backward(
     d: Dims,
@@ -159,65 +206,132 @@ pub(crate) fn backward(
     d_hn: &[f32],
     d_cn: &[f32],
 ) -> Grads {
-    let hid = d.hidden;
-    let is_lstm = d.kind == crate::CellKind::Lstm;
-    if let [(range, s, None)] = saved.chunks.as_slice()
-        && range.len() == d.batch
-    {
-        return kernel::backward_chunk(d, schedule, p, x, s, d_out, d_hn, d_cn);
-    }
-    let grads: Vec<Grads> = saved
-        .chunks
-        .par_iter()
-        .map(|(range, s, xc)| {
-            let (dims, sched) = chunk_problem(d, schedule, range);
-            // The chunk's input was kept by forward; gather it only if it was not.
-            let gathered;
-            let xc: &[f32] = match xc {
-                Some(v) => v,
-                None => {
-                    gathered = gather(x, d.seq, d.batch, d.input, range);
-                    &gathered
-                }
-            };
-            let dout = gather(d_out, d.seq, d.batch, hid, range);
-            let state = range.start * hid..range.end * hid;
-            let dcn = if is_lstm { &d_cn[state.clone()] } else { d_cn };
-            kernel::backward_chunk(dims, &sched, p, xc, s, &dout, &d_hn[state], dcn)
-        })
-        .collect();
-    let gh = d.gates();
-    let mut total = Grads {
-        x: vec![0.0; d.rows() * d.input],
-        w_ih: vec![0.0; gh * d.input],
-        w_hh: vec![0.0; gh * hid],
-        b_ih: vec![0.0; gh],
-        b_hh: vec![0.0; gh],
-        h0: vec![0.0; d.batch * hid],
-        c0: if is_lstm {
-            vec![0.0; d.batch * hid]
-        } else {
-            Vec::new()
-        },
+    backward_in(
+        chunk_count(d.batch),
+        d,
+        schedule,
+        p,
+        x,
+        saved,
+        d_out,
+        d_hn,
+        d_cn,
+    )
+}
+
+/// [`backward`] with an explicit number of slices.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_in(
+    chunks: usize,
+    d: Dims,
+    schedule: &Schedule,
+    p: &Params<'_>,
+    x: &[f32],
+    saved: &Saved,
+    d_out: &[f32],
+    d_hn: &[f32],
+    d_cn: &[f32],
+) -> Grads {
+    let (hid, gh, seq, rows) = (d.hidden, d.gates(), d.seq, d.rows());
+    let is_gru = d.kind == crate::CellKind::Gru;
+    let w_hh = PackedB::new(p.w_hh, gh, hid);
+    // Every row is written by BPTT (zeros for the steps of ended sequences).
+    let mut dg = Buf::dirty(rows * gh);
+    let mut dhh = if is_gru {
+        Buf::dirty(rows * gh)
+    } else {
+        Buf::empty()
     };
-    let add = |acc: &mut [f32], part: &[f32]| {
-        for (a, v) in acc.iter_mut().zip(part) {
+    let mut dh0 = d_hn.to_vec();
+    let mut dc0 = if d.is_lstm() {
+        d_cn.to_vec()
+    } else {
+        Vec::new()
+    };
+
+    let parts = ranges(d.batch, chunks.max(1));
+    let jobs: Vec<_> = parts
+        .iter()
+        .cloned()
+        .zip(split(&mut dg, &parts, seq * gh))
+        .zip(split(&mut dhh, &parts, seq * gh))
+        .zip(
+            split(&mut dh0, &parts, hid)
+                .into_iter()
+                .zip(split(&mut dc0, &parts, hid)),
+        )
+        .map(|(((part, dg), dhh), (dh, dc))| (part, dg, dhh, dh, dc))
+        .collect();
+    let aw = d.act_width();
+    for_each_slice(jobs, |(part, dg, dhh, dh, dc)| {
+        let schedule = schedule.slice(part.clone());
+        Backward {
+            d: Dims {
+                batch: part.len(),
+                ..d
+            },
+            schedule: &schedule,
+            w_hh: &w_hh,
+            saved: SavedRef {
+                acts: split_ref(&saved.acts, &part, seq * aw),
+                h_prev: split_ref(&saved.h_prev, &part, seq * hid),
+                aux: split_ref(&saved.aux, &part, seq * hid),
+                tanh_c: split_ref(&saved.tanh_c, &part, seq * hid),
+            },
+            d_out: split_ref(d_out, &part, seq * hid),
+            dh,
+            dc,
+            dg,
+            dhh,
+        }
+        .run();
+    });
+
+    let rec = if is_gru { &dhh } else { &dg };
+    let mut w_hh = vec![0.0; gh * hid];
+    matmul(
+        &mut w_hh,
+        View::transposed(rec, gh, rows),
+        View::rows(&saved.h_prev, rows, hid),
+        false,
+    );
+    let mut w_ih = vec![0.0; gh * d.input];
+    matmul(
+        &mut w_ih,
+        View::transposed(&dg, gh, rows),
+        View::rows(x, rows, d.input),
+        false,
+    );
+    let mut dx = vec![0.0; rows * d.input];
+    matmul(
+        &mut dx,
+        View::rows(&dg, rows, gh),
+        View::rows(p.w_ih, gh, d.input),
+        false,
+    );
+    Grads {
+        x: dx,
+        w_ih,
+        w_hh,
+        b_ih: column_sums(&dg, gh),
+        b_hh: column_sums(rec, gh),
+        h0: dh0,
+        c0: dc0,
+    }
+}
+
+/// Sums of the columns of a row-major `[·, width]` matrix, blocks of rows in parallel.
+fn column_sums(m: &[f32], width: usize) -> Vec<f32> {
+    const BLOCK_ROWS: usize = 256;
+    let add = |mut acc: Vec<f32>, row: &[f32]| {
+        for (a, v) in acc.iter_mut().zip(row) {
             *a += v;
         }
+        acc
     };
-    for ((range, _, _), g) in saved.chunks.iter().zip(grads) {
-        scatter(&mut total.x, &g.x, d.seq, d.batch, d.input, range);
-        add(&mut total.w_ih, &g.w_ih);
-        add(&mut total.w_hh, &g.w_hh);
-        add(&mut total.b_ih, &g.b_ih);
-        add(&mut total.b_hh, &g.b_hh);
-        let state = range.start * hid..range.end * hid;
-        total.h0[state.clone()].copy_from_slice(&g.h0);
-        if is_lstm {
-            total.c0[state].copy_from_slice(&g.c0);
-        }
-    }
-    total
+    m.par_chunks(BLOCK_ROWS * width)
+        .map(|block| block.chunks_exact(width).fold(vec![0.0; width], add))
+        .reduce(|| vec![0.0; width], |a, b| add(a, &b))
 }
 
 #[cfg(test)]
@@ -225,20 +339,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ranges_cover_the_batch() {
+    fn slices_cover_the_batch() {
         assert_eq!(ranges(64, 2), vec![0..32, 32..64]);
         assert_eq!(ranges(3, 2), vec![0..1, 1..3]);
         assert_eq!(ranges(1, 4), vec![0..1]);
-        let x: Vec<f32> = (0..24).map(|v| v as f32).collect(); // [2, 4, 3]
-        let part = gather(&x, 2, 4, 3, &(1..3));
-        assert_eq!(
-            part,
-            vec![3., 4., 5., 6., 7., 8., 15., 16., 17., 18., 19., 20.]
-        );
-        let mut back = vec![0.0; 24];
-        scatter(&mut back, &part, 2, 4, 3, &(1..3));
-        assert_eq!(back[3..9], x[3..9]);
-        assert_eq!(back[15..21], x[15..21]);
-        assert!(back[..3].iter().all(|&v| v == 0.0));
+        let mut buf: Vec<u32> = (0..12).collect(); // 3 rows of 4
+        let parts = ranges(3, 2);
+        let blocks = split(&mut buf, &parts, 4);
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[0], &[0, 1, 2, 3]);
+        assert_eq!(blocks[1], &[4, 5, 6, 7, 8, 9, 10, 11]);
+        let mut empty: Vec<u32> = Vec::new();
+        assert!(split(&mut empty, &parts, 4).iter().all(|b| b.is_empty()));
+    }
+
+    #[test]
+    fn column_sums_add_every_row() {
+        let width = 3;
+        let m: Vec<f32> = (0..1000 * width).map(|v| (v % 7) as f32).collect();
+        let want: Vec<f32> = (0..width)
+            .map(|j| (0..1000).map(|i| m[i * width + j]).sum())
+            .collect();
+        assert_eq!(column_sums(&m, width), want);
     }
 }
