@@ -197,6 +197,9 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
                     };
                     // Warm up once outside the memory window, then count one step.
                     step()?;
+                    // Count the step's whole working set, scratch buffers the fused
+                    // kernels would otherwise reuse from the warm-up included.
+                    rnn_models::release_scratch_memory();
                     let baseline = measure::live_bytes();
                     measure::reset_peak();
                     step()?;

@@ -73,8 +73,12 @@ pub fn shape_report() -> String {
         (64, 512, 128, "A recurrent step, batch 64"),
         (32, 1024, 256, "B recurrent step, chunk of 32"),
         (64, 1024, 256, "B recurrent step, batch 64"),
-        (3200, 1024, 64, "B input projection, chunk"),
-        (1024, 256, 3200, "B dW_hh, chunk"),
+        (1792, 512, 28, "A input projection"),
+        (512, 128, 1792, "A dW_hh"),
+        (6400, 1024, 64, "B input projection"),
+        (1024, 256, 6400, "B dW_hh"),
+        (1024, 64, 6400, "B dW_ih"),
+        (6400, 64, 1024, "B dx"),
         (1024, 1024, 1024, "square"),
     ] {
         out.push_str(&format!(

@@ -48,7 +48,7 @@ pub use error::ModelError;
 pub use gru::{Gru, GruConfig};
 pub use kind::CellKind;
 pub use lstm::{Lstm, LstmConfig};
-pub use recurrence::Recurrence;
+pub use recurrence::{Recurrence, release_scratch_memory};
 pub use recurrent::Recurrent;
 pub use rnn::{Nonlinearity, Rnn, RnnConfig};
 pub use seq2seq::repeat_vector;

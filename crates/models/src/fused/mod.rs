@@ -22,6 +22,7 @@ use crate::CellKind;
 use crate::weights::CellWeights;
 use kernel::{Dims, Schedule};
 use op::{FusedRecurrence, RecurrentInputs, Spec};
+pub(crate) use pool::release as release_scratch_memory;
 
 /// Whether the fused kernels serve tensors of this device and dtype.
 pub(crate) fn available(device: &Device, dtype: DType) -> bool {

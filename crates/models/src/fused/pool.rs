@@ -91,6 +91,15 @@ impl Drop for Buf {
     }
 }
 
+/// Empties the pool; returns the bytes it held.
+pub(crate) fn release() -> usize {
+    let mut pool = pool();
+    let bytes = pool.bytes;
+    pool.free.clear();
+    pool.bytes = 0;
+    bytes
+}
+
 /// The smallest free buffer holding at least `len` elements.
 fn take(len: usize) -> Option<Vec<f32>> {
     if len < MIN_ELEMENTS {
@@ -139,5 +148,7 @@ mod tests {
         let c = Buf::dirty(10);
         assert_eq!(c.len(), 10);
         assert!(Buf::empty().is_empty());
+        drop(b);
+        assert!(release() >= n * size_of::<f32>());
     }
 }
