@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""PyTorch CPU timings for `cargo xtask bench` (run by rnn-bench; not meant to be called by hand).
+"""PyTorch timings (CPU, or CUDA with "device": "cuda") for `cargo xtask bench` (run by rnn-bench; not meant to be called by hand).
 
 Usage: bench_torch.py SPEC.json — SPEC holds {"cases": [...], "threads": N, "warmup": W,
-"min_iters": A, "max_iters": B, "budget_s": S}; each case as rnn-bench's `Case` serializes
+"min_iters": A, "max_iters": B, "budget_s": S, "device": "cpu" | "cuda"}; each case as rnn-bench's `Case` serializes
 it. Prints one JSON object: {"torch": version, "threads": N, "results": [{"case", "mode",
 "median_ms", "min_ms", "max_ms", "iters"}]}. Same steps as the Rust side: input
 [batch, seq, input] (batch_first), loss = output.sum(), backward through every parameter;
@@ -51,23 +51,36 @@ def main():
         spec = json.load(f)
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
+    device = torch.device(spec.get("device", "cpu"))
+    # GPU work is asynchronous: a step ends when the device is done, as on the Rust side.
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     results = []
     for case in spec["cases"]:
-        model = layer(case)
-        x = torch.rand(case["batch"], case["seq"], case["input"]) * 2 - 1
+        model = layer(case).to(device)
+        x = torch.rand(case["batch"], case["seq"], case["input"], device=device) * 2 - 1
 
         def train():
             model.zero_grad(set_to_none=True)
             out, _ = model(x)
             out.sum().backward()
+            sync()
 
         def infer():
             with torch.inference_mode():
                 model(x)
+            sync()
 
         for mode, step in (("train", train), ("infer", infer)):
             results.append({"case": case["name"], "mode": mode, **measure(step, spec)})
-    json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}, sys.stdout)
+    json.dump(
+        {
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "device": str(device),
+            "results": results,
+        },
+        sys.stdout,
+    )
 
 
 if __name__ == "__main__":

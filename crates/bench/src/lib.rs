@@ -58,6 +58,8 @@ pub struct Options {
     pub out_dir: PathBuf,
     /// Time only these modes (empty: training and inference).
     pub modes: Vec<Mode>,
+    /// Where the PyTorch peer runs: `cpu` (default) or `cuda`.
+    pub torch_device: String,
     /// The GEMM peak to report against instead of measuring it (saves seconds and keeps
     /// profiles of a case free of the yardstick's GEMMs).
     pub peak_gflops: Option<f64>,
@@ -239,6 +241,7 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
                     &cases,
                     options.threads,
                     budget,
+                    &options.torch_device,
                     &options.out_dir,
                 )?)
             }

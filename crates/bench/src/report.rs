@@ -271,8 +271,13 @@ impl Report {
             TorchStatus::Ran(run) => {
                 let _ = writeln!(
                     h,
-                    "PyTorch {} on the CPU: stock malloc / MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=268435456; ratios use the faster.",
-                    run.version
+                    "PyTorch {} on {}: stock malloc / MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=268435456; ratios use the faster.",
+                    run.version,
+                    if run.device == "cpu" {
+                        "the CPU"
+                    } else {
+                        run.device.as_str()
+                    }
                 );
             }
             TorchStatus::NotInstalled(why) => {

@@ -1,6 +1,7 @@
-//! PyTorch CPU as a peer: runs `scripts/bench_torch.py` with the same cases, thread count
-//! and budget, once with glibc's stock malloc settings and once with the thresholds that make
-//! PyTorch's CPU path 1.3–1.8× faster, and keeps both.
+//! PyTorch as a peer: runs `scripts/bench_torch.py` with the same cases, thread count and
+//! budget, once with glibc's stock malloc settings and once with the thresholds that make
+//! PyTorch's CPU path 1.3–1.8× faster, and keeps both. On the CPU by default; on CUDA (cuDNN)
+//! for comparing a GPU backend.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,6 +41,9 @@ struct ScriptOutput {
 pub struct TorchRun {
     /// `torch.__version__`.
     pub version: String,
+    /// Where PyTorch ran: `cpu` or `cuda`.
+    #[serde(default = "cpu")]
+    pub device: String,
     /// Timings with the stock allocator settings.
     pub stock: Vec<TorchTiming>,
     /// Timings with [`TUNED_MALLOC`].
@@ -69,6 +73,10 @@ impl TorchRun {
     }
 }
 
+fn cpu() -> String {
+    "cpu".into()
+}
+
 /// Whether `python` can import torch; the reason why not otherwise.
 pub fn probe(python: &Path) -> Result<String, String> {
     let out = Command::new(python)
@@ -86,7 +94,8 @@ pub fn probe(python: &Path) -> Result<String, String> {
     }
 }
 
-/// Runs the script at `script` with `python` for `cases`, stock then tuned.
+/// Runs the script at `script` with `python` for `cases` on PyTorch's `device` (`cpu` or
+/// `cuda`), stock then tuned.
 ///
 /// # Errors
 /// [`BenchError::Torch`] when the script fails or prints something unreadable.
@@ -96,11 +105,13 @@ pub fn run(
     cases: &[Case],
     threads: usize,
     budget: Budget,
+    device: &str,
     scratch: &Path,
 ) -> Result<TorchRun, BenchError> {
     let spec = serde_json::json!({
         "cases": cases,
         "threads": threads,
+        "device": device,
         "warmup": budget.warmup,
         "min_iters": budget.min_iters,
         "max_iters": budget.max_iters,
@@ -136,6 +147,7 @@ pub fn run(
     let tuned = once(true)?;
     Ok(TorchRun {
         version: stock.torch,
+        device: device.to_string(),
         stock: stock.results,
         tuned: tuned.results,
     })

@@ -20,6 +20,7 @@ fn quick_run_measures_every_case_and_writes_the_report() {
         out_dir: dir.path().join("bench"),
         modes: Vec::new(),
         peak_gflops: None,
+        torch_device: "cpu".into(),
     };
     let report = rnn_bench::run(&options).expect("quick bench runs");
     assert_eq!(report.cases.len(), 8);
@@ -78,6 +79,7 @@ fn a_filter_that_matches_nothing_is_a_usage_error() {
         out_dir: dir.path().to_path_buf(),
         modes: Vec::new(),
         peak_gflops: None,
+        torch_device: "cpu".into(),
     };
     let err = rnn_bench::run(&options).expect_err("nothing to run");
     assert!(err.to_string().contains("A-bi"), "{err}");

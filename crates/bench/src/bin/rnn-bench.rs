@@ -35,6 +35,9 @@ struct Cli {
     /// The Python that has torch.
     #[arg(long, default_value = "python3")]
     python: PathBuf,
+    /// Where the PyTorch peer runs: `cpu`, or `cuda` (cuDNN) to compare a GPU backend.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    torch_device: String,
     /// Skip the PyTorch peer.
     #[arg(long)]
     no_torch: bool,
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         out_dir: cli.out,
         modes: cli.mode,
         peak_gflops: cli.peak,
+        torch_device: cli.torch_device,
     };
     match rnn_bench::run(&options) {
         Ok(report) => {
