@@ -39,7 +39,8 @@ pub use runners::{Implementation, Mode};
 pub struct Options {
     /// Tiny shapes and one iteration each: a seconds-long smoke run.
     pub quick: bool,
-    /// Run only cases whose name contains one of these (case-insensitive); empty: all.
+    /// Run only these cases (case-insensitive): a filter equal to a case's name selects that
+    /// case, any other the cases whose names contain it; empty: all.
     pub filter: Vec<String>,
     /// Backends to measure on.
     pub backends: Vec<Backend>,
@@ -105,15 +106,20 @@ impl Options {
 
     /// The suite after `filter`.
     pub fn cases(&self) -> Vec<Case> {
-        suite(self.quick)
-            .into_iter()
-            .filter(|c| {
-                self.filter.is_empty()
-                    || self
-                        .filter
-                        .iter()
-                        .any(|f| c.name.to_lowercase().contains(&f.to_lowercase()))
-            })
+        let all = suite(self.quick);
+        // A filter that names a case exactly selects that case alone (`A` is not `A-bi`);
+        // any other filter selects the cases whose names contain it.
+        let matches = |f: &str, name: &str| {
+            let exact = all.iter().any(|c| c.name.eq_ignore_ascii_case(f));
+            if exact {
+                name.eq_ignore_ascii_case(f)
+            } else {
+                name.to_lowercase().contains(&f.to_lowercase())
+            }
+        };
+        all.iter()
+            .filter(|c| self.filter.is_empty() || self.filter.iter().any(|f| matches(f, &c.name)))
+            .cloned()
             .collect()
     }
 }
@@ -258,4 +264,36 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
     };
     report.write(&options.out_dir)?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(filter: &[&str]) -> Vec<String> {
+        let options = Options {
+            quick: false,
+            filter: filter.iter().map(|f| f.to_string()).collect(),
+            backends: Vec::new(),
+            reference: false,
+            only: Vec::new(),
+            python: None,
+            torch_script: PathBuf::new(),
+            threads: 1,
+            out_dir: PathBuf::new(),
+            modes: Vec::new(),
+            peak_gflops: None,
+            torch_device: "cpu".into(),
+        };
+        options.cases().into_iter().map(|c| c.name).collect()
+    }
+
+    #[test]
+    fn a_case_name_selects_that_case_and_other_filters_match_substrings() {
+        assert_eq!(names(&["A"]), ["A"]);
+        assert_eq!(names(&["a", "b"]), ["A", "B"]);
+        assert_eq!(names(&["-bi"]), ["A-bi"]);
+        assert_eq!(names(&["A-T"]).len(), 5);
+        assert_eq!(names(&[]).len(), suite(false).len());
+    }
 }

@@ -259,35 +259,50 @@ impl Stack {
             .filter(|_| !fused)
             .map(|l| step_masks(l, seq, &device));
         let is_lstm = s.kind == CellKind::Lstm;
+        let dirs = s.directions();
         let zeros = |size| Tensor::<2>::zeros([batch, size], &device);
+        // Final states, each `[n, batch, ·]`, concatenated along the first axis at the end.
         let mut h_n = Vec::with_capacity(self.cells.len());
         let mut c_n = Vec::with_capacity(self.cells.len());
 
         for layer in 0..s.num_layers {
-            let mut outputs = Vec::with_capacity(s.directions());
-            for dir in 0..s.directions() {
-                let index = layer * s.directions() + dir;
-                let cell = &self.cells[index];
+            let first = layer * dirs;
+            if fused {
+                // One op for the whole layer, both directions.
                 let pick = |state: &Option<Tensor<3>>, size| match state {
-                    Some(t) => t.clone().narrow(0, index, 1).reshape([batch, size]),
-                    None => zeros(size),
+                    Some(t) => t.clone().narrow(0, first, dirs),
+                    None => Tensor::zeros([dirs, batch, size], &device),
                 };
                 let h = pick(&h0, s.out_size());
                 let c = is_lstm.then(|| pick(&c0, s.hidden_size));
-                let (out, h, c) = if fused {
-                    fused_direction(s.kind, cell, x.clone(), h, c, lengths, dir == 1)
-                } else {
-                    self.run_direction(cell, x.clone(), h, c, masks.as_deref(), dir == 1)
-                };
-                outputs.push(out);
+                let cells = &self.cells[first..first + dirs];
+                let (out, h, c) = fused_layer(s.kind, cells, x, h, c, lengths);
+                x = out;
                 h_n.push(h);
                 c_n.extend(c);
-            }
-            x = if outputs.len() == 1 {
-                outputs.remove(0)
             } else {
-                Tensor::cat(outputs, 2)
-            };
+                let mut outputs = Vec::with_capacity(dirs);
+                for dir in 0..dirs {
+                    let index = first + dir;
+                    let cell = &self.cells[index];
+                    let pick = |state: &Option<Tensor<3>>, size| match state {
+                        Some(t) => t.clone().narrow(0, index, 1).reshape([batch, size]),
+                        None => zeros(size),
+                    };
+                    let h = pick(&h0, s.out_size());
+                    let c = is_lstm.then(|| pick(&c0, s.hidden_size));
+                    let (out, h, c) =
+                        self.run_direction(cell, x.clone(), h, c, masks.as_deref(), dir == 1);
+                    outputs.push(out);
+                    h_n.push(h.unsqueeze_dim(0));
+                    c_n.extend(c.map(|c| c.unsqueeze_dim(0)));
+                }
+                x = if outputs.len() == 1 {
+                    outputs.remove(0)
+                } else {
+                    Tensor::cat(outputs, 2)
+                };
+            }
             if layer + 1 < s.num_layers {
                 x = self.dropout.forward(x);
             }
@@ -298,8 +313,8 @@ impl Stack {
         } else {
             x.swap_dims(0, 1)
         };
-        let h_n = Tensor::stack(h_n, 0);
-        let c_n = is_lstm.then(|| Tensor::stack(c_n, 0));
+        let h_n = Tensor::cat(h_n, 0);
+        let c_n = is_lstm.then(|| Tensor::cat(c_n, 0));
         Ok((output, h_n, c_n))
     }
 
@@ -375,21 +390,20 @@ impl Stack {
     }
 }
 
-/// The fused path for one direction; only called when [`Stack::uses_fused`] said yes.
+/// The fused path for one layer; only called when [`Stack::uses_fused`] said yes.
 #[cfg(feature = "fused")]
-use crate::fused::run_direction as fused_direction;
+use crate::fused::run_layer as fused_layer;
 
 /// Without the `fused` feature [`Stack::uses_fused`] is always false; this keeps one call site.
 #[cfg(not(feature = "fused"))]
-fn fused_direction(
+fn fused_layer(
     _: CellKind,
-    _: &CellWeights,
+    _: &[CellWeights],
     x: Tensor<3>,
-    h: Tensor<2>,
-    c: Option<Tensor<2>>,
+    h: Tensor<3>,
+    c: Option<Tensor<3>>,
     _: Option<&[usize]>,
-    _: bool,
-) -> (Tensor<3>, Tensor<2>, Option<Tensor<2>>) {
+) -> (Tensor<3>, Tensor<3>, Option<Tensor<3>>) {
     (x, h, c)
 }
 

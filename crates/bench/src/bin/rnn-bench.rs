@@ -17,7 +17,8 @@ struct Cli {
     /// Tiny shapes, one iteration each: a seconds-long smoke run.
     #[arg(long)]
     quick: bool,
-    /// Only cases whose name contains this (repeatable), e.g. `--filter A-bi --filter B`.
+    /// Only this case, or the cases whose names contain this when no case has exactly this
+    /// name (repeatable): `--filter A` is case A alone, `--filter A-T` the whole sweep.
     #[arg(long)]
     filter: Vec<String>,
     /// Backends to measure (repeatable); default: every compiled one.

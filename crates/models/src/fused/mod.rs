@@ -20,7 +20,7 @@ use burn::tensor::{DType, Device, Tensor};
 
 use crate::CellKind;
 use crate::weights::CellWeights;
-use kernel::{Dims, Schedule};
+use kernel::Dims;
 use op::{FusedRecurrence, RecurrentInputs, Spec};
 pub(crate) use pool::release as release_scratch_memory;
 
@@ -39,21 +39,20 @@ pub(crate) fn available(device: &Device, dtype: DType) -> bool {
     }
 }
 
-/// One direction of one layer through the fused op.
+/// One layer — both directions when `cells` holds two — through the fused op.
 ///
-/// Batch-major: `x: [batch, seq, input]`, `h`, `c: [batch, hidden]` → `([batch, seq, hidden],
-/// h_n, c_n)`.
-pub(crate) fn run_direction(
+/// Batch-major: `x: [batch, seq, input]`, `h`, `c: [D, batch, hidden]` → `(out: [batch, seq,
+/// D·hidden], h_n, c_n: [D, batch, hidden])`, the reverse direction's output second.
+pub(crate) fn run_layer(
     kind: CellKind,
-    cell: &CellWeights,
+    cells: &[CellWeights],
     x: Tensor<3>,
-    h: Tensor<2>,
-    c: Option<Tensor<2>>,
+    h: Tensor<3>,
+    c: Option<Tensor<3>>,
     lengths: Option<&[usize]>,
-    reverse: bool,
-) -> (Tensor<3>, Tensor<2>, Option<Tensor<2>>) {
+) -> (Tensor<3>, Tensor<3>, Option<Tensor<3>>) {
     let [batch, seq, input] = x.dims();
-    let [_, hidden] = h.dims();
+    let [directions, _, hidden] = h.dims();
     let device = x.device();
     let dims = Dims {
         kind,
@@ -63,52 +62,61 @@ pub(crate) fn run_direction(
         hidden,
     };
     let gh = dims.gates();
-    let bias = cell.bias_ih.is_some() && cell.bias_hh.is_some();
+    let bias = cells
+        .iter()
+        .all(|cell| cell.bias_ih.is_some() && cell.bias_hh.is_some());
     let vector = |b: &Option<burn::module::Param<Tensor<1>>>| match b {
         Some(b) => b.val(),
         None => Tensor::zeros([gh], &device),
     };
+    // The directions' weights stacked along the first axis (a copy of the weights per call,
+    // small next to the recurrence; autodiff splits the gradient back).
+    fn stacked<const D: usize>(mut parts: Vec<Tensor<D>>) -> Tensor<D> {
+        if parts.len() == 1 {
+            parts.swap_remove(0)
+        } else {
+            Tensor::cat(parts, 0)
+        }
+    }
     let is_lstm = kind == CellKind::Lstm;
     let c0 = match c {
         Some(c) => c,
-        None if is_lstm => Tensor::zeros([batch, hidden], &device),
-        None => Tensor::zeros([1, 1], &device),
+        None if is_lstm => Tensor::zeros([directions, batch, hidden], &device),
+        None => Tensor::zeros([1, 1, 1], &device),
     };
     let spec = Spec {
         dims,
-        schedule: Schedule {
-            reverse,
-            lengths: lengths.map(<[usize]>::to_vec),
-        },
+        lengths: lengths.map(<[usize]>::to_vec),
+        directions,
         bias,
     };
     let packed = <Dispatch as FusedRecurrence>::fused_recurrence(
         RecurrentInputs {
             x: x.into_dispatch(),
-            w_ih: cell.weight_ih.val().into_dispatch(),
-            w_hh: cell.weight_hh.val().into_dispatch(),
-            b_ih: vector(&cell.bias_ih).into_dispatch(),
-            b_hh: vector(&cell.bias_hh).into_dispatch(),
+            w_ih: stacked(cells.iter().map(|c| c.weight_ih.val()).collect()).into_dispatch(),
+            w_hh: stacked(cells.iter().map(|c| c.weight_hh.val()).collect()).into_dispatch(),
+            b_ih: stacked(cells.iter().map(|c| vector(&c.bias_ih)).collect()).into_dispatch(),
+            b_hh: stacked(cells.iter().map(|c| vector(&c.bias_hh)).collect()).into_dispatch(),
             h0: h.into_dispatch(),
             c0: c0.into_dispatch(),
         },
         spec,
     );
     let packed = Tensor::<1>::from_dispatch(packed);
-    let out_len = seq * batch * hidden;
-    let state_len = batch * hidden;
+    let out_len = batch * seq * directions * hidden;
+    let state_len = directions * batch * hidden;
     let out = packed
         .clone()
         .narrow(0, 0, out_len)
-        .reshape([batch, seq, hidden]);
+        .reshape([batch, seq, directions * hidden]);
     let h_n = packed
         .clone()
         .narrow(0, out_len, state_len)
-        .reshape([batch, hidden]);
+        .reshape([directions, batch, hidden]);
     let c_n = is_lstm.then(|| {
         packed
             .narrow(0, out_len + state_len, state_len)
-            .reshape([batch, hidden])
+            .reshape([directions, batch, hidden])
     });
     (out, h_n, c_n)
 }

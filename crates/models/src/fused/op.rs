@@ -23,41 +23,56 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, ExtensionType, TensorData, TensorMetadata, backend_extension};
 use burn::tensor::DType;
 
-use super::kernel::{Dims, Params, Saved, Schedule};
-use super::parallel;
+use super::kernel::{Dims, Params, Saved};
+use super::parallel::{self, Layer};
 
 /// Everything about a call that is not a tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Spec {
+    /// Sizes of one direction.
     pub dims: Dims,
-    pub schedule: Schedule,
+    /// Per-sequence lengths, or `None` when all run the full length.
+    pub lengths: Option<Vec<usize>>,
+    /// 1, or 2 for a bidirectional layer.
+    pub directions: usize,
     /// Whether `b_ih` and `b_hh` are real parameters (otherwise they are ignored).
     pub bias: bool,
 }
 
-/// The op's tensors, batch-major, PyTorch weight layout.
+impl Spec {
+    fn layer(&self) -> Layer<'_> {
+        Layer {
+            d: self.dims,
+            lengths: self.lengths.as_deref(),
+            directions: self.directions,
+        }
+    }
+}
+
+/// The op's tensors: batch-major input, PyTorch's weight layout with the `D` directions'
+/// weights stacked along the first axis.
 #[derive(ExtensionType)]
 pub(crate) struct RecurrentInputs<B: Backend> {
     /// `[batch, seq, input]`.
     pub x: FloatTensor<B>,
-    /// `[G·H, input]`.
+    /// `[D·G·H, input]`.
     pub w_ih: FloatTensor<B>,
-    /// `[G·H, hidden]`.
+    /// `[D·G·H, hidden]`.
     pub w_hh: FloatTensor<B>,
-    /// `[G·H]`.
+    /// `[D·G·H]`.
     pub b_ih: FloatTensor<B>,
-    /// `[G·H]`.
+    /// `[D·G·H]`.
     pub b_hh: FloatTensor<B>,
-    /// `[batch, hidden]`.
+    /// `[D, batch, hidden]`.
     pub h0: FloatTensor<B>,
-    /// `[batch, hidden]`, read for LSTM only.
+    /// `[D, batch, hidden]`, read for LSTM only.
     pub c0: FloatTensor<B>,
 }
 
 /// Backends that run the fused recurrence.
 #[backend_extension(Autodiff, Flex: cfg(feature = "flex"), NdArray: cfg(feature = "ndarray"))]
 pub(crate) trait FusedRecurrence: Backend {
-    /// One direction of one layer; returns the packed `out ++ h_n (++ c_n)`.
+    /// One layer, both directions if bidirectional; returns the packed `out ++ h_n (++ c_n)`.
     fn fused_recurrence(
         #[extension_type] inputs: RecurrentInputs<Self>,
         spec: Spec,
@@ -119,10 +134,9 @@ impl HostInputs {
         }
     }
 
-    fn forward(&self, spec: &Spec, save: bool) -> (Vec<f32>, Option<Saved>) {
+    fn forward(&self, spec: &Spec, save: bool) -> (Vec<f32>, Option<Vec<Saved>>) {
         parallel::forward(
-            spec.dims,
-            &spec.schedule,
+            spec.layer(),
             &self.params(spec.bias),
             &self.x,
             &self.h0,
@@ -145,7 +159,7 @@ fn run_untracked<B: Backend>(inputs: RecurrentInputs<B>, spec: &Spec) -> FloatTe
     let device = inputs.x.device();
     let host = HostInputs::read::<B>(inputs.into_array());
     let (packed, _) = host.forward(spec, false);
-    to_backend::<B>(packed, &[spec.dims.packed_len()], &device)
+    to_backend::<B>(packed, &[spec.dims.packed_len(spec.directions)], &device)
 }
 
 #[cfg(feature = "flex")]
@@ -167,7 +181,8 @@ impl FusedRecurrence for NdArray {
 struct NodeState<D> {
     spec: Spec,
     inputs: HostInputs,
-    saved: Saved,
+    /// Per direction.
+    saved: Vec<Saved>,
     device: D,
 }
 
@@ -179,15 +194,14 @@ impl<B: Backend> Backward<B, 7> for FusedBackward {
 
     fn backward(self, ops: Ops<Self::State, 7>, grads: &mut Gradients, _: &mut Checkpointer) {
         let state = ops.state;
-        let d = state.spec.dims;
+        let (d, dirs) = (state.spec.dims, state.spec.directions);
         let packed = host::<B>(grads.consume::<B>(&ops.node));
-        let out_len = d.rows() * d.hidden;
-        let state_len = d.batch * d.hidden;
+        let out_len = dirs * d.rows() * d.hidden;
+        let state_len = dirs * d.batch * d.hidden;
         let (d_out, rest) = packed.split_at(out_len);
         let (d_hn, d_cn) = rest.split_at(state_len);
         let g = parallel::backward(
-            d,
-            &state.spec.schedule,
+            state.spec.layer(),
             &state.inputs.params(state.spec.bias),
             &state.inputs.x,
             &state.saved,
@@ -195,15 +209,15 @@ impl<B: Backend> Backward<B, 7> for FusedBackward {
             d_hn,
             d_cn,
         );
-        let gh = d.gates();
+        let gh = dirs * d.gates();
         let shaped: [(Vec<f32>, Vec<usize>); 7] = [
             (g.x, vec![d.batch, d.seq, d.input]),
             (g.w_ih, vec![gh, d.input]),
             (g.w_hh, vec![gh, d.hidden]),
             (g.b_ih, vec![gh]),
             (g.b_hh, vec![gh]),
-            (g.h0, vec![d.batch, d.hidden]),
-            (g.c0, vec![d.batch, d.hidden]),
+            (g.h0, vec![dirs, d.batch, d.hidden]),
+            (g.c0, vec![dirs, d.batch, d.hidden]),
         ];
         for (parent, (grad, shape)) in ops.parents.into_iter().zip(shaped) {
             // A parent without a node needs no gradient (a constant, or c0 of a non-LSTM,
@@ -234,7 +248,7 @@ impl<B: Backend, C: CheckpointStrategy> FusedRecurrence for Autodiff<B, C> {
                 let primitives = inputs.into_array().map(|t| t.into_primitive());
                 let host_inputs = HostInputs::read::<B>(primitives);
                 let (packed, saved) = host_inputs.forward(&spec, true);
-                let len = spec.dims.packed_len();
+                let len = spec.dims.packed_len(spec.directions);
                 let state = Arc::new(NodeState {
                     spec,
                     inputs: host_inputs,
@@ -247,7 +261,8 @@ impl<B: Backend, C: CheckpointStrategy> FusedRecurrence for Autodiff<B, C> {
                 let primitives = inputs.into_array().map(|t| t.into_primitive());
                 let host_inputs = HostInputs::read::<B>(primitives);
                 let (packed, _) = host_inputs.forward(&spec, false);
-                prep.finish(to_backend::<B>(packed, &[spec.dims.packed_len()], &device))
+                let len = spec.dims.packed_len(spec.directions);
+                prep.finish(to_backend::<B>(packed, &[len], &device))
             }
         }
     }

@@ -21,9 +21,10 @@ use super::pool::Buf;
 /// Rows per slice below which splitting the batch does not pay.
 const MIN_CHUNK_ROWS: usize = 8;
 
-/// How many slices to split `batch` rows into on this thread pool.
-fn chunk_count(batch: usize) -> usize {
+/// How many slices to split `batch` rows into, per direction, on this thread pool.
+fn chunk_count(batch: usize, directions: usize) -> usize {
     rayon::current_num_threads()
+        .div_ceil(directions)
         .min(batch / MIN_CHUNK_ROWS)
         .max(1)
 }
@@ -70,114 +71,216 @@ fn for_each_slice<T: Send>(jobs: Vec<T>, work: impl Fn(T) + Sync + Send) {
     }
 }
 
-/// The forward pass: returns the packed `out ++ h_n (++ c_n)` (`out: [batch, seq, hidden]`)
-/// and, with `save`, what [`backward`] needs.
-pub(crate) fn forward(
-    d: Dims,
-    schedule: &Schedule,
-    p: &Params<'_>,
-    x: &[f32],
-    h0: &[f32],
-    c0: &[f32],
-    save: bool,
-) -> (Vec<f32>, Option<Saved>) {
-    forward_in(chunk_count(d.batch), d, schedule, p, x, h0, c0, save)
+/// One layer's problem: its sizes per direction, lengths, and how many directions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layer<'a> {
+    /// Sizes of one direction over the whole batch.
+    pub d: Dims,
+    /// Per-sequence lengths (packed-sequence semantics), or `None` for full length.
+    pub lengths: Option<&'a [usize]>,
+    /// 1, or 2 for a bidirectional layer (direction 1 runs in reverse).
+    pub directions: usize,
 }
 
-/// [`forward`] with an explicit number of slices (tests split tiny batches this way).
-#[allow(clippy::too_many_arguments)] // the op's tensors plus the slice count
-pub(crate) fn forward_in(
-    chunks: usize,
-    d: Dims,
-    schedule: &Schedule,
+impl Layer<'_> {
+    /// Direction `dir`'s schedule for batch rows `part`.
+    fn schedule(&self, dir: usize, part: &Range<usize>) -> Schedule {
+        Schedule {
+            reverse: dir == 1,
+            lengths: self.lengths.map(|l| l[part.clone()].to_vec()),
+        }
+    }
+
+    /// The slices of the batch: fewer per direction when directions already keep the
+    /// threads busy.
+    fn parts(&self, chunks: usize) -> Vec<Range<usize>> {
+        ranges(self.d.batch, chunks.max(1))
+    }
+}
+
+/// [`forward_in`] with as many slices as pay on this thread pool.
+pub(crate) fn forward(
+    layer: Layer<'_>,
     p: &Params<'_>,
     x: &[f32],
     h0: &[f32],
     c0: &[f32],
     save: bool,
-) -> (Vec<f32>, Option<Saved>) {
-    let (hid, gh, seq) = (d.hidden, d.gates(), d.seq);
-    // Every step's input projection in one GEMM over the whole batch (biases are added by the
-    // gate pass).
-    let mut xp = Buf::dirty(d.rows() * gh);
+) -> (Vec<f32>, Option<Vec<Saved>>) {
+    let chunks = chunk_count(layer.d.batch, layer.directions);
+    forward_in(chunks, layer, p, x, h0, c0, save)
+}
+
+/// The forward pass of a layer, its batch split into `chunks` slices per direction.
+///
+/// Weights are stacked by direction (`w_ih: [D·G·H, input]`, …), `x: [batch, seq, input]`,
+/// `h0`, `c0: [D, batch, hidden]`. Returns the packed `out ++ h_n (++ c_n)` — `out: [batch,
+/// seq, D·hidden]` with the directions side by side, `h_n`, `c_n: [D, batch, hidden]` — and,
+/// with `save`, what [`backward_in`] needs, per direction.
+pub(crate) fn forward_in(
+    chunks: usize,
+    layer: Layer<'_>,
+    p: &Params<'_>,
+    x: &[f32],
+    h0: &[f32],
+    c0: &[f32],
+    save: bool,
+) -> (Vec<f32>, Option<Vec<Saved>>) {
+    let Layer { d, directions, .. } = layer;
+    let (hid, gh, seq, rows) = (d.hidden, d.gates(), d.seq, d.rows());
+    let dgh = directions * gh;
+    // Every step's input projection, both directions, in one GEMM over the whole batch
+    // (biases are added by the gate pass).
+    let mut xp = Buf::dirty(rows * dgh);
     matmul(
         &mut xp,
-        View::rows(x, d.rows(), d.input),
-        View::transposed(p.w_ih, d.input, gh),
+        View::rows(x, rows, d.input),
+        View::transposed(p.w_ih, d.input, dgh),
         false,
     );
-    let (bias, b_hn) = p.biases(&d);
-    // W_hhᵀ laid out row-major once, then packed for the per-step GEMMs of every slice.
-    let mut w_hh_t = Buf::dirty(hid * gh);
-    for (g, row) in p.w_hh.chunks_exact(hid).enumerate() {
-        for (k, &v) in row.iter().enumerate() {
-            w_hh_t[k * gh + g] = v;
-        }
-    }
-    let w_hh_t = PackedB::new(&w_hh_t, hid, gh);
+    let per_direction: Vec<_> = (0..directions)
+        .map(|dir| {
+            let pd = p.direction(dir, &d);
+            let (bias, b_hn) = pd.biases(&d);
+            // W_hhᵀ laid out row-major once, then packed for the per-step GEMMs.
+            let mut w_hh_t = Buf::dirty(hid * gh);
+            for (g, row) in pd.w_hh.chunks_exact(hid).enumerate() {
+                for (k, &v) in row.iter().enumerate() {
+                    w_hh_t[k * gh + g] = v;
+                }
+            }
+            (bias, b_hn, PackedB::new(&w_hh_t, hid, gh))
+        })
+        .collect();
 
-    let mut packed = vec![0.0; d.packed_len()];
-    let (out, states) = packed.split_at_mut(d.rows() * hid);
-    let (h, c) = states.split_at_mut(d.batch * hid);
+    let mut packed = vec![0.0; d.packed_len(directions)];
+    let (out, states) = packed.split_at_mut(rows * directions * hid);
+    let (h, c) = states.split_at_mut(directions * d.batch * hid);
     h.copy_from_slice(h0);
     if d.is_lstm() {
         c.copy_from_slice(c0);
     }
-    let mut saved = save.then(|| Saved::new(&d));
-
-    let parts = ranges(d.batch, chunks.max(1));
-    let saved_parts: Vec<Option<SavedMut<'_>>> = match saved.as_mut() {
-        None => parts.iter().map(|_| None).collect(),
-        Some(s) => {
-            let acts = split(&mut s.acts, &parts, seq * d.act_width());
-            let h_prev = split(&mut s.h_prev, &parts, seq * hid);
-            let aux = split(&mut s.aux, &parts, seq * hid);
-            let tanh_c = split(&mut s.tanh_c, &parts, seq * hid);
-            acts.into_iter()
-                .zip(h_prev)
-                .zip(aux.into_iter().zip(tanh_c))
-                .map(|((acts, h_prev), (aux, tanh_c))| {
-                    Some(SavedMut {
-                        acts,
-                        h_prev,
-                        aux,
-                        tanh_c,
-                    })
-                })
-                .collect()
-        }
+    let mut saved: Option<Vec<Saved>> =
+        save.then(|| (0..directions).map(|_| Saved::new(&d)).collect());
+    // One direction writes its output in place; two write their own and are interleaved after.
+    let mut own_outputs: Vec<Buf> = if directions == 1 {
+        Vec::new()
+    } else {
+        (0..directions).map(|_| Buf::dirty(rows * hid)).collect()
     };
-    let jobs: Vec<_> = parts
-        .iter()
-        .cloned()
-        .zip(split(out, &parts, seq * hid))
-        .zip(split(h, &parts, hid).into_iter().zip(split(c, &parts, hid)))
-        .zip(saved_parts)
-        .map(|(((part, out), (h, c)), saved)| (part, out, h, c, saved))
-        .collect();
-    for_each_slice(jobs, |(part, out, h, c, saved)| {
-        let schedule = schedule.slice(part.clone());
-        Forward {
-            d: Dims {
-                batch: part.len(),
-                ..d
-            },
-            schedule: &schedule,
-            w_hh_t: &w_hh_t,
-            bias: &bias,
-            b_hn: &b_hn,
-            xp: split_ref(&xp, &part, seq * gh),
-            h,
-            c,
-            out,
-            saved,
+
+    let parts = layer.parts(chunks);
+    {
+        let outs: Vec<&mut [f32]> = if directions == 1 {
+            vec![&mut *out]
+        } else {
+            own_outputs.iter_mut().map(|b| &mut b[..]).collect()
+        };
+        let saved_dirs: Vec<Option<&mut Saved>> = match saved.as_mut() {
+            Some(v) => v.iter_mut().map(Some).collect(),
+            None => (0..directions).map(|_| None).collect(),
+        };
+        let state_block = d.batch * hid;
+        let h_dirs: Vec<&mut [f32]> = h.chunks_mut(state_block).collect();
+        let c_dirs: Vec<&mut [f32]> = if d.is_lstm() {
+            c.chunks_mut(state_block).collect()
+        } else {
+            (0..directions).map(|_| <&mut [f32]>::default()).collect()
+        };
+        let mut jobs = Vec::new();
+        for (dir, (((out, h), c), saved)) in outs
+            .into_iter()
+            .zip(h_dirs)
+            .zip(c_dirs)
+            .zip(saved_dirs)
+            .enumerate()
+        {
+            let saved_parts = split_saved(saved, &parts, &d);
+            for ((((part, out), h), c), saved) in parts
+                .iter()
+                .cloned()
+                .zip(split(out, &parts, seq * hid))
+                .zip(split(h, &parts, hid))
+                .zip(split(c, &parts, hid))
+                .zip(saved_parts)
+            {
+                jobs.push((dir, part, out, h, c, saved));
+            }
         }
-        .run();
-    });
+        for_each_slice(jobs, |(dir, part, out, h, c, saved)| {
+            let (bias, b_hn, w_hh_t) = &per_direction[dir];
+            Forward {
+                d: Dims {
+                    batch: part.len(),
+                    ..d
+                },
+                schedule: &layer.schedule(dir, &part),
+                w_hh_t,
+                bias,
+                b_hn,
+                xp: &xp[part.start * seq * dgh + dir * gh..part.end * seq * dgh],
+                xp_stride: dgh,
+                h,
+                c,
+                out,
+                saved,
+            }
+            .run();
+        });
+    }
+    if directions > 1 {
+        interleave(out, &own_outputs, hid);
+    }
     (packed, saved)
 }
 
-/// Gradients of the loss with respect to every input of [`forward`].
+/// Writes row `r` of every direction's `[rows, hidden]` output side by side into row `r` of
+/// `out: [rows, D·hidden]`, blocks of rows in parallel.
+fn interleave(out: &mut [f32], parts: &[Buf], hid: usize) {
+    const BLOCK_ROWS: usize = 256;
+    let width = parts.len() * hid;
+    out.par_chunks_mut(BLOCK_ROWS * width)
+        .enumerate()
+        .for_each(|(block, rows)| {
+            for (i, row) in rows.chunks_exact_mut(width).enumerate() {
+                let r = block * BLOCK_ROWS + i;
+                for (dst, part) in row.chunks_exact_mut(hid).zip(parts) {
+                    dst.copy_from_slice(&part[r * hid..][..hid]);
+                }
+            }
+        });
+}
+
+/// A direction's saved buffers cut into the batch slices (`None`s when nothing is saved).
+fn split_saved<'a>(
+    saved: Option<&'a mut Saved>,
+    parts: &[Range<usize>],
+    d: &Dims,
+) -> Vec<Option<SavedMut<'a>>> {
+    let Some(s) = saved else {
+        return parts.iter().map(|_| None).collect();
+    };
+    let (seq, hid) = (d.seq, d.hidden);
+    let acts = split(&mut s.acts, parts, seq * d.act_width());
+    let h_prev = split(&mut s.h_prev, parts, seq * hid);
+    let aux = split(&mut s.aux, parts, seq * hid);
+    let tanh_c = split(&mut s.tanh_c, parts, seq * hid);
+    acts.into_iter()
+        .zip(h_prev)
+        .zip(aux.into_iter().zip(tanh_c))
+        .map(|((acts, h_prev), (aux, tanh_c))| {
+            Some(SavedMut {
+                acts,
+                h_prev,
+                aux,
+                tanh_c,
+            })
+        })
+        .collect()
+}
+
+/// Gradients of the loss with respect to every input of [`forward`] (weights stacked by
+/// direction, states `[D, batch, hidden]`).
 #[derive(Debug)]
 pub(crate) struct Grads {
     /// `[batch, seq, input]`.
@@ -191,57 +294,53 @@ pub(crate) struct Grads {
     pub c0: Vec<f32>,
 }
 
-/// Backpropagation through time: BPTT in parallel over slices of the batch, then the input
-/// and weight gradients as GEMMs over all rows. `d_out: [batch, seq, hidden]`, `d_hn`, `d_cn:
-/// [batch, hidden]` (`d_cn` read for LSTM only) are the gradients of the loss with respect to
-/// [`forward`]'s outputs.
+/// [`backward_in`] with as many slices as pay on this thread pool.
 #[allow(clippy::too_many_arguments)] // one argument per tensor of the op
 pub(crate) fn backward(
-    d: Dims,
-    schedule: &Schedule,
+    layer: Layer<'_>,
     p: &Params<'_>,
     x: &[f32],
-    saved: &Saved,
+    saved: &[Saved],
     d_out: &[f32],
     d_hn: &[f32],
     d_cn: &[f32],
 ) -> Grads {
-    backward_in(
-        chunk_count(d.batch),
-        d,
-        schedule,
-        p,
-        x,
-        saved,
-        d_out,
-        d_hn,
-        d_cn,
-    )
+    let chunks = chunk_count(layer.d.batch, layer.directions);
+    backward_in(chunks, layer, p, x, saved, d_out, d_hn, d_cn)
 }
 
-/// [`backward`] with an explicit number of slices.
+/// Backpropagation through time: BPTT in parallel over directions and slices of the batch,
+/// then the input and weight gradients as GEMMs over all rows. `d_out: [batch, seq,
+/// D·hidden]`, `d_hn`, `d_cn: [D, batch, hidden]` (`d_cn` read for LSTM only) are the
+/// gradients of the loss with respect to [`forward_in`]'s outputs.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_in(
     chunks: usize,
-    d: Dims,
-    schedule: &Schedule,
+    layer: Layer<'_>,
     p: &Params<'_>,
     x: &[f32],
-    saved: &Saved,
+    saved: &[Saved],
     d_out: &[f32],
     d_hn: &[f32],
     d_cn: &[f32],
 ) -> Grads {
+    let Layer { d, directions, .. } = layer;
     let (hid, gh, seq, rows) = (d.hidden, d.gates(), d.seq, d.rows());
     let is_gru = d.kind == crate::CellKind::Gru;
-    let w_hh = PackedB::new(p.w_hh, gh, hid);
+    let w_hh: Vec<PackedB> = (0..directions)
+        .map(|dir| PackedB::new(p.direction(dir, &d).w_hh, gh, hid))
+        .collect();
     // Every row is written by BPTT (zeros for the steps of ended sequences).
-    let mut dg = Buf::dirty(rows * gh);
-    let mut dhh = if is_gru {
-        Buf::dirty(rows * gh)
-    } else {
-        Buf::empty()
-    };
+    let mut dg: Vec<Buf> = (0..directions).map(|_| Buf::dirty(rows * gh)).collect();
+    let mut dhh: Vec<Buf> = (0..directions)
+        .map(|_| {
+            if is_gru {
+                Buf::dirty(rows * gh)
+            } else {
+                Buf::empty()
+            }
+        })
+        .collect();
     let mut dh0 = d_hn.to_vec();
     let mut dc0 = if d.is_lstm() {
         d_cn.to_vec()
@@ -249,36 +348,52 @@ pub(crate) fn backward_in(
         Vec::new()
     };
 
-    let parts = ranges(d.batch, chunks.max(1));
-    let jobs: Vec<_> = parts
-        .iter()
-        .cloned()
-        .zip(split(&mut dg, &parts, seq * gh))
-        .zip(split(&mut dhh, &parts, seq * gh))
-        .zip(
-            split(&mut dh0, &parts, hid)
-                .into_iter()
-                .zip(split(&mut dc0, &parts, hid)),
-        )
-        .map(|(((part, dg), dhh), (dh, dc))| (part, dg, dhh, dh, dc))
-        .collect();
+    let parts = layer.parts(chunks);
+    let state_block = d.batch * hid;
+    let dh_dirs: Vec<&mut [f32]> = dh0.chunks_mut(state_block).collect();
+    let dc_dirs: Vec<&mut [f32]> = if d.is_lstm() {
+        dc0.chunks_mut(state_block).collect()
+    } else {
+        (0..directions).map(|_| <&mut [f32]>::default()).collect()
+    };
+    let mut jobs = Vec::new();
+    for (dir, (((dg, dhh), dh), dc)) in dg
+        .iter_mut()
+        .zip(dhh.iter_mut())
+        .zip(dh_dirs)
+        .zip(dc_dirs)
+        .enumerate()
+    {
+        for ((((part, dg), dhh), dh), dc) in parts
+            .iter()
+            .cloned()
+            .zip(split(dg, &parts, seq * gh))
+            .zip(split(dhh, &parts, seq * gh))
+            .zip(split(dh, &parts, hid))
+            .zip(split(dc, &parts, hid))
+        {
+            jobs.push((dir, part, dg, dhh, dh, dc));
+        }
+    }
     let aw = d.act_width();
-    for_each_slice(jobs, |(part, dg, dhh, dh, dc)| {
-        let schedule = schedule.slice(part.clone());
+    let width = directions * hid;
+    for_each_slice(jobs, |(dir, part, dg, dhh, dh, dc)| {
+        let s = &saved[dir];
         Backward {
             d: Dims {
                 batch: part.len(),
                 ..d
             },
-            schedule: &schedule,
-            w_hh: &w_hh,
+            schedule: &layer.schedule(dir, &part),
+            w_hh: &w_hh[dir],
             saved: SavedRef {
-                acts: split_ref(&saved.acts, &part, seq * aw),
-                h_prev: split_ref(&saved.h_prev, &part, seq * hid),
-                aux: split_ref(&saved.aux, &part, seq * hid),
-                tanh_c: split_ref(&saved.tanh_c, &part, seq * hid),
+                acts: split_ref(&s.acts, &part, seq * aw),
+                h_prev: split_ref(&s.h_prev, &part, seq * hid),
+                aux: split_ref(&s.aux, &part, seq * hid),
+                tanh_c: split_ref(&s.tanh_c, &part, seq * hid),
             },
-            d_out: split_ref(d_out, &part, seq * hid),
+            d_out: &d_out[part.start * seq * width + dir * hid..part.end * seq * width],
+            d_out_stride: width,
             dh,
             dc,
             dg,
@@ -287,37 +402,39 @@ pub(crate) fn backward_in(
         .run();
     });
 
-    let rec = if is_gru { &dhh } else { &dg };
-    let mut w_hh = vec![0.0; gh * hid];
-    matmul(
-        &mut w_hh,
-        View::transposed(rec, gh, rows),
-        View::rows(&saved.h_prev, rows, hid),
-        false,
-    );
-    let mut w_ih = vec![0.0; gh * d.input];
-    matmul(
-        &mut w_ih,
-        View::transposed(&dg, gh, rows),
-        View::rows(x, rows, d.input),
-        false,
-    );
-    let mut dx = vec![0.0; rows * d.input];
-    matmul(
-        &mut dx,
-        View::rows(&dg, rows, gh),
-        View::rows(p.w_ih, gh, d.input),
-        false,
-    );
-    Grads {
-        x: dx,
-        w_ih,
-        w_hh,
-        b_ih: column_sums(&dg, gh),
-        b_hh: column_sums(rec, gh),
+    let mut grads = Grads {
+        x: vec![0.0; rows * d.input],
+        w_ih: vec![0.0; directions * gh * d.input],
+        w_hh: vec![0.0; directions * gh * hid],
+        b_ih: Vec::with_capacity(directions * gh),
+        b_hh: Vec::with_capacity(directions * gh),
         h0: dh0,
         c0: dc0,
+    };
+    for dir in 0..directions {
+        let rec: &[f32] = if is_gru { &dhh[dir] } else { &dg[dir] };
+        matmul(
+            &mut grads.w_hh[dir * gh * hid..][..gh * hid],
+            View::transposed(rec, gh, rows),
+            View::rows(&saved[dir].h_prev, rows, hid),
+            false,
+        );
+        matmul(
+            &mut grads.w_ih[dir * gh * d.input..][..gh * d.input],
+            View::transposed(&dg[dir], gh, rows),
+            View::rows(x, rows, d.input),
+            false,
+        );
+        matmul(
+            &mut grads.x,
+            View::rows(&dg[dir], rows, gh),
+            View::rows(p.direction(dir, &d).w_ih, gh, d.input),
+            dir > 0,
+        );
+        grads.b_ih.extend(column_sums(&dg[dir], gh));
+        grads.b_hh.extend(column_sums(rec, gh));
     }
+    grads
 }
 
 /// Sums of the columns of a row-major `[·, width]` matrix, blocks of rows in parallel.
