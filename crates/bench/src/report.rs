@@ -100,6 +100,17 @@ impl Report {
             .map(|m| m.stats)
     }
 
+    /// Whether PyTorch's timings are the peer of this backend's: PyTorch on the CPU for the
+    /// CPU backends, PyTorch on CUDA for the (hardware) GPU backends.
+    fn torch_compares_with(&self, backend: &BackendInfo) -> bool {
+        let gpu = matches!(backend.name.as_str(), "wgpu" | "cuda");
+        match &self.torch {
+            TorchStatus::Ran(run) if run.device == "cpu" => !gpu,
+            TorchStatus::Ran(_) => gpu && !backend.software,
+            _ => false,
+        }
+    }
+
     fn torch_best(&self, case: &str, mode: Mode) -> Option<Stats> {
         match &self.torch {
             TorchStatus::Ran(run) => run.best(case, mode),
@@ -151,9 +162,9 @@ impl Report {
                         .map_or("—".into(), |b| format!("{:.1}", b as f64 / 1048576.0));
                     let burn_nn =
                         self.find(&case.name, mode, &backend.name, Implementation::BurnNn);
-                    let cpu = !backend.software && backend.name != "wgpu";
-                    let torch_best = self.torch_best(&case.name, mode).filter(|_| cpu);
-                    let torch_cell = match (&self.torch, cpu) {
+                    let peer = self.torch_compares_with(backend);
+                    let torch_best = self.torch_best(&case.name, mode).filter(|_| peer);
+                    let torch_cell = match (&self.torch, peer) {
                         (TorchStatus::Ran(run), true) => format!(
                             "{} / {}",
                             fmt_ms(run.stock(&case.name, mode)),
