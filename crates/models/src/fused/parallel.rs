@@ -54,6 +54,16 @@ fn split<'a, T>(buf: &'a mut [T], parts: &[Range<usize>], per_row: usize) -> Vec
         .collect()
 }
 
+/// A `[D, batch, hidden]` state buffer cut into its `directions` blocks (empty blocks for an
+/// empty buffer: the cell state of a kind without one).
+fn state_blocks(buf: &mut [f32], directions: usize) -> Vec<&mut [f32]> {
+    if buf.is_empty() {
+        return (0..directions).map(|_| <&mut [f32]>::default()).collect();
+    }
+    let block = buf.len() / directions;
+    buf.chunks_mut(block).collect()
+}
+
 /// [`split`] for shared buffers.
 fn split_ref<'a>(buf: &'a [f32], part: &Range<usize>, per_row: usize) -> &'a [f32] {
     if buf.is_empty() {
@@ -180,13 +190,8 @@ pub(crate) fn forward_in(
             Some(v) => v.iter_mut().map(Some).collect(),
             None => (0..directions).map(|_| None).collect(),
         };
-        let state_block = d.batch * hid;
-        let h_dirs: Vec<&mut [f32]> = h.chunks_mut(state_block).collect();
-        let c_dirs: Vec<&mut [f32]> = if d.is_lstm() {
-            c.chunks_mut(state_block).collect()
-        } else {
-            (0..directions).map(|_| <&mut [f32]>::default()).collect()
-        };
+        let h_dirs = state_blocks(h, directions);
+        let c_dirs = state_blocks(c, directions);
         let mut jobs = Vec::new();
         for (dir, (((out, h), c), saved)) in outs
             .into_iter()
@@ -349,13 +354,8 @@ pub(crate) fn backward_in(
     };
 
     let parts = layer.parts(chunks);
-    let state_block = d.batch * hid;
-    let dh_dirs: Vec<&mut [f32]> = dh0.chunks_mut(state_block).collect();
-    let dc_dirs: Vec<&mut [f32]> = if d.is_lstm() {
-        dc0.chunks_mut(state_block).collect()
-    } else {
-        (0..directions).map(|_| <&mut [f32]>::default()).collect()
-    };
+    let dh_dirs = state_blocks(&mut dh0, directions);
+    let dc_dirs = state_blocks(&mut dc0, directions);
     let mut jobs = Vec::new();
     for (dir, (((dg, dhh), dh), dc)) in dg
         .iter_mut()
