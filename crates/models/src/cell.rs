@@ -102,6 +102,9 @@ pub struct RnnCellConfig {
     pub nonlinearity: Nonlinearity,
     /// Weight initializer; `None` (default) is PyTorch's uniform `±1/√hidden_size`.
     pub initializer: Option<Initializer>,
+    /// Bias initializer; `None` (the default) draws the biases like the weights, as PyTorch
+    /// does. TensorFlow starts them at zero: `Some(Initializer::Zeros)`.
+    pub bias_initializer: Option<Initializer>,
 }
 
 impl RnnCellConfig {
@@ -112,6 +115,7 @@ impl RnnCellConfig {
     pub fn init(&self, device: &Device) -> Result<RnnCell, ModelError> {
         let spec = InitSpec {
             initializer: self.initializer.clone(),
+            bias_initializer: self.bias_initializer.clone(),
             forget_bias: None,
         };
         let kind = self.nonlinearity.kind();
@@ -159,6 +163,9 @@ pub struct LstmCellConfig {
     pub bias: bool,
     /// Weight initializer; `None` (default) is PyTorch's uniform `±1/√hidden_size`.
     pub initializer: Option<Initializer>,
+    /// Bias initializer; `None` (the default) draws the biases like the weights, as PyTorch
+    /// does. TensorFlow starts them at zero: `Some(Initializer::Zeros)`.
+    pub bias_initializer: Option<Initializer>,
     /// Start the forget-gate bias at this value (TensorFlow's habit); requires `bias`.
     pub forget_bias: Option<f64>,
 }
@@ -171,6 +178,7 @@ impl LstmCellConfig {
     pub fn init(&self, device: &Device) -> Result<LstmCell, ModelError> {
         let spec = InitSpec {
             initializer: self.initializer.clone(),
+            bias_initializer: self.bias_initializer.clone(),
             forget_bias: self.forget_bias,
         };
         CellCore::init(
@@ -227,6 +235,9 @@ pub struct GruCellConfig {
     pub bias: bool,
     /// Weight initializer; `None` (default) is PyTorch's uniform `±1/√hidden_size`.
     pub initializer: Option<Initializer>,
+    /// Bias initializer; `None` (the default) draws the biases like the weights, as PyTorch
+    /// does. TensorFlow starts them at zero: `Some(Initializer::Zeros)`.
+    pub bias_initializer: Option<Initializer>,
 }
 
 impl GruCellConfig {
@@ -237,6 +248,7 @@ impl GruCellConfig {
     pub fn init(&self, device: &Device) -> Result<GruCell, ModelError> {
         let spec = InitSpec {
             initializer: self.initializer.clone(),
+            bias_initializer: self.bias_initializer.clone(),
             forget_bias: None,
         };
         CellCore::init(

@@ -31,6 +31,9 @@ pub struct GruConfig {
     pub bidirectional: bool,
     /// Weight initializer; `None` (default) is PyTorch's uniform `±1/√hidden_size`.
     pub initializer: Option<Initializer>,
+    /// Bias initializer; `None` (the default) draws the biases like the weights, as PyTorch
+    /// does. TensorFlow starts them at zero: `Some(Initializer::Zeros)`.
+    pub bias_initializer: Option<Initializer>,
 }
 
 impl GruConfig {
@@ -52,6 +55,7 @@ impl GruConfig {
         };
         let spec = InitSpec {
             initializer: self.initializer.clone(),
+            bias_initializer: self.bias_initializer.clone(),
             forget_bias: None,
         };
         Ok(Gru {

@@ -35,6 +35,9 @@ pub struct LstmConfig {
     pub proj_size: usize,
     /// Weight initializer; `None` (the default) is PyTorch's uniform `±1/√hidden_size`.
     pub initializer: Option<Initializer>,
+    /// Bias initializer; `None` (the default) draws the biases like the weights, as PyTorch
+    /// does. TensorFlow starts them at zero: `Some(Initializer::Zeros)`.
+    pub bias_initializer: Option<Initializer>,
     /// Start the forget-gate bias at this value (TensorFlow's `forget_bias = 1.0`); `None`
     /// keeps the initializer's draw. Requires `bias`.
     pub forget_bias: Option<f64>,
@@ -60,6 +63,7 @@ impl LstmConfig {
         };
         let spec = InitSpec {
             initializer: self.initializer.clone(),
+            bias_initializer: self.bias_initializer.clone(),
             forget_bias: self.forget_bias,
         };
         Ok(Lstm {

@@ -52,6 +52,9 @@ pub struct RnnConfig {
     pub bidirectional: bool,
     /// Weight initializer; `None` (default) is PyTorch's uniform `±1/√hidden_size`.
     pub initializer: Option<Initializer>,
+    /// Bias initializer; `None` (the default) draws the biases like the weights, as PyTorch
+    /// does. TensorFlow starts them at zero: `Some(Initializer::Zeros)`.
+    pub bias_initializer: Option<Initializer>,
 }
 
 impl RnnConfig {
@@ -73,6 +76,7 @@ impl RnnConfig {
         };
         let spec = InitSpec {
             initializer: self.initializer.clone(),
+            bias_initializer: self.bias_initializer.clone(),
             forget_bias: None,
         };
         Ok(Rnn {

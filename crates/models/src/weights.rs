@@ -30,6 +30,8 @@ pub struct CellWeights {
 #[derive(Debug, Clone)]
 pub(crate) struct InitSpec {
     pub initializer: Option<Initializer>,
+    /// `None`: the biases are drawn like the weights.
+    pub bias_initializer: Option<Initializer>,
     /// LSTM only: start the forget-gate bias here (TensorFlow's `forget_bias = 1.0` habit).
     pub forget_bias: Option<f64>,
 }
@@ -54,7 +56,8 @@ impl CellWeights {
         let rec = if proj > 0 { proj } else { hidden };
         let weight_ih = init.init_with([gh, input], Some(input), Some(gh), device);
         let weight_hh = init.init_with([gh, rec], Some(rec), Some(gh), device);
-        let bias_block = |fan_in: usize| init.init_with([gh], Some(fan_in), Some(gh), device);
+        let bias_init = spec.bias_initializer.as_ref().unwrap_or(&init);
+        let bias_block = |fan_in: usize| bias_init.init_with([gh], Some(fan_in), Some(gh), device);
         let (mut bias_ih, mut bias_hh) = if bias {
             (Some(bias_block(input)), Some(bias_block(rec)))
         } else {

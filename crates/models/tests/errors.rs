@@ -239,6 +239,44 @@ fn forget_bias_sets_only_the_forget_block() {
     }
 }
 
+/// TensorFlow's whole LSTM bias init: zeros, plus the forget-gate bias; the weights keep
+/// their own initializer.
+#[test]
+fn a_bias_initializer_replaces_the_biases_draw_only() {
+    use burn::nn::Initializer;
+    use rnn_models::{GruConfig, PytorchWeights};
+    let device = Device::flex();
+    let lstm = LstmConfig::new(2, 3)
+        .with_bias_initializer(Some(Initializer::Zeros))
+        .with_forget_bias(Some(1.0))
+        .init(&device)
+        .unwrap();
+    let dict = lstm.state_dict();
+    let b_ih = &dict.get("bias_ih_l0").unwrap().1;
+    let b_hh = &dict.get("bias_hh_l0").unwrap().1;
+    assert_eq!(b_ih, &[0., 0., 0., 1., 1., 1., 0., 0., 0., 0., 0., 0.]);
+    assert!(b_hh.iter().all(|&v| v == 0.0));
+    assert!(
+        dict.get("weight_hh_l0")
+            .unwrap()
+            .1
+            .iter()
+            .any(|&v| v != 0.0)
+    );
+    let gru = GruConfig::new(2, 3)
+        .with_bias_initializer(Some(Initializer::Constant { value: 0.5 }))
+        .init(&device)
+        .unwrap();
+    assert!(
+        gru.state_dict()
+            .get("bias_hh_l0")
+            .unwrap()
+            .1
+            .iter()
+            .all(|&v| v == 0.5)
+    );
+}
+
 /// Inter-layer dropout acts only while training on an autodiff device, between layers only,
 /// and `valid()` turns it off (PyTorch's `model.eval()`).
 #[test]

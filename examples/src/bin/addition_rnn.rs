@@ -1,6 +1,7 @@
 //! The Keras addition RNN: learn to add two numbers of up to three digits from the string
 //! "a+b", with an LSTM encoder, the encoding repeated for each answer digit, an LSTM decoder
-//! and a per-step softmax. Ten validation questions are shown after every epoch.
+//! and a per-step softmax. Ten validation questions are shown after every epoch. Keras' example
+//! suggests trying a GRU or a SimpleRNN in place of the LSTM: `--cell gru|rnn`.
 //!
 //! `cargo run --release -p examples --bin addition_rnn`  (≥ 99 % exact answers on validation)
 
@@ -11,9 +12,9 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use clap::Parser;
-use examples::{CommonArgs, TrainArgs};
+use examples::{CellChoice, CommonArgs, TrainArgs};
 use rnn_datasets::{ADDITION_CHARS, AdditionBatcher, AdditionConfig, AdditionItem, CharTable};
-use rnn_models::{Lstm, LstmConfig, last_layer, repeat_vector};
+use rnn_models::{Recurrent, last_layer, repeat_vector};
 use rnn_train::{EpochRecord, Objective, Optimizer, StepOutput, TrainError, fit, tasks};
 
 /// Addition as sequence-to-sequence, as in the Keras example.
@@ -35,13 +36,16 @@ struct Cli {
     /// Do not reverse the question string.
     #[arg(long)]
     no_reverse: bool,
+    /// The cell of encoder and decoder.
+    #[arg(long, value_enum, default_value_t = CellChoice::Lstm)]
+    cell: CellChoice,
 }
 
 /// LSTM encoder → RepeatVector → LSTM decoder → TimeDistributed(Dense).
 #[derive(Module, Debug)]
 struct Seq2Seq {
-    encoder: Lstm,
-    decoder: Lstm,
+    encoder: Recurrent,
+    decoder: Recurrent,
     dense: Linear,
     answer_len: usize,
 }
@@ -49,13 +53,10 @@ struct Seq2Seq {
 impl Seq2Seq {
     /// `[batch, question_len, chars]` one-hot → logits `[batch, answer_len, chars]`.
     fn forward(&self, x: Tensor<3>) -> Result<Tensor<3>, TrainError> {
-        let (_, state) = self.encoder.forward(x, None).map_err(TrainError::step)?;
-        let encoded = last_layer(state.h, 1);
+        let (_, h_n) = self.encoder.forward(x).map_err(TrainError::step)?;
+        let encoded = last_layer(h_n, 1);
         let repeated = repeat_vector(encoded, self.answer_len);
-        let (decoded, _) = self
-            .decoder
-            .forward(repeated, None)
-            .map_err(TrainError::step)?;
+        let (decoded, _) = self.decoder.forward(repeated).map_err(TrainError::step)?;
         Ok(self.dense.forward(decoded)) // Linear maps the last axis: TimeDistributed
     }
 }
@@ -140,12 +141,8 @@ fn run() -> Result<()> {
     let device = selected.training_device();
     let (question_len, answer_len) = (data_config.question_len(), data_config.answer_len());
     let model = Seq2Seq {
-        encoder: LstmConfig::new(table.len(), cli.hidden)
-            .with_batch_first(true)
-            .init(&device)?,
-        decoder: LstmConfig::new(cli.hidden, cli.hidden)
-            .with_batch_first(true)
-            .init(&device)?,
+        encoder: cli.cell.layer(table.len(), cli.hidden, false, &device)?,
+        decoder: cli.cell.layer(cli.hidden, cli.hidden, false, &device)?,
         dense: LinearConfig::new(cli.hidden, table.len()).init(&device),
         answer_len,
     };

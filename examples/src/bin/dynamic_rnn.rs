@@ -25,7 +25,7 @@ struct Cli {
     /// Hidden units of the LSTM.
     #[arg(long, default_value_t = 64)]
     hidden: usize,
-    /// Weight initialization: TensorFlow's (Glorot weights, forget-gate bias 1), which plain
+    /// Weight initialization: TensorFlow's (Glorot weights, zero biases, forget-gate bias 1), which plain
     /// SGD needs here, or PyTorch's (uniform ±1/√hidden), with which SGD stays at chance.
     #[arg(long, value_enum, default_value_t = Init::Tf)]
     init: Init,
@@ -47,8 +47,10 @@ impl Model {
     fn new(hidden: usize, init: Init, device: &Device) -> Result<Self> {
         let mut lstm = LstmConfig::new(1, hidden).with_batch_first(true);
         if let Init::Tf = init {
+            // BasicLSTMCell: Glorot-uniform kernel, zero biases, forget_bias = 1.0.
             lstm = lstm
                 .with_initializer(Some(Initializer::XavierUniform { gain: 1.0 }))
+                .with_bias_initializer(Some(Initializer::Zeros))
                 .with_forget_bias(Some(1.0));
         }
         Ok(Self {

@@ -1,5 +1,6 @@
 //! Keras' LSTM text generation: learn to predict the next character from the 40 before it,
-//! then write new text by sampling at temperatures 0.2, 0.5, 1.0 and 1.2.
+//! then write new text by sampling at temperatures 0.2, 0.5, 1.0 and 1.2 (`--cell gru|rnn` for
+//! the other cells).
 //!
 //! `cargo run --release -p examples --bin text_gen -- --corpus my_book.txt`
 //! (any UTF-8 text; the default is the built-in Gettysburg Address)
@@ -12,11 +13,11 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use clap::Parser;
-use examples::{CommonArgs, TrainArgs};
+use examples::{CellChoice, CommonArgs, TrainArgs};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rnn_datasets::{CharCorpus, NextCharItem};
-use rnn_models::{Lstm, LstmConfig, last_layer};
+use rnn_models::{Recurrent, last_layer};
 use rnn_train::{EpochRecord, Objective, Optimizer, StepOutput, TrainError, fit, tasks};
 
 /// Character-level LSTM language model and sampler.
@@ -35,9 +36,12 @@ struct Cli {
     /// Stride between training windows.
     #[arg(long, default_value_t = 3)]
     step: usize,
-    /// LSTM units.
+    /// Recurrent units.
     #[arg(long, default_value_t = 128)]
     hidden: usize,
+    /// The recurrent cell (Keras' example uses an LSTM).
+    #[arg(long, value_enum, default_value_t = CellChoice::Lstm)]
+    cell: CellChoice,
     /// Characters generated per temperature after each epoch.
     #[arg(long, default_value_t = 200)]
     generate: usize,
@@ -45,15 +49,15 @@ struct Cli {
 
 #[derive(Module, Debug)]
 struct CharModel {
-    lstm: Lstm,
+    rnn: Recurrent,
     dense: Linear,
 }
 
 impl CharModel {
     /// `[batch, maxlen, vocab]` one-hot → next-character logits `[batch, vocab]`.
     fn forward(&self, x: Tensor<3>) -> Result<Tensor<2>, TrainError> {
-        let (_, state) = self.lstm.forward(x, None).map_err(TrainError::step)?;
-        Ok(self.dense.forward(last_layer(state.h, 1)))
+        let (_, h_n) = self.rnn.forward(x).map_err(TrainError::step)?;
+        Ok(self.dense.forward(last_layer(h_n, 1)))
     }
 }
 
@@ -167,9 +171,7 @@ fn run() -> Result<()> {
     let device = selected.training_device();
     let vocab = corpus.vocab().len();
     let model = CharModel {
-        lstm: LstmConfig::new(vocab, cli.hidden)
-            .with_batch_first(true)
-            .init(&device)?,
+        rnn: cli.cell.layer(vocab, cli.hidden, false, &device)?,
         dense: LinearConfig::new(cli.hidden, vocab).init(&device),
     };
     let mut task = NextChar {
