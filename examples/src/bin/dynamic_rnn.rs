@@ -25,8 +25,9 @@ struct Cli {
     /// Hidden units of the LSTM.
     #[arg(long, default_value_t = 64)]
     hidden: usize,
-    /// Weight initialization: TensorFlow's (Glorot weights, zero biases, forget-gate bias 1), which plain
-    /// SGD needs here, or PyTorch's (uniform ±1/√hidden), with which SGD stays at chance.
+    /// Weight initialization: TensorFlow's (Glorot weights, zero biases, forget-gate bias 1),
+    /// which plain SGD needs here, or PyTorch's (uniform ±1/√hidden), with which SGD stays at
+    /// chance.
     #[arg(long, value_enum, default_value_t = Init::Tf)]
     init: Init,
 }
