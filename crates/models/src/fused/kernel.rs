@@ -629,7 +629,32 @@ mod tests {
         let (d_out, states) = weights.split_at(c.directions * c.d.rows() * c.d.hidden);
         let (d_hn, d_cn) = states.split_at(c.directions * c.d.batch * c.d.hidden);
         let saved = saved.expect("saved");
-        let g = parallel::backward_in(c.chunks, c.layer(), &p, &t[0], &saved, d_out, d_hn, d_cn);
+        let g = parallel::backward_in(
+            c.chunks,
+            c.layer(),
+            true,
+            &p,
+            &t[0],
+            &saved,
+            d_out,
+            d_hn,
+            d_cn,
+        );
+        // Without the input's gradient, the others are the same.
+        let without_x = parallel::backward_in(
+            c.chunks,
+            c.layer(),
+            false,
+            &p,
+            &t[0],
+            &saved,
+            d_out,
+            d_hn,
+            d_cn,
+        );
+        assert!(without_x.x.is_empty());
+        assert_eq!((&without_x.w_ih, &without_x.w_hh), (&g.w_ih, &g.w_hh));
+        assert_eq!((&without_x.h0, &without_x.b_ih), (&g.h0, &g.b_ih));
         let analytic = [&g.x, &g.w_ih, &g.w_hh, &g.b_ih, &g.b_hh, &g.h0, &g.c0];
         for (which, grad) in analytic.iter().enumerate() {
             if which == 6 && c.d.kind != CellKind::Lstm {

@@ -200,8 +200,12 @@ impl<B: Backend> Backward<B, 7> for FusedBackward {
         let state_len = dirs * d.batch * d.hidden;
         let (d_out, rest) = packed.split_at(out_len);
         let (d_hn, d_cn) = rest.split_at(state_len);
+        // The input's gradient is one GEMM over all rows; skip it when nothing wants it (a
+        // first layer fed data).
+        let need_x = ops.parents[0].is_some();
         let g = parallel::backward(
             state.spec.layer(),
+            need_x,
             &state.inputs.params(state.spec.bias),
             &state.inputs.x,
             &state.saved,

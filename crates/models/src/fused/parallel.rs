@@ -288,7 +288,7 @@ fn split_saved<'a>(
 /// direction, states `[D, batch, hidden]`).
 #[derive(Debug)]
 pub(crate) struct Grads {
-    /// `[batch, seq, input]`.
+    /// `[batch, seq, input]`; empty when not asked for.
     pub x: Vec<f32>,
     pub w_ih: Vec<f32>,
     pub w_hh: Vec<f32>,
@@ -303,6 +303,7 @@ pub(crate) struct Grads {
 #[allow(clippy::too_many_arguments)] // one argument per tensor of the op
 pub(crate) fn backward(
     layer: Layer<'_>,
+    need_x: bool,
     p: &Params<'_>,
     x: &[f32],
     saved: &[Saved],
@@ -311,17 +312,19 @@ pub(crate) fn backward(
     d_cn: &[f32],
 ) -> Grads {
     let chunks = chunk_count(layer.d.batch, layer.directions);
-    backward_in(chunks, layer, p, x, saved, d_out, d_hn, d_cn)
+    backward_in(chunks, layer, need_x, p, x, saved, d_out, d_hn, d_cn)
 }
 
 /// Backpropagation through time: BPTT in parallel over directions and slices of the batch,
 /// then the input and weight gradients as GEMMs over all rows. `d_out: [batch, seq,
 /// D·hidden]`, `d_hn`, `d_cn: [D, batch, hidden]` (`d_cn` read for LSTM only) are the
-/// gradients of the loss with respect to [`forward_in`]'s outputs.
+/// gradients of the loss with respect to [`forward_in`]'s outputs. Without `need_x` the input's
+/// gradient is left empty.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_in(
     chunks: usize,
     layer: Layer<'_>,
+    need_x: bool,
     p: &Params<'_>,
     x: &[f32],
     saved: &[Saved],
@@ -403,7 +406,11 @@ pub(crate) fn backward_in(
     });
 
     let mut grads = Grads {
-        x: vec![0.0; rows * d.input],
+        x: if need_x {
+            vec![0.0; rows * d.input]
+        } else {
+            Vec::new()
+        },
         w_ih: vec![0.0; directions * gh * d.input],
         w_hh: vec![0.0; directions * gh * hid],
         b_ih: Vec::with_capacity(directions * gh),
@@ -425,12 +432,14 @@ pub(crate) fn backward_in(
             View::rows(x, rows, d.input),
             false,
         );
-        matmul(
-            &mut grads.x,
-            View::rows(&dg[dir], rows, gh),
-            View::rows(p.direction(dir, &d).w_ih, gh, d.input),
-            dir > 0,
-        );
+        if need_x {
+            matmul(
+                &mut grads.x,
+                View::rows(&dg[dir], rows, gh),
+                View::rows(p.direction(dir, &d).w_ih, gh, d.input),
+                dir > 0,
+            );
+        }
         grads.b_ih.extend(column_sums(&dg[dir], gh));
         grads.b_hh.extend(column_sums(rec, gh));
     }
