@@ -1,5 +1,5 @@
 /// Which recurrence a layer or cell runs. One enum drives the shared gate math in
-/// [`crate::weights`], so the three layer types cannot drift apart.
+/// `weights.rs`, so the three layer types cannot drift apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CellKind {
     /// Elman RNN, `h' = tanh(W_ih x + b_ih + W_hh h + b_hh)`.

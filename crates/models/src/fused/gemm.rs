@@ -66,7 +66,7 @@ pub(crate) fn matmul(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool
         return;
     }
     let threads = rayon::current_num_threads();
-    // Inside a Rayon worker the caller already splits the work (batch chunks): stay serial.
+    // Inside a Rayon worker the caller already splits the work (batch slices): stay serial.
     let nested = rayon::current_thread_index().is_some();
     let parallelism = if threads > 1 && !nested && m * n * k >= PARALLEL_WORK {
         Parallelism::Rayon(threads)

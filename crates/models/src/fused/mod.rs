@@ -1,11 +1,20 @@
 //! Fused recurrent kernels with a hand-written backward (feature `fused`, on by default).
 //!
-//! On the CPU backends compiled in (features `flex`, `ndarray`), one direction of one layer is
-//! a single operation: one GEMM projects all steps' inputs, each step runs one recurrent GEMM
-//! and one pass over the gates, and backward runs BPTT by hand with the weight gradients as
-//! three large GEMMs. Autodiff sees one node instead of thousands of small ones. Elsewhere
-//! (wgpu, CUDA, f16 tensors, LSTM with `proj_size`) layers run the composed reference path,
-//! which stays selectable everywhere through [`Recurrence::Reference`].
+//! On the CPU backends compiled in (features `flex`, `ndarray`), a whole layer — both directions
+//! of a bidirectional one — is a single operation: one GEMM projects all steps' inputs, each
+//! step runs one recurrent GEMM and one pass over the gates, and backward runs BPTT by hand with
+//! the input and weight gradients as large GEMMs over the whole batch. Autodiff sees one node
+//! instead of thousands of small ones. Elsewhere (wgpu, CUDA, f16 tensors, LSTM with
+//! `proj_size`) layers run the composed reference path, which stays selectable everywhere
+//! through [`Recurrence::Reference`].
+//!
+//! - [`op`]: the Burn operation (backend extension) and its autodiff node
+//! - [`parallel`]: one layer over the whole batch — big GEMMs, parallel time loops
+//! - [`kernel`]: the time loops of one direction over a slice of the batch
+//! - [`packed`]: the per-step GEMM against weights packed once per call
+//! - [`gemm`]: a bounds-checked front for the `gemm` crate
+//! - [`math`]: vectorizable `exp`, sigmoid, tanh
+//! - [`pool`]: scratch buffers reused between calls
 
 mod gemm;
 mod kernel;

@@ -1,10 +1,10 @@
 //! A GEMM against a right-hand matrix packed once and reused at every time step.
 //!
-//! Why by hand: the per-step GEMMs of a recurrence multiply a small batch chunk by the same
+//! Why by hand: the per-step GEMMs of a recurrence multiply a small batch slice by the same
 //! recurrent weights every step. The `gemm` crate re-packs those weights on every call (1 MB
 //! per step for hidden 256), which held it to 37–62 GFLOP/s on these shapes (`rnn-bench
 //! --gemm-shapes`). Packing once into 16-column panels lets a 4×16 AVX2/FMA micro-kernel stream
-//! each panel from L1 across all rows of the chunk.
+//! each panel from L1 across all rows of the slice.
 
 use super::pool::Buf;
 
