@@ -1,8 +1,8 @@
 //! # rnn-bench
 //!
 //! The benchmark behind `cargo xtask bench`: rnn-models' layers against burn-nn's on every
-//! compiled backend and against PyTorch CPU (when `python3 -c "import torch"` works), in one
-//! run, same shapes and thread count. Each case is timed as a training step (forward, scalar
+//! compiled backend and against PyTorch (when `python3 -c "import torch"` works; on the CPU, or
+//! on CUDA as the peer of GPU backends), in one run, same shapes and thread count. Each case is timed as a training step (forward, scalar
 //! loss, backward) and as inference, reported as median / min / max, GFLOP/s, % of this
 //! machine's measured GEMM peak, ratios against the peers and peak heap memory; written to
 //! stdout and to JSON, Markdown and a PNG chart.
@@ -10,7 +10,7 @@
 //! - [`case`]: the fixed suite and its FLOP counts
 //! - [`measure`]: timing statistics and the counting allocator
 //! - [`runners`]: our layers and burn-nn's as timed steps
-//! - [`torch`]: the PyTorch peer (stock and tuned malloc)
+//! - [`torch`]: the PyTorch peer (stock and tuned malloc; CPU or CUDA)
 //! - [`peak`]: the fp32 GEMM yardstick
 //! - [`report`]: table, JSON, Markdown, chart
 
