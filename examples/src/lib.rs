@@ -59,24 +59,15 @@ impl CellChoice {
         bidirectional: bool,
         device: &burn::tensor::Device,
     ) -> Result<rnn_models::Recurrent, rnn_models::ModelError> {
-        use rnn_models::{GruConfig, LstmConfig, RnnConfig};
-        Ok(match self {
-            CellChoice::Lstm => LstmConfig::new(input, hidden)
-                .with_batch_first(true)
-                .with_bidirectional(bidirectional)
-                .init(device)?
-                .into(),
-            CellChoice::Gru => GruConfig::new(input, hidden)
-                .with_batch_first(true)
-                .with_bidirectional(bidirectional)
-                .init(device)?
-                .into(),
-            CellChoice::Rnn => RnnConfig::new(input, hidden)
-                .with_batch_first(true)
-                .with_bidirectional(bidirectional)
-                .init(device)?
-                .into(),
-        })
+        let kind = match self {
+            CellChoice::Lstm => rnn_models::CellKind::Lstm,
+            CellChoice::Gru => rnn_models::CellKind::Gru,
+            CellChoice::Rnn => rnn_models::CellKind::RnnTanh,
+        };
+        rnn_models::RecurrentConfig::new(kind, input, hidden)
+            .with_batch_first(true)
+            .with_bidirectional(bidirectional)
+            .init(device)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use burn::nn::{BiLstmConfig, GruConfig as BurnGruConfig, LstmConfig as BurnLstmConfig};
 use burn::tensor::{Device, Distribution, Tensor};
-use rnn_models::{GruConfig, LstmConfig, Recurrence, Recurrent, RnnConfig};
+use rnn_models::{CellKind, Recurrence, RecurrentConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{BenchError, Case, Cell};
@@ -94,30 +94,17 @@ pub fn prepare(
 type Forward = Box<dyn Fn(Tensor<3>) -> Result<Tensor<3>, BenchError>>;
 
 fn ours(case: &Case, recurrence: Recurrence, device: &Device) -> Result<Forward, BenchError> {
-    let (i, h, layers, bi) = (case.input, case.hidden, case.layers, case.bidirectional);
-    let layer: Recurrent = match case.cell {
-        Cell::Lstm => LstmConfig::new(i, h)
-            .with_num_layers(layers)
-            .with_bidirectional(bi)
-            .with_batch_first(true)
-            .init(device)?
-            .with_recurrence(recurrence)
-            .into(),
-        Cell::Gru => GruConfig::new(i, h)
-            .with_num_layers(layers)
-            .with_bidirectional(bi)
-            .with_batch_first(true)
-            .init(device)?
-            .with_recurrence(recurrence)
-            .into(),
-        Cell::Rnn => RnnConfig::new(i, h)
-            .with_num_layers(layers)
-            .with_bidirectional(bi)
-            .with_batch_first(true)
-            .init(device)?
-            .with_recurrence(recurrence)
-            .into(),
+    let kind = match case.cell {
+        Cell::Lstm => CellKind::Lstm,
+        Cell::Gru => CellKind::Gru,
+        Cell::Rnn => CellKind::RnnTanh,
     };
+    let layer = RecurrentConfig::new(kind, case.input, case.hidden)
+        .with_num_layers(case.layers)
+        .with_bidirectional(case.bidirectional)
+        .with_batch_first(true)
+        .with_recurrence(recurrence)
+        .init(device)?;
     Ok(Box::new(move |x| Ok(layer.forward(x)?.0)))
 }
 

@@ -49,7 +49,7 @@ pub use gru::{Gru, GruConfig};
 pub use kind::CellKind;
 pub use lstm::{Lstm, LstmConfig};
 pub use recurrence::{Recurrence, release_scratch_memory};
-pub use recurrent::Recurrent;
+pub use recurrent::{Recurrent, RecurrentConfig};
 pub use rnn::{Nonlinearity, Rnn, RnnConfig};
 pub use seq2seq::repeat_vector;
 pub use stack::LayerInfo;

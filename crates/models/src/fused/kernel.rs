@@ -597,7 +597,7 @@ mod tests {
             b_ih: Some(&tensors[3]),
             b_hh: Some(&tensors[4]),
         };
-        let (packed, _) = parallel::forward_in(
+        let (packed, _) = parallel::forward(
             c.chunks,
             c.layer(),
             &p,
@@ -621,15 +621,14 @@ mod tests {
             b_ih: Some(&t[3]),
             b_hh: Some(&t[4]),
         };
-        let (packed, saved) =
-            parallel::forward_in(c.chunks, c.layer(), &p, &t[0], &t[5], &t[6], true);
+        let (packed, saved) = parallel::forward(c.chunks, c.layer(), &p, &t[0], &t[5], &t[6], true);
         let weights: Vec<f32> = (0..packed.len())
             .map(|i| ((i as f64 * 0.37).sin() + 0.2) as f32)
             .collect();
         let (d_out, states) = weights.split_at(c.directions * c.d.rows() * c.d.hidden);
         let (d_hn, d_cn) = states.split_at(c.directions * c.d.batch * c.d.hidden);
         let saved = saved.expect("saved");
-        let g = parallel::backward_in(
+        let g = parallel::backward(
             c.chunks,
             c.layer(),
             true,
@@ -641,7 +640,7 @@ mod tests {
             d_cn,
         );
         // Without the input's gradient, the others are the same.
-        let without_x = parallel::backward_in(
+        let without_x = parallel::backward(
             c.chunks,
             c.layer(),
             false,
@@ -711,7 +710,7 @@ mod tests {
             b_ih: Some(&t[3]),
             b_hh: Some(&t[4]),
         };
-        let (packed, _) = parallel::forward_in(c.chunks, c.layer(), &p, &t[0], &t[5], &t[6], false);
+        let (packed, _) = parallel::forward(c.chunks, c.layer(), &p, &t[0], &t[5], &t[6], false);
         let hid = c.d.hidden;
         let (out, h_n) = packed.split_at(c.d.rows() * hid);
         // Sequence 2 has length 1: steps 1.. output zeros, h_n is its step-0 output.

@@ -135,8 +135,10 @@ impl HostInputs {
     }
 
     fn forward(&self, spec: &Spec, save: bool) -> (Vec<f32>, Option<Vec<Saved>>) {
+        let layer = spec.layer();
         parallel::forward(
-            spec.layer(),
+            layer.default_chunks(),
+            layer,
             &self.params(spec.bias),
             &self.x,
             &self.h0,
@@ -203,8 +205,10 @@ impl<B: Backend> Backward<B, 7> for FusedBackward {
         // The input's gradient is one GEMM over all rows; skip it when nothing wants it (a
         // first layer fed data).
         let need_x = ops.parents[0].is_some();
+        let layer = state.spec.layer();
         let g = parallel::backward(
-            state.spec.layer(),
+            layer.default_chunks(),
+            layer,
             need_x,
             &state.inputs.params(state.spec.bias),
             &state.inputs.x,

@@ -101,24 +101,16 @@ impl Layer<'_> {
         }
     }
 
-    /// The slices of the batch: fewer per direction when directions already keep the
-    /// threads busy.
+    /// As many slices of the batch per direction as pay on this thread pool (fewer when the
+    /// directions already keep the threads busy).
+    pub fn default_chunks(&self) -> usize {
+        chunk_count(self.d.batch, self.directions)
+    }
+
+    /// The slices of the batch.
     fn parts(&self, chunks: usize) -> Vec<Range<usize>> {
         ranges(self.d.batch, chunks.max(1))
     }
-}
-
-/// [`forward_in`] with as many slices as pay on this thread pool.
-pub(crate) fn forward(
-    layer: Layer<'_>,
-    p: &Params<'_>,
-    x: &[f32],
-    h0: &[f32],
-    c0: &[f32],
-    save: bool,
-) -> (Vec<f32>, Option<Vec<Saved>>) {
-    let chunks = chunk_count(layer.d.batch, layer.directions);
-    forward_in(chunks, layer, p, x, h0, c0, save)
 }
 
 /// The forward pass of a layer, its batch split into `chunks` slices per direction.
@@ -126,8 +118,8 @@ pub(crate) fn forward(
 /// Weights are stacked by direction (`w_ih: [D·G·H, input]`, …), `x: [batch, seq, input]`,
 /// `h0`, `c0: [D, batch, hidden]`. Returns the packed `out ++ h_n (++ c_n)` — `out: [batch,
 /// seq, D·hidden]` with the directions side by side, `h_n`, `c_n: [D, batch, hidden]` — and,
-/// with `save`, what [`backward_in`] needs, per direction.
-pub(crate) fn forward_in(
+/// with `save`, what [`backward`] needs, per direction.
+pub(crate) fn forward(
     chunks: usize,
     layer: Layer<'_>,
     p: &Params<'_>,
@@ -299,29 +291,13 @@ pub(crate) struct Grads {
     pub c0: Vec<f32>,
 }
 
-/// [`backward_in`] with as many slices as pay on this thread pool.
-#[allow(clippy::too_many_arguments)] // one argument per tensor of the op
-pub(crate) fn backward(
-    layer: Layer<'_>,
-    need_x: bool,
-    p: &Params<'_>,
-    x: &[f32],
-    saved: &[Saved],
-    d_out: &[f32],
-    d_hn: &[f32],
-    d_cn: &[f32],
-) -> Grads {
-    let chunks = chunk_count(layer.d.batch, layer.directions);
-    backward_in(chunks, layer, need_x, p, x, saved, d_out, d_hn, d_cn)
-}
-
 /// Backpropagation through time: BPTT in parallel over directions and slices of the batch,
 /// then the input and weight gradients as GEMMs over all rows. `d_out: [batch, seq,
 /// D·hidden]`, `d_hn`, `d_cn: [D, batch, hidden]` (`d_cn` read for LSTM only) are the
-/// gradients of the loss with respect to [`forward_in`]'s outputs. Without `need_x` the input's
+/// gradients of the loss with respect to [`forward`]'s outputs. Without `need_x` the input's
 /// gradient is left empty.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn backward_in(
+pub(crate) fn backward(
     chunks: usize,
     layer: Layer<'_>,
     need_x: bool,
