@@ -167,6 +167,23 @@ fn tutorial_programs_run_on_tiny_settings() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
+/// The bar for `hello_rnn`: with the defaults, every variant ends its 15 epochs
+/// predicting "ohlol" (each run takes well under a second).
+#[test]
+fn hello_rnn_learns_ohlol_with_every_model_by_default() {
+    for model in ["cell", "rnn", "embedding", "lstm", "gru"] {
+        let out = run(
+            env!("CARGO_BIN_EXE_hello_rnn"),
+            &["--model", model, "--backend", "flex"],
+            &[],
+        );
+        let msg = text(&out);
+        assert!(out.status.success(), "{model}: {msg}");
+        assert!(msg.contains("Epoch [15/15]"), "{model}: {msg}");
+        assert!(msg.contains("learned: ohlol"), "{model}: {msg}");
+    }
+}
+
 #[test]
 fn bad_paths_exit_2_with_one_clear_line() {
     let file = std::env::temp_dir().join(format!("rnn-cli-file-{}", std::process::id()));

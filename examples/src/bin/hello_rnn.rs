@@ -8,7 +8,7 @@ use burn::data::dataset::InMemDataset;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use examples::{CommonArgs, TrainArgs};
 use rnn_datasets::{HELLO_VOCAB, hello_ohlol};
 use rnn_models::{Gru, GruConfig, Lstm, LstmConfig, Rnn, RnnCell, RnnCellConfig, RnnConfig};
@@ -177,8 +177,16 @@ fn main() -> std::process::ExitCode {
     examples::finish(run())
 }
 
+/// The default `--seed`: the first seed at which all five variants learn "ohlol" (seed 0 does
+/// for `embedding`, `lstm` and `gru` but not for `cell` and `rnn`). Learning from one
+/// five-letter sequence in 15 steps succeeds for 70–100 % of seeds depending on the variant,
+/// in PyTorch as here (examples/README.md has the rates), so the demo, like the course's
+/// printed run, starts from a seed that works; `--seed N` shows the others.
+const DEFAULT_SEED: &str = "4";
+
 fn run() -> Result<()> {
-    let cli = Cli::parse();
+    let command = Cli::command().mut_arg("seed", |arg| arg.default_value(DEFAULT_SEED));
+    let cli = Cli::from_arg_matches(&command.get_matches())?;
     let selected = cli.common.select()?;
     let device = selected.training_device();
     let model = Model::new(cli.model, &device)?;
