@@ -64,16 +64,25 @@ fn model_on(device: &Device, template: &Model) -> Model {
     Model { gru, out }
 }
 
+/// Training steps (one batch of all sequences per epoch).
+const STEPS: usize = 80;
+/// Leading steps whose losses must agree across the backends to 1e-4.
+const AGREE: usize = 15;
+
 #[test]
 fn flex_and_ndarray_train_to_the_same_losses() {
+    // Few sequences and many steps: the model can fit them, so the loss visibly falls.
     let data = ToySequencesConfig {
-        samples: 96,
+        samples: 16,
         seed: 5,
         ..Default::default()
     }
     .generate()
     .unwrap();
     let template_device = Device::flex();
+    // A fixed start: unseeded, the learning check below would depend on the draw (from seeds
+    // 1–12, one ends this run at 0.43; seed 7 at 0.15).
+    template_device.seed(7);
     let template = Model {
         gru: GruConfig::new(1, 8)
             .with_batch_first(true)
@@ -82,10 +91,10 @@ fn flex_and_ndarray_train_to_the_same_losses() {
         out: LinearConfig::new(8, 2).init(&template_device),
     };
     let config = TrainConfig {
-        optimizer: Optimizer::adam(0.01),
+        optimizer: Optimizer::adam(0.02),
         shuffle: true,
         quiet: true,
-        ..TrainConfig::new(3, 32)
+        ..TrainConfig::new(STEPS, 16)
     };
     let run = |backend: Backend| {
         let selected = backend.select().unwrap();
@@ -102,15 +111,21 @@ fn flex_and_ndarray_train_to_the_same_losses() {
         fitted.history.step_losses()
     };
     let (flex, ndarray) = (run(Backend::Flex), run(Backend::NdArray));
-    assert_eq!(flex.len(), 9);
-    for (a, b) in flex.iter().zip(&ndarray) {
+    assert_eq!((flex.len(), ndarray.len()), (STEPS, STEPS));
+    // Step for step the same losses while rounding differences are still small; over a long
+    // run they grow (as they would between any two BLAS libraries), so the later steps are
+    // held to the learning check only.
+    for (a, b) in flex.iter().zip(&ndarray).take(AGREE) {
         assert!(
             (a - b).abs() <= 1e-4 * a.abs().max(1.0),
             "flex {a} vs ndarray {b}"
         );
     }
-    assert!(
-        flex.last().unwrap() < flex.first().unwrap(),
-        "the loss falls: {flex:?}"
-    );
+    // Both backends really trained (equal losses of an idle model would prove nothing): each
+    // run ends well below chance (ln 2 ≈ 0.693).
+    for losses in [&flex, &ndarray] {
+        let tail = &losses[STEPS - 5..];
+        let last = tail.iter().sum::<f64>() / tail.len() as f64;
+        assert!(last < 0.4, "the loss falls: {losses:?}");
+    }
 }

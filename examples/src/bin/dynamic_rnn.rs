@@ -30,6 +30,9 @@ struct Cli {
     /// chance.
     #[arg(long, value_enum, default_value_t = Init::Tf)]
     init: Init,
+    /// Training sequences to generate (the tutorial's 1,000; the test set stays at 500).
+    #[arg(long, default_value_t = 1000)]
+    train_samples: usize,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -97,7 +100,7 @@ fn run() -> Result<()> {
     let selected = cli.common.select()?;
     let seed = cli.common.seed;
     let train = ToySequencesConfig {
-        samples: 1000,
+        samples: cli.train_samples,
         seed,
         ..Default::default()
     }
