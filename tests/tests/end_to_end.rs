@@ -112,9 +112,9 @@ fn flex_and_ndarray_train_to_the_same_losses() {
     };
     let (flex, ndarray) = (run(Backend::Flex), run(Backend::NdArray));
     assert_eq!((flex.len(), ndarray.len()), (STEPS, STEPS));
-    // Step for step the same losses while rounding differences are still small; over a long
-    // run they grow (as they would between any two BLAS libraries), so the later steps are
-    // held to the learning check only.
+    // Step for step the same losses while rounding differences are still small (more steps
+    // than the 9 this test used to compare); over a long run they grow — at another seed the
+    // 80th step differed by 4e-4 relative — so the later steps are held to the learning check.
     for (a, b) in flex.iter().zip(&ndarray).take(AGREE) {
         assert!(
             (a - b).abs() <= 1e-4 * a.abs().max(1.0),
@@ -125,7 +125,7 @@ fn flex_and_ndarray_train_to_the_same_losses() {
     // run ends well below chance (ln 2 ≈ 0.693).
     for losses in [&flex, &ndarray] {
         let tail = &losses[STEPS - 5..];
-        let last = tail.iter().sum::<f64>() / tail.len() as f64;
-        assert!(last < 0.4, "the loss falls: {losses:?}");
+        let tail_mean = tail.iter().sum::<f64>() / tail.len() as f64;
+        assert!(tail_mean < 0.4, "the loss falls: {losses:?}");
     }
 }

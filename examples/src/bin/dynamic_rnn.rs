@@ -2,7 +2,8 @@
 //! (consecutive integers) or random, with an LSTM that stops at each sequence's own length and
 //! a linear layer on its last relevant output.
 //!
-//! `cargo run --release -p examples --bin dynamic_rnn`  (99 % test accuracy with the defaults)
+//! `cargo run --release -p examples --bin dynamic_rnn` — 97.8–99.2 % test accuracy with the
+//! defaults, depending on the seed; `--train-samples 2000` reaches 99 % (examples/README.md).
 
 use anyhow::Result;
 use burn::data::dataloader::batcher::Batcher;
