@@ -214,3 +214,39 @@ fn bad_paths_exit_2_with_one_clear_line() {
     }
     let _ = std::fs::remove_file(&file);
 }
+
+/// `dynamic_rnn --show-errors` lists exactly the test sequences the accuracy counts as wrong
+/// (500 test sequences), each with its true class and the one predicted.
+#[test]
+fn dynamic_rnn_show_errors_lists_every_misclassified_test_sequence() {
+    let out = run(
+        env!("CARGO_BIN_EXE_dynamic_rnn"),
+        &[
+            "--epochs",
+            "40", // about 77 % accurate: errors of both kinds
+            "--train-samples",
+            "256",
+            "--quiet",
+            "--show-errors",
+        ],
+        &[],
+    );
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    let accuracy: f64 = msg
+        .lines()
+        .find_map(|l| l.strip_prefix("Testing accuracy: "))
+        .and_then(|rest| rest.split('%').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy in:\n{msg}"));
+    let errors: Vec<&str> = msg.lines().filter(|l| l.contains(" taken for ")).collect();
+    let expected = ((100.0 - accuracy) * 5.0).round() as usize;
+    assert_eq!(errors.len(), expected, "{msg}");
+    for line in errors {
+        assert!(
+            line.starts_with("linear [") && line.contains("taken for random")
+                || line.starts_with("random [") && line.contains("taken for linear"),
+            "{line}"
+        );
+    }
+}

@@ -17,6 +17,8 @@ fn command(out: &Path) -> Command {
         "3",
         "--epochs",
         EPOCHS,
+        "--train-samples",
+        "1000",
         "--quiet",
         "--resume",
     ])

@@ -2,17 +2,19 @@
 //! (consecutive integers) or random, with an LSTM that stops at each sequence's own length and
 //! a linear layer on its last relevant output.
 //!
-//! `cargo run --release -p examples --bin dynamic_rnn` — 97.8–99.2 % test accuracy with the
-//! defaults, depending on the seed; `--train-samples 2000` reaches 99 % (examples/README.md).
+//! `cargo run --release -p examples --bin dynamic_rnn` — 99.0–99.8 % test accuracy with the
+//! defaults over seeds 0–9. The default trains on 2,000 sequences, twice the tutorial's 1,000:
+//! with those (`--train-samples 1000`) the same LSTM ends at 97.6–99.4 % (examples/README.md).
 
 use anyhow::Result;
 use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use clap::{Parser, ValueEnum};
 use examples::{CommonArgs, TrainArgs};
-use rnn_datasets::{SequenceBatcher, ToySequence, ToySequencesConfig};
+use rnn_datasets::{SequenceBatcher, ToySequence, ToySequences, ToySequencesConfig};
 use rnn_models::{Lstm, LstmConfig};
 use rnn_train::{Objective, Optimizer, StepOutput, TrainError, evaluate, fit, tasks};
 
@@ -31,9 +33,15 @@ struct Cli {
     /// chance.
     #[arg(long, value_enum, default_value_t = Init::Tf)]
     init: Init,
-    /// Training sequences to generate (the tutorial's 1,000; the test set stays at 500).
-    #[arg(long, default_value_t = 1000)]
+    /// Training sequences to generate. Twice the tutorial's 1,000 by default: from 1,000 the
+    /// LSTM fits its training set but reaches 99 % on the test set for only some seeds. The
+    /// test set is the tutorial's 500.
+    #[arg(long, default_value_t = 2000)]
     train_samples: usize,
+    /// After testing, print each misclassified test sequence (its label, logit margin and
+    /// values × 1000).
+    #[arg(long)]
+    show_errors: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -69,6 +77,17 @@ impl Model {
                 .init(device),
         })
     }
+
+    /// Logits `[batch, 2]` from each sequence's last relevant LSTM output.
+    fn logits(&self, items: Vec<ToySequence>, device: &Device) -> Result<Tensor<2>, TrainError> {
+        let batch = SequenceBatcher.batch(items, device);
+        let (output, _) = self
+            .lstm
+            .forward_with_lengths(batch.input, &batch.lengths, None)
+            .map_err(TrainError::step)?;
+        let last = tasks::last_relevant(output, &batch.lengths)?;
+        Ok(self.out.forward(last))
+    }
 }
 
 struct Classify;
@@ -82,13 +101,8 @@ impl Objective<Model> for Classify {
         batch: Vec<ToySequence>,
         device: &Device,
     ) -> Result<StepOutput, TrainError> {
-        let batch = SequenceBatcher.batch(batch, device);
-        let (output, _) = model
-            .lstm
-            .forward_with_lengths(batch.input, &batch.lengths, None)
-            .map_err(TrainError::step)?;
-        let last = tasks::last_relevant(output, &batch.lengths)?;
-        tasks::classification(model.out.forward(last), &batch.labels)
+        let labels: Vec<usize> = batch.iter().map(|item| item.label).collect();
+        tasks::classification(model.logits(batch, device)?, &labels)
     }
 }
 
@@ -128,5 +142,38 @@ fn run() -> Result<()> {
         test_metrics.accuracy.unwrap_or(0.0) * 100.0,
         test_metrics.loss
     );
+    if cli.show_errors {
+        show_errors(&fitted.model, &test, selected.device())?;
+    }
+    Ok(())
+}
+
+/// Prints the test sequences the model gets wrong, e.g.
+/// `random [532, 772, 956] taken for linear (margin 2.71)`.
+fn show_errors(model: &Model, test: &ToySequences, device: &Device) -> Result<()> {
+    let model = model.valid();
+    let items = test.iter().collect::<Result<Vec<ToySequence>, _>>()?;
+    let logits = model
+        .logits(items.clone(), device)?
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
+    const NAMES: [&str; 2] = ["linear", "random"];
+    let scale = ToySequencesConfig::default().max_value as f64;
+    for (item, pair) in items.iter().zip(logits.chunks_exact(2)) {
+        let predicted = usize::from(pair[1] > pair[0]);
+        if predicted != item.label {
+            let values: Vec<i64> = item.values[..item.len]
+                .iter()
+                .map(|v| (f64::from(*v) * scale).round() as i64)
+                .collect();
+            println!(
+                "{} {values:?} taken for {} (margin {:.2})",
+                NAMES[item.label],
+                NAMES[predicted],
+                (pair[0] - pair[1]).abs()
+            );
+        }
+    }
     Ok(())
 }
