@@ -139,6 +139,10 @@ pub struct EpochRecord {
     pub step_losses: Vec<f64>,
     /// Validations run every `eval_every` steps: `(global_step, metrics)`.
     pub mid_epoch_valid: Vec<(usize, Metrics)>,
+    /// Wall-clock seconds of the epoch: its training steps and validations (not the
+    /// checkpoint). 0 in histories written before this field existed.
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 /// The whole run so far.
@@ -162,5 +166,25 @@ impl History {
     /// The last epoch's record.
     pub fn last(&self) -> Option<&EpochRecord> {
         self.epochs.last()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_written_before_epoch_times_still_load() {
+        let old = r#"{"epoch":1,"global_step":8,"lr":0.01,
+            "train":{"loss":0.5,"accuracy":0.75,"exact_match":null,"mse":null},
+            "valid":null,"step_losses":[0.5],"mid_epoch_valid":[]}"#;
+        let record: EpochRecord = serde_json::from_str(old).unwrap();
+        assert_eq!((record.epoch, record.seconds), (1, 0.0));
+        let line = serde_json::to_string(&EpochRecord {
+            seconds: 2.5,
+            ..record
+        })
+        .unwrap();
+        assert!(line.contains(r#""seconds":2.5"#), "{line}");
     }
 }

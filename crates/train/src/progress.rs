@@ -57,10 +57,11 @@ impl Progress {
             .map(|v| format!(" | valid {}", v.summary()))
             .unwrap_or_default();
         let line = format!(
-            "epoch {}: train {}{valid} (lr {:.3e})",
+            "epoch {}: train {}{valid} (lr {:.3e}, {:.1} s)",
             record.epoch,
             record.train.summary(),
-            record.lr
+            record.lr,
+            record.seconds
         );
         if self.quiet {
             eprintln!("{line}");

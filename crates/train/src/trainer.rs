@@ -10,6 +10,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use burn::data::dataset::Dataset;
 use burn::module::Module;
@@ -109,6 +110,7 @@ where
                 .wrapping_add(epoch as u64)
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
+        let started = Instant::now();
         let mut order: Vec<usize> = (0..train.len()).collect();
         if config.shuffle {
             order.shuffle(&mut StdRng::seed_from_u64(
@@ -182,6 +184,7 @@ where
             valid: valid_metrics,
             step_losses,
             mid_epoch_valid,
+            seconds: started.elapsed().as_secs_f64(),
         };
         let show = (epoch + 1).is_multiple_of(config.log_every) || epoch + 1 == config.epochs;
         progress.finish(&record, show);

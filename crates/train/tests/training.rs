@@ -174,6 +174,15 @@ fn resumed_run_equals_uninterrupted_run() {
     let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 4);
     assert!(dir.join("learning_curve.png").is_file());
+    // Every epoch records its wall time; the resumed run keeps the first run's.
+    for (line, record) in log.lines().zip(&resumed.history.epochs) {
+        let json: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(json["seconds"].as_f64(), Some(record.seconds), "{line}");
+        assert!(record.seconds > 0.0, "{line}");
+    }
+    for (before, after) in first.history.epochs.iter().zip(&resumed.history.epochs) {
+        assert_eq!(before.seconds, after.seconds);
+    }
 }
 
 #[test]
