@@ -169,6 +169,19 @@ pub fn existing_dir(value: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// Clap value parser for a dropout probability: a number in `[0, 1)`.
+///
+/// # Errors
+/// When the value is not a number or lies outside `[0, 1)`.
+pub fn probability(value: &str) -> Result<f64, String> {
+    let p: f64 = value.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err("must be in [0, 1)".into())
+    }
+}
+
 /// Ends an example: on error, one line on stderr (the error and its causes, no backtrace)
 /// and exit code 1.
 pub fn finish(result: anyhow::Result<()>) -> ExitCode {

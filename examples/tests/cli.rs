@@ -121,6 +121,8 @@ fn tutorial_programs_run_on_tiny_settings() {
                 "1",
                 "--hidden",
                 "4",
+                "--dropout",
+                "0.2",
                 "--quiet",
             ],
             "Testing Accuracy",
@@ -247,6 +249,21 @@ fn dynamic_rnn_show_errors_lists_every_misclassified_test_sequence() {
             line.starts_with("linear [") && line.contains("taken for random")
                 || line.starts_with("random [") && line.contains("taken for linear"),
             "{line}"
+        );
+    }
+}
+
+#[test]
+fn out_of_range_dropout_is_a_usage_error() {
+    for value in ["1.5", "-0.1", "1", "lots"] {
+        let arg = format!("--dropout={value}");
+        let out = run(env!("CARGO_BIN_EXE_mnist_rnn"), &[&arg], &[]);
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{value}: {msg}");
+        let first = msg.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error:") && first.contains("--dropout"),
+            "{msg}"
         );
     }
 }
