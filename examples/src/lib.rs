@@ -169,13 +169,19 @@ pub fn existing_dir(value: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// Clap value parser for a dropout probability: a number in `[0, 1)`.
+/// Whether `p` can be a dropout probability: in `[0, 1)` (Burn's `DropoutConfig::init`
+/// panics otherwise).
+pub fn is_dropout_probability(p: f64) -> bool {
+    (0.0..1.0).contains(&p)
+}
+
+/// Clap value parser for a dropout probability (see [`is_dropout_probability`]).
 ///
 /// # Errors
 /// When the value is not a number or lies outside `[0, 1)`.
 pub fn probability(value: &str) -> Result<f64, String> {
     let p: f64 = value.parse().map_err(|e| format!("{e}"))?;
-    if (0.0..1.0).contains(&p) {
+    if is_dropout_probability(p) {
         Ok(p)
     } else {
         Err("must be in [0, 1)".into())

@@ -104,7 +104,7 @@ impl RowClassifier {
         dropout: f64,
         device: &Device,
     ) -> Result<Self, rnn_models::ModelError> {
-        if !(0.0..1.0).contains(&dropout) {
+        if !crate::is_dropout_probability(dropout) {
             return Err(rnn_models::ModelError::InvalidConfig {
                 field: "dropout",
                 value: dropout.to_string(),

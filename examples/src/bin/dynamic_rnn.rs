@@ -38,8 +38,8 @@ struct Cli {
     /// test set is the tutorial's 500.
     #[arg(long, default_value_t = 2000)]
     train_samples: usize,
-    /// After testing, print each misclassified test sequence (its label, logit margin and
-    /// values × 1000).
+    /// After testing, print each misclassified test sequence: its class, its values as the
+    /// generated integers, the class predicted and the logit margin.
     #[arg(long)]
     show_errors: bool,
 }
@@ -78,14 +78,14 @@ impl Model {
         })
     }
 
-    /// Logits `[batch, 2]` from each sequence's last relevant LSTM output.
-    fn logits(&self, items: Vec<ToySequence>, device: &Device) -> Result<Tensor<2>, TrainError> {
-        let batch = SequenceBatcher.batch(items, device);
+    /// Logits `[batch, 2]` from each sequence's last relevant LSTM output;
+    /// `input: [batch, seq, 1]`.
+    fn logits(&self, input: Tensor<3>, lengths: &[usize]) -> Result<Tensor<2>, TrainError> {
         let (output, _) = self
             .lstm
-            .forward_with_lengths(batch.input, &batch.lengths, None)
+            .forward_with_lengths(input, lengths, None)
             .map_err(TrainError::step)?;
-        let last = tasks::last_relevant(output, &batch.lengths)?;
+        let last = tasks::last_relevant(output, lengths)?;
         Ok(self.out.forward(last))
     }
 }
@@ -101,8 +101,9 @@ impl Objective<Model> for Classify {
         batch: Vec<ToySequence>,
         device: &Device,
     ) -> Result<StepOutput, TrainError> {
-        let labels: Vec<usize> = batch.iter().map(|item| item.label).collect();
-        tasks::classification(model.logits(batch, device)?, &labels)
+        let batch = SequenceBatcher.batch(batch, device);
+        let logits = model.logits(batch.input, &batch.lengths)?;
+        tasks::classification(logits, &batch.labels)
     }
 }
 
@@ -120,12 +121,12 @@ fn run() -> Result<()> {
         ..Default::default()
     }
     .generate()?;
-    let test = ToySequencesConfig {
+    let test_config = ToySequencesConfig {
         samples: 500,
         seed: seed + 1,
         ..Default::default()
-    }
-    .generate()?;
+    };
+    let test = test_config.generate()?;
 
     let device = selected.training_device();
     let model = Model::new(cli.hidden, cli.init, &device)?;
@@ -143,23 +144,34 @@ fn run() -> Result<()> {
         test_metrics.loss
     );
     if cli.show_errors {
-        show_errors(&fitted.model, &test, selected.device())?;
+        show_errors(
+            &fitted.model,
+            &test,
+            test_config.max_value,
+            selected.device(),
+        )?;
     }
     Ok(())
 }
 
-/// Prints the test sequences the model gets wrong, e.g.
-/// `random [532, 772, 956] taken for linear (margin 2.71)`.
-fn show_errors(model: &Model, test: &ToySequences, device: &Device) -> Result<()> {
+/// Prints the test sequences the model gets wrong, their values back as the generated
+/// integers (× `max_value`), e.g. `random [532, 772, 956] taken for linear (margin 2.71)`.
+fn show_errors(
+    model: &Model,
+    test: &ToySequences,
+    max_value: usize,
+    device: &Device,
+) -> Result<()> {
     let model = model.valid();
     let items = test.iter().collect::<Result<Vec<ToySequence>, _>>()?;
+    let batch = SequenceBatcher.batch(items.clone(), device);
     let logits = model
-        .logits(items.clone(), device)?
+        .logits(batch.input, &batch.lengths)?
         .into_data()
         .try_to_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
     const NAMES: [&str; 2] = ["linear", "random"];
-    let scale = ToySequencesConfig::default().max_value as f64;
+    let scale = max_value as f64;
     for (item, pair) in items.iter().zip(logits.chunks_exact(2)) {
         let predicted = usize::from(pair[1] > pair[0]);
         if predicted != item.label {
