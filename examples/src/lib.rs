@@ -36,39 +36,22 @@ impl CommonArgs {
     }
 }
 
-/// The `--cell` choices: which recurrent layer an example builds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CellChoice {
-    /// LSTM.
-    Lstm,
-    /// GRU.
-    Gru,
-    /// Elman RNN with tanh.
-    Rnn,
-}
-
-impl CellChoice {
-    /// A batch-first layer of this cell: `input` features in, `hidden` per direction.
-    ///
-    /// # Errors
-    /// For impossible sizes.
-    pub fn layer(
-        self,
-        input: usize,
-        hidden: usize,
-        bidirectional: bool,
-        device: &burn::tensor::Device,
-    ) -> Result<rnn_models::Recurrent, rnn_models::ModelError> {
-        let kind = match self {
-            CellChoice::Lstm => rnn_models::CellKind::Lstm,
-            CellChoice::Gru => rnn_models::CellKind::Gru,
-            CellChoice::Rnn => rnn_models::CellKind::RnnTanh,
-        };
-        rnn_models::RecurrentConfig::new(kind, input, hidden)
-            .with_batch_first(true)
-            .with_bidirectional(bidirectional)
-            .init(device)
-    }
+/// A batch-first layer of `kind` (the examples' `--cell`, a [`rnn_models::CellKind`]):
+/// `input` features in, `hidden` per direction.
+///
+/// # Errors
+/// For impossible sizes.
+pub fn batch_first_layer(
+    kind: rnn_models::CellKind,
+    input: usize,
+    hidden: usize,
+    bidirectional: bool,
+    device: &burn::tensor::Device,
+) -> Result<rnn_models::Recurrent, rnn_models::ModelError> {
+    rnn_models::RecurrentConfig::new(kind, input, hidden)
+        .with_batch_first(true)
+        .with_bidirectional(bidirectional)
+        .init(device)
 }
 
 /// The `--optimizer` choices.

@@ -12,12 +12,12 @@ use clap::{Args, ValueEnum};
 use rnn_datasets::{
     Mnist, MnistKind, MnistOptions, SequenceBatcher, SequenceItem, SequenceLayout, Split,
 };
-use rnn_models::{Recurrent, last_layer};
+use rnn_models::{CellKind, Recurrent, last_layer};
 use rnn_train::{
     Objective, Optimizer, Schedule, StepOutput, TrainConfig, TrainError, evaluate, fit, tasks,
 };
 
-use crate::{CellChoice, CommonArgs, TrainArgs};
+use crate::{CommonArgs, TrainArgs};
 
 /// Which data, and where to find it.
 #[derive(Debug, Clone, Args)]
@@ -97,7 +97,7 @@ impl RowClassifier {
     /// # Errors
     /// For impossible sizes or a dropout probability outside `[0, 1)`.
     pub fn new(
-        cell: CellChoice,
+        cell: CellKind,
         features: usize,
         hidden: usize,
         bidirectional: bool,
@@ -113,7 +113,7 @@ impl RowClassifier {
         }
         let dirs = if bidirectional { 2 } else { 1 };
         Ok(Self {
-            rnn: cell.layer(features, hidden, bidirectional, device)?,
+            rnn: crate::batch_first_layer(cell, features, hidden, bidirectional, device)?,
             dropout: DropoutConfig::new(dropout).init(),
             out: LinearConfig::new(dirs * hidden, 10).init(device),
         })
@@ -124,8 +124,8 @@ impl RowClassifier {
     /// # Errors
     /// For a wrongly shaped input.
     pub fn forward(&self, x: Tensor<3>) -> Result<Tensor<2>, rnn_models::ModelError> {
-        let (_, h_n) = self.rnn.forward(x)?;
-        let h = last_layer(h_n, self.rnn.info().directions());
+        let (_, state) = self.rnn.forward(x, None)?;
+        let h = last_layer(state.into_h(), self.rnn.info().directions());
         Ok(self.out.forward(self.dropout.forward(h)))
     }
 }
@@ -168,8 +168,8 @@ pub struct Cli {
     #[arg(long, default_value_t = 128)]
     hidden: usize,
     /// The recurrent cell (the tutorial's is the LSTM).
-    #[arg(long, value_enum, default_value_t = CellChoice::Lstm)]
-    cell: CellChoice,
+    #[arg(long, value_enum, default_value_t = CellKind::Lstm)]
+    cell: CellKind,
     /// Dropout on the final hidden state, before the classifier (training only).
     #[arg(long, default_value_t = 0.0, value_parser = crate::probability)]
     dropout: f64,

@@ -1,29 +1,7 @@
 //! The fixed suite: what each case runs and how much arithmetic that is.
 
+use rnn_models::CellKind;
 use serde::{Deserialize, Serialize};
-
-/// The recurrence a case runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Cell {
-    /// LSTM (4 gate blocks).
-    Lstm,
-    /// GRU (3 gate blocks).
-    Gru,
-    /// Elman RNN with tanh (1 block).
-    Rnn,
-}
-
-impl Cell {
-    /// Gate blocks `G` in the weight matrices.
-    pub fn gates(self) -> usize {
-        match self {
-            Cell::Lstm => 4,
-            Cell::Gru => 3,
-            Cell::Rnn => 1,
-        }
-    }
-}
 
 /// One benchmark case: a layer and the shape of its batch (input is `[batch, seq, input]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,7 +9,7 @@ pub struct Case {
     /// Short name: `A`, `A-bi`, `B`, …, `A-T400`.
     pub name: String,
     /// The recurrence.
-    pub cell: Cell,
+    pub cell: CellKind,
     /// Stacked layers.
     pub layers: usize,
     /// Whether each layer also runs in reverse.
@@ -47,7 +25,14 @@ pub struct Case {
 }
 
 impl Case {
-    fn new(name: &str, cell: Cell, batch: usize, seq: usize, input: usize, hidden: usize) -> Self {
+    fn new(
+        name: &str,
+        cell: CellKind,
+        batch: usize,
+        seq: usize,
+        input: usize,
+        hidden: usize,
+    ) -> Self {
         Self {
             name: name.into(),
             cell,
@@ -67,7 +52,7 @@ impl Case {
     /// Floating-point operations of one forward pass: `2·B·T·G·H·(I + H)` per layer and
     /// direction (the GEMMs; the gate math is a rounding error next to them).
     pub fn forward_flops(&self) -> f64 {
-        let g = self.cell.gates() as f64;
+        let g = self.cell.gate_count() as f64;
         let (b, t, h) = (self.batch as f64, self.seq as f64, self.hidden as f64);
         (0..self.layers)
             .map(|layer| {
@@ -96,7 +81,7 @@ pub fn suite(quick: bool) -> Vec<Case> {
     } else {
         (64, 28, 28, 128)
     };
-    let a = Case::new("A", Cell::Lstm, b, t, i, h);
+    let a = Case::new("A", CellKind::Lstm, b, t, i, h);
     let mut cases = vec![
         a.clone(),
         Case {
@@ -105,18 +90,18 @@ pub fn suite(quick: bool) -> Vec<Case> {
             ..a.clone()
         },
         if quick {
-            Case::new("B", Cell::Lstm, 4, 10, 6, 12)
+            Case::new("B", CellKind::Lstm, 4, 10, 6, 12)
         } else {
-            Case::new("B", Cell::Lstm, 64, 100, 64, 256)
+            Case::new("B", CellKind::Lstm, 64, 100, 64, 256)
         },
         Case {
             name: "C".into(),
-            cell: Cell::Gru,
+            cell: CellKind::Gru,
             ..a.clone()
         },
         Case {
             name: "D".into(),
-            cell: Cell::Rnn,
+            cell: CellKind::RnnTanh,
             ..a.clone()
         },
         Case {

@@ -28,7 +28,7 @@ use std::time::Duration;
 use rnn_backend::Backend;
 use serde::{Deserialize, Serialize};
 
-pub use case::{Case, Cell, suite};
+pub use case::{Case, suite};
 pub use error::BenchError;
 pub use measure::{Budget, Stats};
 pub use report::Report;
@@ -135,125 +135,19 @@ pub const SOFTWARE_GPU_MAX_FLOPS: f64 = 2.5e9;
 pub fn run(options: &Options) -> Result<Report, BenchError> {
     let cases = options.cases();
     if cases.is_empty() {
-        return Err(BenchError::Usage(format!(
-            "no case matches --filter {:?}; cases: {}",
-            options.filter,
-            suite(options.quick)
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+        return Err(options.no_case_error());
     }
     std::fs::create_dir_all(&options.out_dir)
         .map_err(|e| BenchError::Io(options.out_dir.clone(), e))?;
-    let gemm_peak = match options.peak_gflops {
-        Some(given) => given,
-        None => {
-            let measured = peak::gemm_peak_gflops(options.quick);
-            eprintln!(
-                "fp32 GEMM peak on {} threads: {measured:.1} GFLOP/s",
-                options.threads
-            );
-            measured
-        }
-    };
-    let modes = if options.modes.is_empty() {
-        vec![Mode::Train, Mode::Infer]
-    } else {
-        options.modes.clone()
-    };
-
-    let mut implementations = vec![Implementation::Ours, Implementation::BurnNn];
-    if options.reference {
-        implementations.insert(1, Implementation::OursReference);
-    }
-    if !options.only.is_empty() {
-        implementations = options.only.clone();
-    }
+    let gemm_peak = options.gemm_peak();
     let mut measurements = Vec::new();
     let mut backends = Vec::new();
     for &backend in &options.backends {
-        let selected = backend
-            .select()
-            .map_err(|e| BenchError::Backend(e.to_string()))?;
-        backends.push(report::BackendInfo {
-            name: backend.name().to_string(),
-            description: selected.describe(),
-            software: selected.is_software_gpu(),
-        });
-        let budget = options.budget(backend);
-        for case in &cases {
-            // A software GPU (lavapipe) takes seconds per step: keep to the small cases.
-            if selected.is_software_gpu()
-                && !options.quick
-                && case.train_flops() > SOFTWARE_GPU_MAX_FLOPS
-            {
-                eprintln!(
-                    "{:8} skipped on {} (software GPU; too slow to time)",
-                    case.name,
-                    backend.name()
-                );
-                continue;
-            }
-            for &mode in &modes {
-                for &implementation in &implementations {
-                    let Some(mut step) =
-                        runners::prepare(implementation, case, mode, selected.device())?
-                    else {
-                        continue;
-                    };
-                    // Warm up once outside the memory window, then count one step.
-                    step()?;
-                    // Count the step's whole working set, scratch buffers the fused
-                    // kernels would otherwise reuse from the warm-up included.
-                    rnn_models::release_scratch_memory();
-                    let baseline = measure::live_bytes();
-                    measure::reset_peak();
-                    step()?;
-                    let peak_bytes = measure::peak_bytes(baseline);
-                    let stats = measure::time(budget, &mut step)?;
-                    eprintln!(
-                        "{:8} {:5} {:8} {:15} {:9.2} ms",
-                        case.name,
-                        format!("{mode:?}").to_lowercase(),
-                        backend.name(),
-                        implementation.label(),
-                        stats.median_ms
-                    );
-                    measurements.push(Measurement {
-                        case: case.name.clone(),
-                        mode,
-                        backend: backend.name().to_string(),
-                        implementation,
-                        stats,
-                        peak_bytes,
-                    });
-                }
-            }
-        }
+        let (info, measured) = measure_backend(options, backend, &cases)?;
+        backends.push(info);
+        measurements.extend(measured);
     }
-
-    let torch = match &options.python {
-        None => report::TorchStatus::Skipped,
-        Some(python) => match torch::probe(python) {
-            Err(reason) => report::TorchStatus::NotInstalled(reason),
-            Ok(_) => {
-                eprintln!("PyTorch: {} (stock malloc, then tuned)", python.display());
-                let budget = options.budget(Backend::Flex);
-                report::TorchStatus::Ran(torch::run(
-                    python,
-                    &options.torch_script,
-                    &cases,
-                    options.threads,
-                    budget,
-                    &options.torch_device,
-                    &options.out_dir,
-                )?)
-            }
-        },
-    };
-
+    let torch = run_torch(options, &cases)?;
     let report = Report {
         machine: report::Machine::here(options.threads),
         gemm_peak_gflops: gemm_peak,
@@ -264,6 +158,150 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
     };
     report.write(&options.out_dir)?;
     Ok(report)
+}
+
+impl Options {
+    /// The usage error for a filter that matches no case, listing the cases.
+    fn no_case_error(&self) -> BenchError {
+        let names: Vec<String> = suite(self.quick).into_iter().map(|c| c.name).collect();
+        BenchError::Usage(format!(
+            "no case matches --filter {:?}; cases: {}",
+            self.filter,
+            names.join(", ")
+        ))
+    }
+
+    /// The GEMM peak the report compares against: given, or measured now.
+    fn gemm_peak(&self) -> f64 {
+        if let Some(given) = self.peak_gflops {
+            return given;
+        }
+        let measured = peak::gemm_peak_gflops(self.quick);
+        eprintln!(
+            "fp32 GEMM peak on {} threads: {measured:.1} GFLOP/s",
+            self.threads
+        );
+        measured
+    }
+
+    /// The modes to time: those asked for, else training and inference.
+    fn modes_to_run(&self) -> Vec<Mode> {
+        if self.modes.is_empty() {
+            vec![Mode::Train, Mode::Infer]
+        } else {
+            self.modes.clone()
+        }
+    }
+
+    /// The implementations to time: `--only`, else ours (and our reference path with
+    /// `--reference`) and burn-nn.
+    fn implementations(&self) -> Vec<Implementation> {
+        if !self.only.is_empty() {
+            return self.only.clone();
+        }
+        let mut implementations = vec![Implementation::Ours, Implementation::BurnNn];
+        if self.reference {
+            implementations.insert(1, Implementation::OursReference);
+        }
+        implementations
+    }
+}
+
+/// Times every case, mode and implementation on one backend.
+fn measure_backend(
+    options: &Options,
+    backend: Backend,
+    cases: &[Case],
+) -> Result<(report::BackendInfo, Vec<Measurement>), BenchError> {
+    let selected = backend
+        .select()
+        .map_err(|e| BenchError::Backend(e.to_string()))?;
+    let info = report::BackendInfo {
+        name: backend.name().to_string(),
+        description: selected.describe(),
+        software: selected.is_software_gpu(),
+    };
+    let budget = options.budget(backend);
+    let mut measurements = Vec::new();
+    for case in cases {
+        // A software GPU (lavapipe) takes seconds per step: keep to the small cases.
+        if selected.is_software_gpu()
+            && !options.quick
+            && case.train_flops() > SOFTWARE_GPU_MAX_FLOPS
+        {
+            eprintln!(
+                "{:8} skipped on {} (software GPU; too slow to time)",
+                case.name,
+                backend.name()
+            );
+            continue;
+        }
+        for mode in options.modes_to_run() {
+            for implementation in options.implementations() {
+                let Some(step) = runners::prepare(implementation, case, mode, selected.device())?
+                else {
+                    continue;
+                };
+                let (stats, peak_bytes) = measure_step(step, budget)?;
+                eprintln!(
+                    "{:8} {:5} {:8} {:15} {:9.2} ms",
+                    case.name,
+                    format!("{mode:?}").to_lowercase(),
+                    backend.name(),
+                    implementation.label(),
+                    stats.median_ms
+                );
+                measurements.push(Measurement {
+                    case: case.name.clone(),
+                    mode,
+                    backend: backend.name().to_string(),
+                    implementation,
+                    stats,
+                    peak_bytes,
+                });
+            }
+        }
+    }
+    Ok((info, measurements))
+}
+
+/// Warms a step up, counts one step's peak memory, then times it within `budget`.
+fn measure_step(
+    mut step: runners::Step,
+    budget: Budget,
+) -> Result<(Stats, Option<usize>), BenchError> {
+    // Warm up once outside the memory window, then count one step.
+    step()?;
+    // Count the step's whole working set, scratch buffers the fused kernels would otherwise
+    // reuse from the warm-up included.
+    rnn_models::release_scratch_memory();
+    let baseline = measure::live_bytes();
+    measure::reset_peak();
+    step()?;
+    let peak_bytes = measure::peak_bytes(baseline);
+    let stats = measure::time(budget, &mut step)?;
+    Ok((stats, peak_bytes))
+}
+
+/// Runs the PyTorch peer when a Python was given and has torch.
+fn run_torch(options: &Options, cases: &[Case]) -> Result<report::TorchStatus, BenchError> {
+    let Some(python) = &options.python else {
+        return Ok(report::TorchStatus::Skipped);
+    };
+    if let Err(reason) = torch::probe(python) {
+        return Ok(report::TorchStatus::NotInstalled(reason));
+    }
+    eprintln!("PyTorch: {} (stock malloc, then tuned)", python.display());
+    let run = torch::run(
+        python,
+        &options.torch_script,
+        cases,
+        options.threads,
+        options.budget(Backend::Flex),
+        &options.torch_device,
+        &options.out_dir,
+    )?;
+    Ok(report::TorchStatus::Ran(run))
 }
 
 #[cfg(test)]

@@ -2,18 +2,18 @@
 
 use burn::nn::{BiLstmConfig, GruConfig as BurnGruConfig, LstmConfig as BurnLstmConfig};
 use burn::tensor::{Device, Distribution, Tensor};
-use rnn_models::{CellKind, Recurrence, RecurrentConfig};
+use rnn_models::{CellKind, Engine, RecurrentConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::{BenchError, Case, Cell};
+use crate::{BenchError, Case};
 
 /// Whose layer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Implementation {
-    /// rnn-models with [`Recurrence::Auto`]: the fused kernels where available.
+    /// rnn-models with [`Engine::Auto`]: the fused kernels where available.
     Ours,
-    /// rnn-models with [`Recurrence::Reference`]: composed Burn ops.
+    /// rnn-models with [`Engine::Reference`]: composed Burn ops.
     OursReference,
     /// burn-nn's built-in `Lstm` / `BiLstm` / `Gru` (it has no plain RNN).
     BurnNn,
@@ -65,12 +65,12 @@ pub fn prepare(
     );
     let forward: Box<dyn Fn(Tensor<3>) -> Result<Tensor<3>, BenchError>> = match implementation {
         Implementation::Ours | Implementation::OursReference => {
-            let recurrence = if implementation == Implementation::Ours {
-                Recurrence::Auto
+            let engine = if implementation == Implementation::Ours {
+                Engine::Auto
             } else {
-                Recurrence::Reference
+                Engine::Reference
             };
-            ours(case, recurrence, &device)?
+            ours(case, engine, &device)?
         }
         Implementation::BurnNn => match burn_nn(case, &device) {
             Some(f) => f,
@@ -93,19 +93,14 @@ pub fn prepare(
 
 type Forward = Box<dyn Fn(Tensor<3>) -> Result<Tensor<3>, BenchError>>;
 
-fn ours(case: &Case, recurrence: Recurrence, device: &Device) -> Result<Forward, BenchError> {
-    let kind = match case.cell {
-        Cell::Lstm => CellKind::Lstm,
-        Cell::Gru => CellKind::Gru,
-        Cell::Rnn => CellKind::RnnTanh,
-    };
-    let layer = RecurrentConfig::new(kind, case.input, case.hidden)
+fn ours(case: &Case, engine: Engine, device: &Device) -> Result<Forward, BenchError> {
+    let layer = RecurrentConfig::new(case.cell, case.input, case.hidden)
         .with_num_layers(case.layers)
         .with_bidirectional(case.bidirectional)
         .with_batch_first(true)
-        .with_recurrence(recurrence)
+        .with_engine(engine)
         .init(device)?;
-    Ok(Box::new(move |x| Ok(layer.forward(x)?.0)))
+    Ok(Box::new(move |x| Ok(layer.forward(x, None)?.0)))
 }
 
 /// burn-nn's layers, stacked by hand for several layers; `None` where burn-nn has no
@@ -113,7 +108,7 @@ fn ours(case: &Case, recurrence: Recurrence, device: &Device) -> Result<Forward,
 fn burn_nn(case: &Case, device: &Device) -> Option<Forward> {
     let (i, h) = (case.input, case.hidden);
     match (case.cell, case.bidirectional) {
-        (Cell::Lstm, false) => {
+        (CellKind::Lstm, false) => {
             let layers: Vec<_> = (0..case.layers)
                 .map(|l| BurnLstmConfig::new(if l == 0 { i } else { h }, h, true).init(device))
                 .collect();
@@ -124,7 +119,7 @@ fn burn_nn(case: &Case, device: &Device) -> Option<Forward> {
                 Ok(x)
             }))
         }
-        (Cell::Lstm, true) => {
+        (CellKind::Lstm, true) => {
             let layers: Vec<_> = (0..case.layers)
                 .map(|l| BiLstmConfig::new(if l == 0 { i } else { 2 * h }, h, true).init(device))
                 .collect();
@@ -135,7 +130,7 @@ fn burn_nn(case: &Case, device: &Device) -> Option<Forward> {
                 Ok(x)
             }))
         }
-        (Cell::Gru, false) => {
+        (CellKind::Gru, false) => {
             let layers: Vec<_> = (0..case.layers)
                 .map(|l| BurnGruConfig::new(if l == 0 { i } else { h }, h, true).init(device))
                 .collect();

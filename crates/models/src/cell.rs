@@ -1,73 +1,78 @@
 //! Single-step cells, like `torch.nn.RNNCell`, `LSTMCell` and `GRUCell`: the caller owns the
-//! time loop. They share their weights type and gate math with the layers.
+//! time loop. One type, [`Cell`], for all three; they share their weights type and gate math
+//! with the layers.
+
+use std::marker::PhantomData;
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
 
-use crate::stack::check_state;
+use crate::kind::{AnyKind, GruKind, LayerKind, LstmKind, RnnKind};
+use crate::stack::{StackShape, check_state, check_state_kind};
+use crate::state::StateParts;
 use crate::weights::{CellWeights, InitSpec};
-use crate::{CellKind, LstmCellState, ModelError, Nonlinearity};
+use crate::{CellKind, ModelError, Nonlinearity};
 
-/// What the three cells share: weights, kind and sizes.
+/// One recurrent step with PyTorch's semantics. Use it through its kinds: [`RnnCell`],
+/// [`LstmCell`], [`GruCell`] (built by their configs) or [`Cell<AnyKind>`] (converted with
+/// `Cell::<AnyKind>::from`); `K` fixes the state type as for [`Layer`](crate::Layer).
 #[derive(Module, Debug)]
-pub struct CellCore {
+pub struct Cell<K: LayerKind> {
     pub(crate) weights: CellWeights,
-    pub(crate) input_size: usize,
-    pub(crate) hidden_size: usize,
     #[module(skip)]
-    pub(crate) kind: CellKind,
+    pub(crate) shape: StackShape,
+    #[module(skip)]
+    kind: PhantomData<K>,
 }
 
-impl CellCore {
-    fn init(
-        kind: CellKind,
-        input_size: usize,
-        hidden_size: usize,
-        bias: bool,
-        spec: InitSpec,
-        device: &Device,
-    ) -> Result<Self, ModelError> {
-        let bad = |field, value: String, expected| ModelError::InvalidConfig {
-            field,
-            value,
-            expected,
-        };
-        if input_size == 0 {
-            return Err(bad("input_size", "0".into(), "at least 1"));
-        }
-        if hidden_size == 0 {
-            return Err(bad("hidden_size", "0".into(), "at least 1"));
-        }
-        if let Some(v) = spec.forget_bias
-            && (!v.is_finite() || !bias)
-        {
-            return Err(bad(
-                "forget_bias",
-                v.to_string(),
-                "finite, and only with bias = true",
-            ));
-        }
+/// One Elman RNN step (`torch.nn.RNNCell`): `h' = act(W_ih x + b_ih + W_hh h + b_hh)`.
+/// State: `h: [batch, hidden_size]`.
+pub type RnnCell = Cell<RnnKind>;
+
+/// One LSTM step (`torch.nn.LSTMCell`), gate order i, f, g, o as in PyTorch. State:
+/// [`LstmCellState`](crate::LstmCellState), `h` and `c` `[batch, hidden_size]`.
+pub type LstmCell = Cell<LstmKind>;
+
+/// One GRU step (`torch.nn.GRUCell`), gate order r, z, n as in PyTorch. State:
+/// `h: [batch, hidden_size]`.
+pub type GruCell = Cell<GruKind>;
+
+impl<K: LayerKind> Cell<K> {
+    fn init(shape: StackShape, spec: &InitSpec, device: &Device) -> Result<Self, ModelError> {
+        shape.check(spec.forget_bias)?;
         Ok(Self {
-            weights: CellWeights::init(kind, input_size, hidden_size, 0, bias, &spec, device),
-            input_size,
-            hidden_size,
-            kind,
+            weights: CellWeights::init(shape, shape.input_size, spec, device),
+            shape,
+            kind: PhantomData,
         })
     }
 
-    /// One step with shape checks: `input [batch, input]`, `h`, `c` `[batch, hidden]`.
-    fn step(
+    /// Which recurrence the cell runs.
+    pub fn kind(&self) -> CellKind {
+        self.shape.kind
+    }
+
+    /// One step.
+    ///
+    /// # Shapes
+    /// `input: [batch, input_size]`, `state`: `h` (and for LSTM `c`) `[batch, hidden_size]`,
+    /// zeros when `None` → the new state, same shapes.
+    ///
+    /// # Errors
+    /// [`ModelError`] for a wrong feature size, an empty batch, wrong state shapes, or (for
+    /// `Cell<AnyKind>`) a state of another kind.
+    pub fn step(
         &self,
         input: Tensor<2>,
-        h: Option<Tensor<2>>,
-        c: Option<Tensor<2>>,
-    ) -> Result<(Tensor<2>, Option<Tensor<2>>), ModelError> {
+        state: Option<K::CellState>,
+    ) -> Result<K::CellState, ModelError> {
         let [batch, features] = input.dims();
-        if features != self.input_size {
+        let hidden = self.shape.hidden_size;
+        if features != self.shape.input_size {
             return Err(ModelError::InputSize {
-                expected: self.input_size,
+                expected: self.shape.input_size,
                 got: features,
                 shape: input.dims().to_vec(),
             });
@@ -75,15 +80,48 @@ impl CellCore {
         if batch == 0 {
             return Err(ModelError::EmptyInput { batch, seq: 1 });
         }
-        check_state("hx", h.as_ref(), [batch, self.hidden_size])?;
-        check_state("cx", c.as_ref(), [batch, self.hidden_size])?;
-        let device = input.device();
-        let h = h.unwrap_or_else(|| Tensor::zeros([batch, self.hidden_size], &device));
+        let (h, c) = match state.map(StateParts::into_parts) {
+            Some((h, c)) => {
+                check_state_kind(self.shape.kind, c.is_some())?;
+                check_state("hx", Some(&h), [batch, hidden])?;
+                check_state("cx", c.as_ref(), [batch, hidden])?;
+                (h, c)
+            }
+            None => (Tensor::zeros([batch, hidden], &input.device()), None),
+        };
         let xp = self.weights.project_input(input);
-        Ok(self
-            .weights
-            .stepper(self.kind, self.hidden_size)
-            .step(xp, h, c))
+        let (h, c) = self.weights.stepper(self.shape.kind, hidden).step(xp, h, c);
+        Ok(K::CellState::from_rows(vec![h], c.into_iter().collect()))
+    }
+}
+
+/// `Cell::<AnyKind>::from(cell)` for each typed cell.
+macro_rules! into_any_cell {
+    ($($kind:ty),*) => {$(
+        impl From<Cell<$kind>> for Cell<AnyKind> {
+            fn from(cell: Cell<$kind>) -> Self {
+                Cell {
+                    weights: cell.weights,
+                    shape: cell.shape,
+                    kind: PhantomData,
+                }
+            }
+        }
+    )*};
+}
+
+into_any_cell!(LstmKind, GruKind, RnnKind);
+
+/// How a cell config's weights are drawn.
+fn init_spec(
+    initializer: &Option<Initializer>,
+    bias_initializer: &Option<Initializer>,
+    forget_bias: Option<f64>,
+) -> InitSpec {
+    InitSpec {
+        initializer: initializer.clone(),
+        bias_initializer: bias_initializer.clone(),
+        forget_bias,
     }
 }
 
@@ -113,41 +151,10 @@ impl RnnCellConfig {
     /// # Errors
     /// [`ModelError::InvalidConfig`] for zero sizes.
     pub fn init(&self, device: &Device) -> Result<RnnCell, ModelError> {
-        let spec = InitSpec {
-            initializer: self.initializer.clone(),
-            bias_initializer: self.bias_initializer.clone(),
-            forget_bias: None,
-        };
         let kind = self.nonlinearity.kind();
-        CellCore::init(
-            kind,
-            self.input_size,
-            self.hidden_size,
-            self.bias,
-            spec,
-            device,
-        )
-        .map(|core| RnnCell { core })
-    }
-}
-
-/// One Elman RNN step: `h' = act(W_ih x + b_ih + W_hh h + b_hh)`.
-#[derive(Module, Debug)]
-pub struct RnnCell {
-    pub(crate) core: CellCore,
-}
-
-impl RnnCell {
-    /// One step.
-    ///
-    /// # Shapes
-    /// `input: [batch, input_size]`, `hx: [batch, hidden_size]` (zeros when `None`) →
-    /// `h': [batch, hidden_size]`.
-    ///
-    /// # Errors
-    /// [`ModelError`] for a wrong feature size, an empty batch or a wrong `hx` shape.
-    pub fn step(&self, input: Tensor<2>, hx: Option<Tensor<2>>) -> Result<Tensor<2>, ModelError> {
-        self.core.step(input, hx, None).map(|(h, _)| h)
+        let shape = StackShape::cell(kind, self.input_size, self.hidden_size, self.bias);
+        let spec = init_spec(&self.initializer, &self.bias_initializer, None);
+        Cell::init(shape, &spec, device)
     }
 }
 
@@ -176,50 +183,9 @@ impl LstmCellConfig {
     /// # Errors
     /// [`ModelError::InvalidConfig`] for zero sizes or a `forget_bias` without `bias`.
     pub fn init(&self, device: &Device) -> Result<LstmCell, ModelError> {
-        let spec = InitSpec {
-            initializer: self.initializer.clone(),
-            bias_initializer: self.bias_initializer.clone(),
-            forget_bias: self.forget_bias,
-        };
-        CellCore::init(
-            CellKind::Lstm,
-            self.input_size,
-            self.hidden_size,
-            self.bias,
-            spec,
-            device,
-        )
-        .map(|core| LstmCell { core })
-    }
-}
-
-/// One LSTM step, gate order i, f, g, o as in PyTorch.
-#[derive(Module, Debug)]
-pub struct LstmCell {
-    pub(crate) core: CellCore,
-}
-
-impl LstmCell {
-    /// One step.
-    ///
-    /// # Shapes
-    /// `input: [batch, input_size]`, `state.h`, `state.c`: `[batch, hidden_size]` (zeros when
-    /// `None`) → the new state, same shapes.
-    ///
-    /// # Errors
-    /// [`ModelError`] for a wrong feature size, an empty batch or wrong state shapes.
-    pub fn step(
-        &self,
-        input: Tensor<2>,
-        state: Option<LstmCellState>,
-    ) -> Result<LstmCellState, ModelError> {
-        let (h, c) = match state {
-            Some(LstmCellState { h, c }) => (Some(h), Some(c)),
-            None => (None, None),
-        };
-        let (h, c) = self.core.step(input, h, c)?;
-        let c = c.unwrap_or_else(|| h.zeros_like()); // always Some for LSTM; no panic path
-        Ok(LstmCellState { h, c })
+        let shape = StackShape::cell(CellKind::Lstm, self.input_size, self.hidden_size, self.bias);
+        let spec = init_spec(&self.initializer, &self.bias_initializer, self.forget_bias);
+        Cell::init(shape, &spec, device)
     }
 }
 
@@ -246,39 +212,8 @@ impl GruCellConfig {
     /// # Errors
     /// [`ModelError::InvalidConfig`] for zero sizes.
     pub fn init(&self, device: &Device) -> Result<GruCell, ModelError> {
-        let spec = InitSpec {
-            initializer: self.initializer.clone(),
-            bias_initializer: self.bias_initializer.clone(),
-            forget_bias: None,
-        };
-        CellCore::init(
-            CellKind::Gru,
-            self.input_size,
-            self.hidden_size,
-            self.bias,
-            spec,
-            device,
-        )
-        .map(|core| GruCell { core })
-    }
-}
-
-/// One GRU step, gate order r, z, n as in PyTorch.
-#[derive(Module, Debug)]
-pub struct GruCell {
-    pub(crate) core: CellCore,
-}
-
-impl GruCell {
-    /// One step.
-    ///
-    /// # Shapes
-    /// `input: [batch, input_size]`, `hx: [batch, hidden_size]` (zeros when `None`) →
-    /// `h': [batch, hidden_size]`.
-    ///
-    /// # Errors
-    /// [`ModelError`] for a wrong feature size, an empty batch or a wrong `hx` shape.
-    pub fn step(&self, input: Tensor<2>, hx: Option<Tensor<2>>) -> Result<Tensor<2>, ModelError> {
-        self.core.step(input, hx, None).map(|(h, _)| h)
+        let shape = StackShape::cell(CellKind::Gru, self.input_size, self.hidden_size, self.bias);
+        let spec = init_spec(&self.initializer, &self.bias_initializer, None);
+        Cell::init(shape, &spec, device)
     }
 }

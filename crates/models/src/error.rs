@@ -93,12 +93,15 @@ pub enum ModelError {
         /// Why.
         reason: String,
     },
-    /// A state dict tensor has a dtype we cannot convert to f32.
-    #[error("state dict key '{key}' has unsupported dtype {dtype}")]
-    KeyDtype {
-        /// The key.
-        key: String,
-        /// The dtype found.
-        dtype: String,
+    /// A run-time-kind layer or cell got a state of another kind: `(h, c)` for a layer
+    /// without a cell state, or `h` alone for an LSTM.
+    #[error("state mismatch: a {kind} layer takes {expected}, got {got}")]
+    StateKind {
+        /// The layer's kind.
+        kind: crate::CellKind,
+        /// The state parts it takes.
+        expected: &'static str,
+        /// The state parts given.
+        got: &'static str,
     },
 }

@@ -28,31 +28,26 @@
 //! ```
 
 mod cell;
+mod config;
+mod engine;
 mod error;
 #[cfg(feature = "fused")]
 mod fused;
-mod gru;
 mod kind;
-mod lstm;
-mod recurrence;
-mod recurrent;
-mod rnn;
+mod layer;
 mod seq2seq;
 mod stack;
 mod state;
 mod state_dict;
 mod weights;
 
-pub use cell::{GruCell, GruCellConfig, LstmCell, LstmCellConfig, RnnCell, RnnCellConfig};
+pub use cell::{Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, RnnCell, RnnCellConfig};
+pub use config::{GruConfig, LstmConfig, Nonlinearity, RecurrentConfig, RnnConfig};
+pub use engine::{Engine, release_scratch_memory};
 pub use error::ModelError;
-pub use gru::{Gru, GruConfig};
-pub use kind::CellKind;
-pub use lstm::{Lstm, LstmConfig};
-pub use recurrence::{Recurrence, release_scratch_memory};
-pub use recurrent::{Recurrent, RecurrentConfig};
-pub use rnn::{Nonlinearity, Rnn, RnnConfig};
+pub use kind::{AnyKind, CellKind, GruKind, LayerKind, LstmKind, RnnKind};
+pub use layer::{Gru, Layer, LayerInfo, Lstm, Recurrent, Rnn};
 pub use seq2seq::repeat_vector;
-pub use stack::LayerInfo;
-pub use state::{LstmCellState, LstmState, last_layer};
+pub use state::{LstmCellState, LstmState, RecurrentState, StateParts, last_layer};
 pub use state_dict::{PytorchWeights, StateDict};
 pub use weights::CellWeights;

@@ -5,11 +5,13 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
+use crate::state::StateParts;
 use crate::weights::{CellWeights, InitSpec};
-use crate::{CellKind, ModelError, Recurrence};
+use crate::{CellKind, Engine, ModelError};
 
-/// The static shape of a stack; validated once by [`StackShape::check`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The parameter shapes of a stack: what its weights look like. Validated once by
+/// [`StackShape::check`], for layers and cells alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StackShape {
     pub kind: CellKind,
     pub input_size: usize,
@@ -17,13 +19,25 @@ pub(crate) struct StackShape {
     /// 0 means no projection.
     pub proj_size: usize,
     pub num_layers: usize,
-    pub bias: bool,
-    pub batch_first: bool,
-    pub dropout: f64,
     pub bidirectional: bool,
+    /// Whether each cell has `bias_ih` and `bias_hh`.
+    pub bias: bool,
 }
 
 impl StackShape {
+    /// One cell: one layer, one direction, no projection.
+    pub fn cell(kind: CellKind, input_size: usize, hidden_size: usize, bias: bool) -> Self {
+        Self {
+            kind,
+            input_size,
+            hidden_size,
+            proj_size: 0,
+            num_layers: 1,
+            bidirectional: false,
+            bias,
+        }
+    }
+
     /// 2 when bidirectional, else 1.
     pub fn directions(&self) -> usize {
         if self.bidirectional { 2 } else { 1 }
@@ -47,7 +61,13 @@ impl StackShape {
         }
     }
 
-    /// Rejects impossible configurations before anything is allocated.
+    /// `[num_layers · directions, batch, size]`.
+    fn state_dims(&self, batch: usize, size: usize) -> [usize; 3] {
+        [self.num_layers * self.directions(), batch, size]
+    }
+
+    /// Rejects impossible shapes, and a forget-gate bias without biases, before anything is
+    /// allocated.
     pub fn check(&self, forget_bias: Option<f64>) -> Result<(), ModelError> {
         let bad = |field, value: String, expected| {
             Err(ModelError::InvalidConfig {
@@ -64,13 +84,6 @@ impl StackShape {
         }
         if self.num_layers == 0 {
             return bad("num_layers", "0".into(), "at least 1");
-        }
-        if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
-            return bad(
-                "dropout",
-                self.dropout.to_string(),
-                "a probability in [0, 1)",
-            );
         }
         if self.proj_size > 0 && self.kind != CellKind::Lstm {
             return bad(
@@ -98,6 +111,31 @@ impl StackShape {
     }
 }
 
+/// Rejects a dropout probability outside `[0, 1)`.
+pub(crate) fn check_dropout(dropout: f64) -> Result<(), ModelError> {
+    if dropout.is_finite() && (0.0..1.0).contains(&dropout) {
+        Ok(())
+    } else {
+        Err(ModelError::InvalidConfig {
+            field: "dropout",
+            value: dropout.to_string(),
+            expected: "a probability in [0, 1)",
+        })
+    }
+}
+
+/// Everything a layer config decides: the parameter shapes, how the weights are drawn, and
+/// the options that shape a call.
+#[derive(Debug, Clone)]
+pub(crate) struct StackConfig {
+    pub shape: StackShape,
+    pub init: InitSpec,
+    /// `[batch, seq, feature]` input and output instead of `[seq, batch, feature]`.
+    pub batch_first: bool,
+    /// Dropout on each layer's output except the last, in training.
+    pub dropout: f64,
+}
+
 /// A stack of recurrent cells: `num_layers × directions` cells, layer-major, forward then reverse.
 #[derive(Module, Debug)]
 pub struct Stack {
@@ -107,94 +145,73 @@ pub struct Stack {
     #[module(skip)]
     pub(crate) shape: StackShape,
     #[module(skip)]
-    pub(crate) recurrence: Recurrence,
+    pub(crate) batch_first: bool,
+    #[module(skip)]
+    pub(crate) engine: Engine,
 }
 
-/// What a layer is, in PyTorch's terms; returned by each layer's `info()`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LayerInfo {
-    /// Features per input step.
-    pub input_size: usize,
-    /// Hidden features per direction.
-    pub hidden_size: usize,
-    /// LSTM projection size, 0 when not projecting.
-    pub proj_size: usize,
-    /// Stacked layers.
-    pub num_layers: usize,
-    /// Whether each layer also runs in reverse.
-    pub bidirectional: bool,
-    /// Whether input and output are `[batch, seq, feature]`.
-    pub batch_first: bool,
-    /// Features per output step: `directions · (proj_size or hidden_size)`.
-    pub output_size: usize,
+/// A call's initial state for every layer and direction, as given (`None`: zeros).
+struct Initial {
+    /// `[layers·dirs, batch, out]`.
+    h0: Option<Tensor<3>>,
+    /// `[layers·dirs, batch, hidden]`, LSTM only.
+    c0: Option<Tensor<3>>,
 }
 
-impl LayerInfo {
-    /// 2 when bidirectional, else 1: the `num_directions` of PyTorch's state shapes.
-    pub fn directions(&self) -> usize {
-        if self.bidirectional { 2 } else { 1 }
+impl Initial {
+    /// Rows `first..first + count` of `h0` and `c0`, zeros where absent (`c` for LSTM only).
+    fn rows(
+        &self,
+        shape: &StackShape,
+        first: usize,
+        count: usize,
+        batch: usize,
+        device: &Device,
+    ) -> (Tensor<3>, Option<Tensor<3>>) {
+        let pick = |state: &Option<Tensor<3>>, size| match state {
+            Some(t) => t.clone().narrow(0, first, count),
+            None => Tensor::zeros([count, batch, size], device),
+        };
+        let h = pick(&self.h0, shape.out_size());
+        let c = shape
+            .kind
+            .has_cell_state()
+            .then(|| pick(&self.c0, shape.hidden_size));
+        (h, c)
     }
 }
 
-/// Output of [`Stack::run`]: `(output, h_n, c_n)`.
-pub(crate) type StackOutput = (Tensor<3>, Tensor<3>, Option<Tensor<3>>);
+/// One layer's result: its output sequence and final states, `[dirs, batch, ·]` each.
+pub(crate) struct LayerOutput {
+    pub output: Tensor<3>,
+    pub h_n: Tensor<3>,
+    /// LSTM only.
+    pub c_n: Option<Tensor<3>>,
+}
 
 impl Stack {
-    pub(crate) fn init(
-        shape: StackShape,
-        spec: &InitSpec,
-        device: &Device,
-    ) -> Result<Self, ModelError> {
-        shape.check(spec.forget_bias)?;
+    pub(crate) fn init(config: &StackConfig, device: &Device) -> Result<Self, ModelError> {
+        let shape = config.shape;
+        shape.check(config.init.forget_bias)?;
+        check_dropout(config.dropout)?;
         let mut cells = Vec::with_capacity(shape.num_layers * shape.directions());
         for layer in 0..shape.num_layers {
             for _ in 0..shape.directions() {
                 cells.push(CellWeights::init(
-                    shape.kind,
+                    shape,
                     shape.layer_input(layer),
-                    shape.hidden_size,
-                    shape.proj_size,
-                    shape.bias,
-                    spec,
+                    &config.init,
                     device,
                 ));
             }
         }
         Ok(Self {
             cells,
-            dropout: DropoutConfig::new(shape.dropout).init(),
+            dropout: DropoutConfig::new(config.dropout).init(),
             shape,
-            recurrence: Recurrence::default(),
+            batch_first: config.batch_first,
+            engine: Engine::default(),
         })
-    }
-
-    pub(crate) fn info(&self) -> LayerInfo {
-        let s = self.shape;
-        LayerInfo {
-            input_size: s.input_size,
-            hidden_size: s.hidden_size,
-            proj_size: s.proj_size,
-            num_layers: s.num_layers,
-            bidirectional: s.bidirectional,
-            batch_first: s.batch_first,
-            output_size: s.directions() * s.out_size(),
-        }
-    }
-
-    /// [`Stack::run`] for the kinds whose only state is `h` (RNN, GRU).
-    pub(crate) fn run_h(
-        &self,
-        input: Tensor<3>,
-        lengths: Option<&[usize]>,
-        h0: Option<Tensor<3>>,
-    ) -> Result<(Tensor<3>, Tensor<3>), ModelError> {
-        self.run(input, lengths, h0, None)
-            .map(|(out, h, _)| (out, h))
-    }
-
-    /// `[num_layers · directions, batch, size]`.
-    fn state_dims(&self, batch: usize, size: usize) -> [usize; 3] {
-        [self.shape.num_layers * self.shape.directions(), batch, size]
     }
 
     /// Checks everything about a call once, at the boundary. Returns `(batch, seq)`.
@@ -202,18 +219,18 @@ impl Stack {
         &self,
         input: &Tensor<3>,
         lengths: Option<&[usize]>,
-        h0: Option<&Tensor<3>>,
-        c0: Option<&Tensor<3>>,
+        initial: &Initial,
     ) -> Result<(usize, usize), ModelError> {
+        let s = &self.shape;
         let dims = input.dims();
-        let (batch, seq) = if self.shape.batch_first {
+        let (batch, seq) = if self.batch_first {
             (dims[0], dims[1])
         } else {
             (dims[1], dims[0])
         };
-        if dims[2] != self.shape.input_size {
+        if dims[2] != s.input_size {
             return Err(ModelError::InputSize {
-                expected: self.shape.input_size,
+                expected: s.input_size,
                 got: dims[2],
                 shape: dims.to_vec(),
             });
@@ -221,8 +238,15 @@ impl Stack {
         if batch == 0 || seq == 0 {
             return Err(ModelError::EmptyInput { batch, seq });
         }
-        check_state("h0", h0, self.state_dims(batch, self.shape.out_size()))?;
-        check_state("c0", c0, self.state_dims(batch, self.shape.hidden_size))?;
+        if let Some(h0) = &initial.h0 {
+            check_state_kind(s.kind, initial.c0.is_some())?;
+            check_state("h0", Some(h0), s.state_dims(batch, s.out_size()))?;
+        }
+        check_state(
+            "c0",
+            initial.c0.as_ref(),
+            s.state_dims(batch, s.hidden_size),
+        )?;
         if let Some(lengths) = lengths {
             check_lengths(lengths, batch, seq)?;
         }
@@ -233,97 +257,68 @@ impl Stack {
     ///
     /// - `input`: `[batch, seq, input]` when `batch_first`, else `[seq, batch, input]`.
     /// - `lengths`: per-sequence lengths (PyTorch packed semantics) or `None`.
-    /// - `h0`: `[layers·dirs, batch, out]`, `c0`: `[layers·dirs, batch, hidden]` (LSTM).
-    pub(crate) fn run(
+    /// - `state`: `h0: [layers·dirs, batch, out]` (and `c0: [layers·dirs, batch, hidden]` for
+    ///   LSTM); zeros when `None`.
+    ///
+    /// Returns the output, shaped like the input with `dirs·out` features, and the final state.
+    pub(crate) fn run<S: StateParts<3>>(
         &self,
         input: Tensor<3>,
         lengths: Option<&[usize]>,
-        h0: Option<Tensor<3>>,
-        c0: Option<Tensor<3>>,
-    ) -> Result<StackOutput, ModelError> {
-        let (batch, seq) = self.check_call(&input, lengths, h0.as_ref(), c0.as_ref())?;
+        state: Option<S>,
+    ) -> Result<(Tensor<3>, S), ModelError> {
+        let (h0, c0) = match state.map(S::into_parts) {
+            Some((h, c)) => (Some(h), c),
+            None => (None, None),
+        };
+        let initial = Initial { h0, c0 };
+        let (batch, seq) = self.check_call(&input, lengths, &initial)?;
         let s = self.shape;
         let device = input.device();
         let fused = self.uses_fused(&device, input.dtype());
         // The fused kernels work batch-major (a slice of the batch is then contiguous); the
         // reference path time-major (a step's slice is then contiguous).
-        let batch_major = fused;
-        let mut x = if s.batch_first == batch_major {
-            input
-        } else {
-            input.swap_dims(0, 1)
+        let reorient = |x: Tensor<3>| {
+            if self.batch_first == fused {
+                x
+            } else {
+                x.swap_dims(0, 1)
+            }
         };
         // Equal full lengths need no masking.
         let lengths = lengths.filter(|l| l.iter().any(|&len| len < seq));
         let masks = lengths
             .filter(|_| !fused)
             .map(|l| step_masks(l, seq, &device));
-        let is_lstm = s.kind == CellKind::Lstm;
         let dirs = s.directions();
-        let zeros = |size| Tensor::<2>::zeros([batch, size], &device);
-        // Final states, each `[n, batch, ·]`, concatenated along the first axis at the end.
-        let mut h_n = Vec::with_capacity(self.cells.len());
-        let mut c_n = Vec::with_capacity(self.cells.len());
-
+        let mut x = reorient(input);
+        let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
         for layer in 0..s.num_layers {
             let first = layer * dirs;
-            if fused {
-                // One op for the whole layer, both directions.
-                let pick = |state: &Option<Tensor<3>>, size| match state {
-                    Some(t) => t.clone().narrow(0, first, dirs),
-                    None => Tensor::zeros([dirs, batch, size], &device),
-                };
-                let h = pick(&h0, s.out_size());
-                let c = is_lstm.then(|| pick(&c0, s.hidden_size));
-                let cells = &self.cells[first..first + dirs];
-                let (out, h, c) = fused_layer(s.kind, cells, x, h, c, lengths);
-                x = out;
-                h_n.push(h);
-                c_n.extend(c);
+            let (h, c) = initial.rows(&s, first, dirs, batch, &device);
+            let cells = &self.cells[first..first + dirs];
+            let out = if fused {
+                self.run_fused(cells, x, h, c, lengths)
             } else {
-                let mut outputs = Vec::with_capacity(dirs);
-                for dir in 0..dirs {
-                    let index = first + dir;
-                    let cell = &self.cells[index];
-                    let pick = |state: &Option<Tensor<3>>, size| match state {
-                        Some(t) => t.clone().narrow(0, index, 1).reshape([batch, size]),
-                        None => zeros(size),
-                    };
-                    let h = pick(&h0, s.out_size());
-                    let c = is_lstm.then(|| pick(&c0, s.hidden_size));
-                    let (out, h, c) =
-                        self.run_direction(cell, x.clone(), h, c, masks.as_deref(), dir == 1);
-                    outputs.push(out);
-                    h_n.push(h.unsqueeze_dim(0));
-                    c_n.extend(c.map(|c| c.unsqueeze_dim(0)));
-                }
-                x = if outputs.len() == 1 {
-                    outputs.remove(0)
-                } else {
-                    Tensor::cat(outputs, 2)
-                };
-            }
-            if layer + 1 < s.num_layers {
-                x = self.dropout.forward(x);
-            }
+                self.run_reference(cells, x, h, c, masks.as_deref())
+            };
+            x = if layer + 1 < s.num_layers {
+                self.dropout.forward(out.output)
+            } else {
+                out.output
+            };
+            h_n.push(out.h_n);
+            c_n.extend(out.c_n);
         }
-
-        let output = if s.batch_first == batch_major {
-            x
-        } else {
-            x.swap_dims(0, 1)
-        };
-        let h_n = Tensor::cat(h_n, 0);
-        let c_n = is_lstm.then(|| Tensor::cat(c_n, 0));
-        Ok((output, h_n, c_n))
+        Ok((reorient(x), S::from_rows(h_n, c_n)))
     }
 
-    /// Whether this call takes the fused kernels: [`Recurrence::Auto`] on a device and dtype
+    /// Whether this call takes the fused kernels: [`Engine::Auto`] on a device and dtype
     /// they serve, without an LSTM projection.
     pub(crate) fn uses_fused(&self, device: &Device, dtype: DType) -> bool {
         #[cfg(feature = "fused")]
         {
-            self.recurrence == Recurrence::Auto
+            self.engine == Engine::Auto
                 && self.shape.proj_size == 0
                 && crate::fused::available(device, dtype)
         }
@@ -334,8 +329,67 @@ impl Stack {
         }
     }
 
-    /// One direction of one layer over the whole sequence, composed of Burn tensor ops: the
-    /// reference path.
+    /// One layer, both directions, through the fused op: batch-major `x: [batch, seq, in]`,
+    /// states `[dirs, batch, ·]`. Only called when [`Stack::uses_fused`] said yes.
+    fn run_fused(
+        &self,
+        cells: &[CellWeights],
+        x: Tensor<3>,
+        h: Tensor<3>,
+        c: Option<Tensor<3>>,
+        lengths: Option<&[usize]>,
+    ) -> LayerOutput {
+        #[cfg(feature = "fused")]
+        {
+            crate::fused::run_layer(self.shape.kind, cells, x, h, c, lengths)
+        }
+        #[cfg(not(feature = "fused"))]
+        {
+            // `uses_fused` is false without the feature; the reference path is always correct.
+            let _ = lengths;
+            let masks = None;
+            self.run_reference(cells, x, h, c, masks)
+        }
+    }
+
+    /// One layer, each direction composed of Burn tensor ops: the reference path.
+    /// Time-major `x: [seq, batch, in]`, states `[dirs, batch, ·]`.
+    fn run_reference(
+        &self,
+        cells: &[CellWeights],
+        x: Tensor<3>,
+        h: Tensor<3>,
+        c: Option<Tensor<3>>,
+        masks: Option<&[StepMask]>,
+    ) -> LayerOutput {
+        let [_, batch, _] = x.dims();
+        let row = |t: &Tensor<3>, dir: usize| {
+            let [_, _, size] = t.dims();
+            t.clone().narrow(0, dir, 1).reshape([batch, size])
+        };
+        let mut outputs = Vec::with_capacity(cells.len());
+        let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
+        for (dir, cell) in cells.iter().enumerate() {
+            let h0 = row(&h, dir);
+            let c0 = c.as_ref().map(|c| row(c, dir));
+            let (out, h, c) = self.run_direction(cell, x.clone(), h0, c0, masks, dir == 1);
+            outputs.push(out);
+            h_n.push(h.unsqueeze_dim(0));
+            c_n.extend(c.map(|c| c.unsqueeze_dim(0)));
+        }
+        let output = if outputs.len() == 1 {
+            outputs.swap_remove(0)
+        } else {
+            Tensor::cat(outputs, 2)
+        };
+        LayerOutput {
+            output,
+            h_n: Tensor::cat(h_n, 0),
+            c_n: (!c_n.is_empty()).then(|| Tensor::cat(c_n, 0)),
+        }
+    }
+
+    /// One direction of one layer over the whole sequence, composed of Burn tensor ops.
     ///
     /// `x: [seq, batch, in]` → output `[seq, batch, out]`, final `h`, final `c`.
     fn run_direction(
@@ -348,7 +402,7 @@ impl Stack {
         reverse: bool,
     ) -> (Tensor<3>, Tensor<2>, Option<Tensor<2>>) {
         let [seq, batch, input] = x.dims();
-        let gh = self.shape.kind.gates() * self.shape.hidden_size;
+        let gh = self.shape.kind.gate_count() * self.shape.hidden_size;
         // One GEMM for the input projection of every step.
         let xp = cell
             .project_input(x.reshape([seq * batch, input]))
@@ -390,21 +444,18 @@ impl Stack {
     }
 }
 
-/// The fused path for one layer; only called when [`Stack::uses_fused`] said yes.
-#[cfg(feature = "fused")]
-use crate::fused::run_layer as fused_layer;
-
-/// Without the `fused` feature [`Stack::uses_fused`] is always false; this keeps one call site.
-#[cfg(not(feature = "fused"))]
-fn fused_layer(
-    _: CellKind,
-    _: &[CellWeights],
-    x: Tensor<3>,
-    h: Tensor<3>,
-    c: Option<Tensor<3>>,
-    _: Option<&[usize]>,
-) -> (Tensor<3>, Tensor<3>, Option<Tensor<3>>) {
-    (x, h, c)
+/// Rejects a state whose parts do not fit the kind: `(h, c)` for LSTM, `h` alone otherwise
+/// (possible only through a run-time-kind [`RecurrentState`](crate::RecurrentState)).
+pub(crate) fn check_state_kind(kind: CellKind, has_c: bool) -> Result<(), ModelError> {
+    if has_c == kind.has_cell_state() {
+        return Ok(());
+    }
+    let parts = |c: bool| if c { "(h, c)" } else { "h alone" };
+    Err(ModelError::StateKind {
+        kind,
+        expected: parts(kind.has_cell_state()),
+        got: parts(has_c),
+    })
 }
 
 /// Per-step masks for variable lengths: `keep` is 1 where `t < length`, `hold = 1 - keep`.

@@ -7,7 +7,9 @@ use burn::module::Param;
 use burn::tensor::{Gradients, Tensor, TensorData};
 
 use crate::ModelError;
-use crate::cell::CellCore;
+use crate::cell::Cell;
+use crate::kind::LayerKind;
+use crate::layer::Layer;
 use crate::stack::Stack;
 use crate::weights::CellWeights;
 
@@ -246,49 +248,45 @@ impl Stack {
     }
 }
 
-impl CellCore {
-    pub(crate) fn export(&self, grads: Option<&Gradients>) -> StateDict {
+impl<K: LayerKind> PytorchWeights for Layer<K> {
+    fn state_dict(&self) -> StateDict {
+        self.stack.export(None)
+    }
+
+    fn grads_state_dict(&self, grads: &Gradients) -> StateDict {
+        self.stack.export(Some(grads))
+    }
+
+    fn load_state_dict(mut self, dict: &StateDict, prefix: &str) -> Result<Self, ModelError> {
+        self.stack = self.stack.import(dict, prefix)?;
+        Ok(self)
+    }
+}
+
+impl<K: LayerKind> Cell<K> {
+    fn export(&self, grads: Option<&Gradients>) -> StateDict {
         let mut dict = StateDict::new();
         self.weights.export("", &mut dict, grads);
         dict
     }
+}
 
-    pub(crate) fn import(mut self, dict: &StateDict, prefix: &str) -> Result<Self, ModelError> {
+impl<K: LayerKind> PytorchWeights for Cell<K> {
+    fn state_dict(&self) -> StateDict {
+        self.export(None)
+    }
+
+    fn grads_state_dict(&self, grads: &Gradients) -> StateDict {
+        self.export(Some(grads))
+    }
+
+    fn load_state_dict(mut self, dict: &StateDict, prefix: &str) -> Result<Self, ModelError> {
         let mut used = BTreeSet::new();
         self.weights = self.weights.import(dict, prefix, "", &mut used)?;
         check_unexpected(dict, prefix, &used)?;
         Ok(self)
     }
 }
-
-/// Implements [`PytorchWeights`] for a type by delegating to its inner stack or cell core.
-macro_rules! pytorch_weights {
-    ($($ty:ty => $field:ident),* $(,)?) => {$(
-        impl PytorchWeights for $ty {
-            fn state_dict(&self) -> StateDict {
-                self.$field.export(None)
-            }
-
-            fn grads_state_dict(&self, grads: &Gradients) -> StateDict {
-                self.$field.export(Some(grads))
-            }
-
-            fn load_state_dict(mut self, dict: &StateDict, prefix: &str) -> Result<Self, ModelError> {
-                self.$field = self.$field.import(dict, prefix)?;
-                Ok(self)
-            }
-        }
-    )*};
-}
-
-pytorch_weights!(
-    crate::Rnn => stack,
-    crate::Lstm => stack,
-    crate::Gru => stack,
-    crate::RnnCell => core,
-    crate::LstmCell => core,
-    crate::GruCell => core,
-);
 
 #[cfg(feature = "import")]
 mod files {

@@ -7,10 +7,11 @@ use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 
 use crate::CellKind;
+use crate::stack::StackShape;
 
 /// The weights of one cell in PyTorch's layout (rows are gate blocks stacked in PyTorch's order).
 ///
-/// `G` is [`CellKind::gates`], `H` the hidden size, `P` the projection size (LSTM only), and
+/// `G` is [`CellKind::gate_count`], `H` the hidden size, `P` the projection size (LSTM only), and
 /// `R` the recurrent input size: `P` when projecting, else `H`.
 #[derive(Module, Debug)]
 pub struct CellWeights {
@@ -38,21 +39,23 @@ pub(crate) struct InitSpec {
 
 impl CellWeights {
     /// Draws new weights. The default is PyTorch's: every parameter uniform in `±1/√hidden`.
-    pub(crate) fn init(
-        kind: CellKind,
-        input: usize,
-        hidden: usize,
-        proj: usize,
-        bias: bool,
-        spec: &InitSpec,
-        device: &Device,
-    ) -> Self {
+    ///
+    /// `shape` gives the kind, hidden and projection sizes and whether there are biases;
+    /// `input` is this cell's input size (the layer's own, which differs from layer to layer).
+    pub(crate) fn init(shape: StackShape, input: usize, spec: &InitSpec, device: &Device) -> Self {
+        let StackShape {
+            kind,
+            hidden_size: hidden,
+            proj_size: proj,
+            bias,
+            ..
+        } = shape;
         let k = 1.0 / (hidden as f64).sqrt();
         let init = spec
             .initializer
             .clone()
             .unwrap_or(Initializer::Uniform { min: -k, max: k });
-        let gh = kind.gates() * hidden;
+        let gh = kind.gate_count() * hidden;
         let rec = if proj > 0 { proj } else { hidden };
         let weight_ih = init.init_with([gh, input], Some(input), Some(gh), device);
         let weight_hh = init.init_with([gh, rec], Some(rec), Some(gh), device);

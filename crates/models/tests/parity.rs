@@ -4,115 +4,83 @@
 
 mod common;
 
-use burn::tensor::{Device, Gradients, Tensor};
+use burn::tensor::{Device, Tensor};
 use common::{Case, FORWARD_TOL, GRAD_TOL, assert_close, device, load_cases};
 use rnn_backend::Backend;
 use rnn_models::{
-    GruCellConfig, GruConfig, LstmCellConfig, LstmCellState, LstmConfig, LstmState, Nonlinearity,
-    PytorchWeights, Recurrence, RnnCellConfig, RnnConfig, StateDict,
+    AnyKind, Cell, CellKind, Engine, GruCellConfig, GruConfig, LstmCellConfig, LstmConfig,
+    PytorchWeights, Recurrent, RecurrentConfig, RecurrentState, RnnCellConfig, RnnConfig,
+    StateDict,
 };
 
-/// Any layer of the grid, run the same way.
-enum Layer {
-    Rnn(rnn_models::Rnn),
-    Lstm(rnn_models::Lstm),
-    Gru(rnn_models::Gru),
+/// The fixtures' name for a layer kind, in the library's vocabulary (`lstm_proj` is an LSTM
+/// with a projection).
+fn kind_of(fixture_kind: &str) -> CellKind {
+    match fixture_kind {
+        "rnn_tanh" | "rnn_cell" => CellKind::RnnTanh,
+        "rnn_relu" => CellKind::RnnRelu,
+        "lstm" | "lstm_proj" | "lstm_cell" => CellKind::Lstm,
+        "gru" | "gru_cell" => CellKind::Gru,
+        other => panic!("unknown fixture kind {other}"),
+    }
 }
 
+/// The case's layer with PyTorch's weights, whatever its kind.
+fn build_layer(case: &Case, device: &Device, engine: Engine) -> Recurrent {
+    let dict = case.state_dict();
+    let (i, h) = (case.input_size, case.hidden_size);
+    let kind = kind_of(&case.kind);
+    let layer: Recurrent = if case.proj_size > 0 {
+        LstmConfig::new(i, h)
+            .with_proj_size(case.proj_size)
+            .with_num_layers(case.num_layers)
+            .with_bidirectional(case.bidirectional)
+            .with_batch_first(case.batch_first)
+            .init(device)
+            .unwrap()
+            .into()
+    } else {
+        RecurrentConfig::new(kind, i, h)
+            .with_num_layers(case.num_layers)
+            .with_bidirectional(case.bidirectional)
+            .with_batch_first(case.batch_first)
+            .init(device)
+            .unwrap()
+    };
+    assert_eq!(layer.info().kind, kind);
+    layer
+        .load_state_dict(&dict, "")
+        .unwrap()
+        .with_engine(engine)
+}
+
+/// The fixture's initial state: `(h0, c0)` for LSTM, `h0` otherwise.
+fn state_of(h0: Tensor<3>, c0: Option<Tensor<3>>) -> RecurrentState<3> {
+    match c0 {
+        Some(c) => RecurrentState::Lstm { h: h0, c },
+        None => RecurrentState::Hidden(h0),
+    }
+}
+
+/// Output, `h_n` and (LSTM) `c_n`.
 type Outputs = (Tensor<3>, Tensor<3>, Option<Tensor<3>>);
 
-impl Layer {
-    fn build(case: &Case, device: &Device, recurrence: Recurrence) -> Layer {
-        let dict = case.state_dict();
-        let (i, h) = (case.input_size, case.hidden_size);
-        match case.kind.as_str() {
-            "rnn_tanh" | "rnn_relu" => {
-                let nl = if case.kind == "rnn_tanh" {
-                    Nonlinearity::Tanh
-                } else {
-                    Nonlinearity::Relu
-                };
-                let layer = RnnConfig::new(i, h)
-                    .with_nonlinearity(nl)
-                    .with_num_layers(case.num_layers)
-                    .with_bidirectional(case.bidirectional)
-                    .with_batch_first(case.batch_first)
-                    .init(device)
-                    .unwrap();
-                Layer::Rnn(
-                    layer
-                        .load_state_dict(&dict, "")
-                        .unwrap()
-                        .with_recurrence(recurrence),
-                )
-            }
-            "lstm" | "lstm_proj" => {
-                let layer = LstmConfig::new(i, h)
-                    .with_proj_size(case.proj_size)
-                    .with_num_layers(case.num_layers)
-                    .with_bidirectional(case.bidirectional)
-                    .with_batch_first(case.batch_first)
-                    .init(device)
-                    .unwrap();
-                Layer::Lstm(
-                    layer
-                        .load_state_dict(&dict, "")
-                        .unwrap()
-                        .with_recurrence(recurrence),
-                )
-            }
-            "gru" => {
-                let layer = GruConfig::new(i, h)
-                    .with_num_layers(case.num_layers)
-                    .with_bidirectional(case.bidirectional)
-                    .with_batch_first(case.batch_first)
-                    .init(device)
-                    .unwrap();
-                Layer::Gru(
-                    layer
-                        .load_state_dict(&dict, "")
-                        .unwrap()
-                        .with_recurrence(recurrence),
-                )
-            }
-            other => panic!("unknown kind {other}"),
-        }
+fn run_layer(
+    layer: &Recurrent,
+    x: Tensor<3>,
+    lengths: Option<&[usize]>,
+    h0: Tensor<3>,
+    c0: Option<Tensor<3>>,
+) -> Outputs {
+    let state = Some(state_of(h0, c0));
+    let (out, state) = match lengths {
+        None => layer.forward(x, state),
+        Some(lengths) => layer.forward_with_lengths(x, lengths, state),
     }
-
-    fn run(
-        &self,
-        x: Tensor<3>,
-        lengths: Option<&[usize]>,
-        h0: Tensor<3>,
-        c0: Option<Tensor<3>>,
-    ) -> Outputs {
-        match (self, lengths) {
-            (Layer::Rnn(l), None) => l.forward(x, Some(h0)).map(|(o, h)| (o, h, None)),
-            (Layer::Rnn(l), Some(len)) => l
-                .forward_with_lengths(x, len, Some(h0))
-                .map(|(o, h)| (o, h, None)),
-            (Layer::Gru(l), None) => l.forward(x, Some(h0)).map(|(o, h)| (o, h, None)),
-            (Layer::Gru(l), Some(len)) => l
-                .forward_with_lengths(x, len, Some(h0))
-                .map(|(o, h)| (o, h, None)),
-            (Layer::Lstm(l), lengths) => {
-                let state = LstmState::new(h0, c0.expect("LSTM fixture has c0"));
-                let r = match lengths {
-                    None => l.forward(x, Some(state)),
-                    Some(len) => l.forward_with_lengths(x, len, Some(state)),
-                };
-                r.map(|(o, s)| (o, s.h, Some(s.c)))
-            }
-        }
-        .expect("forward")
-    }
-
-    fn grads(&self, grads: &Gradients) -> StateDict {
-        match self {
-            Layer::Rnn(l) => l.grads_state_dict(grads),
-            Layer::Lstm(l) => l.grads_state_dict(grads),
-            Layer::Gru(l) => l.grads_state_dict(grads),
-        }
+    .expect("forward");
+    match state {
+        RecurrentState::Hidden(h) => (out, h, None),
+        RecurrentState::Lstm { h, c } => (out, h, Some(c)),
     }
 }
 
@@ -135,12 +103,12 @@ fn assert_param_grads(name: &str, case: &Case, got: &StateDict) {
 }
 
 /// Forward only on the plain (non-autodiff) device: the inference path.
-fn run_inference_case(name: &str, case: &Case, device: &Device, recurrence: Recurrence) {
-    let layer = Layer::build(case, device, recurrence);
+fn run_inference_case(name: &str, case: &Case, device: &Device, engine: Engine) {
+    let layer = build_layer(case, device, engine);
     let x = case.t("input").tensor::<3>(device);
     let h0 = case.t("h0").tensor::<3>(device);
     let c0 = case.tensors.get("c0").map(|c| c.tensor::<3>(device));
-    let (out, h, c) = layer.run(x, case.lengths.as_deref(), h0, c0);
+    let (out, h, c) = run_layer(&layer, x, case.lengths.as_deref(), h0, c0);
     assert_close(
         &format!("{name}: output"),
         out,
@@ -153,16 +121,22 @@ fn run_inference_case(name: &str, case: &Case, device: &Device, recurrence: Recu
     }
 }
 
-fn run_layer_case(name: &str, case: &Case, device: &Device, recurrence: Recurrence) {
+fn run_layer_case(name: &str, case: &Case, device: &Device, engine: Engine) {
     let ad = device.clone().autodiff();
-    let layer = Layer::build(case, &ad, recurrence);
+    let layer = build_layer(case, &ad, engine);
     let x = case.t("input").tensor::<3>(&ad).require_grad();
     let h0 = case.t("h0").tensor::<3>(&ad).require_grad();
     let c0 = case
         .tensors
         .get("c0")
         .map(|c| c.tensor::<3>(&ad).require_grad());
-    let (out, h, c) = layer.run(x.clone(), case.lengths.as_deref(), h0.clone(), c0.clone());
+    let (out, h, c) = run_layer(
+        &layer,
+        x.clone(),
+        case.lengths.as_deref(),
+        h0.clone(),
+        c0.clone(),
+    );
 
     assert_close(
         &format!("{name}: output"),
@@ -209,19 +183,19 @@ fn run_layer_case(name: &str, case: &Case, device: &Device, recurrence: Recurren
             GRAD_TOL,
         );
     }
-    assert_param_grads(name, case, &layer.grads(&grads));
+    assert_param_grads(name, case, &layer.grads_state_dict(&grads));
 }
 
-fn run_layer_file(file: &str, backend: Backend, recurrence: Recurrence) {
+fn run_layer_file(file: &str, backend: Backend, engine: Engine) {
     let Some(device) = device(backend) else {
         return;
     };
     let cases = load_cases(file);
     assert_eq!(cases.len(), 16, "{file}: the grid has 16 cases per kind");
     for (name, case) in &cases {
-        let name = format!("{backend}/{recurrence:?}/{name}");
-        run_layer_case(&name, case, &device, recurrence);
-        run_inference_case(&format!("{name} (inference)"), case, &device, recurrence);
+        let name = format!("{backend}/{engine:?}/{name}");
+        run_layer_case(&name, case, &device, engine);
+        run_inference_case(&format!("{name} (inference)"), case, &device, engine);
     }
 }
 
@@ -239,83 +213,53 @@ fn run_cells(backend: Backend) {
         let x = case.t("input").tensor::<2>(&ad).require_grad();
         let h0 = case.t("h0").tensor::<2>(&ad).require_grad();
         let w_h = case.t("w_h").tensor::<2>(&ad);
-        let (loss, c0, params) = match case.kind.as_str() {
-            "rnn_cell" => {
-                let cell = RnnCellConfig::new(i, h)
-                    .init(&ad)
-                    .unwrap()
-                    .load_state_dict(&dict, "")
-                    .unwrap();
-                let h1 = cell.step(x.clone(), Some(h0.clone())).unwrap();
-                assert_close(
-                    &format!("{name}: h'"),
-                    h1.clone(),
-                    case.t("h_n"),
-                    FORWARD_TOL,
-                );
-                let loss = (h1 * w_h).sum();
-                let g = loss.backward();
-                (
-                    g,
-                    None,
-                    Box::new(move |g: &Gradients| cell.grads_state_dict(g))
-                        as Box<dyn Fn(&Gradients) -> StateDict>,
-                )
-            }
-            "gru_cell" => {
-                let cell = GruCellConfig::new(i, h)
-                    .init(&ad)
-                    .unwrap()
-                    .load_state_dict(&dict, "")
-                    .unwrap();
-                let h1 = cell.step(x.clone(), Some(h0.clone())).unwrap();
-                assert_close(
-                    &format!("{name}: h'"),
-                    h1.clone(),
-                    case.t("h_n"),
-                    FORWARD_TOL,
-                );
-                let g = (h1 * w_h).sum().backward();
-                (
-                    g,
-                    None,
-                    Box::new(move |g: &Gradients| cell.grads_state_dict(g))
-                        as Box<dyn Fn(&Gradients) -> StateDict>,
-                )
-            }
-            "lstm_cell" => {
-                let cell = LstmCellConfig::new(i, h)
-                    .init(&ad)
-                    .unwrap()
-                    .load_state_dict(&dict, "")
-                    .unwrap();
-                let c0 = case.t("c0").tensor::<2>(&ad).require_grad();
-                let s = cell
-                    .step(x.clone(), Some(LstmCellState::new(h0.clone(), c0.clone())))
-                    .unwrap();
-                assert_close(
-                    &format!("{name}: h'"),
-                    s.h.clone(),
-                    case.t("h_n"),
-                    FORWARD_TOL,
-                );
+        let kind = kind_of(&case.kind);
+        let cell: Cell<AnyKind> = match kind {
+            CellKind::RnnTanh => RnnCellConfig::new(i, h).init(&ad).map(Cell::from),
+            CellKind::Lstm => LstmCellConfig::new(i, h).init(&ad).map(Cell::from),
+            CellKind::Gru => GruCellConfig::new(i, h).init(&ad).map(Cell::from),
+            CellKind::RnnRelu => panic!("no ReLU cell fixture"),
+        }
+        .unwrap()
+        .load_state_dict(&dict, "")
+        .unwrap();
+        assert_eq!(cell.kind(), kind);
+        let c0 = case
+            .tensors
+            .get("c0")
+            .map(|c| c.tensor::<2>(&ad).require_grad());
+        let state = match &c0 {
+            Some(c0) => RecurrentState::Lstm {
+                h: h0.clone(),
+                c: c0.clone(),
+            },
+            None => RecurrentState::Hidden(h0.clone()),
+        };
+        let next = cell.step(x.clone(), Some(state)).unwrap();
+        assert_close(
+            &format!("{name}: h'"),
+            next.h().clone(),
+            case.t("h_n"),
+            FORWARD_TOL,
+        );
+        let loss = match next {
+            RecurrentState::Hidden(h1) => (h1 * w_h).sum(),
+            RecurrentState::Lstm { h: h1, c: c1 } => {
                 assert_close(
                     &format!("{name}: c'"),
-                    s.c.clone(),
+                    c1.clone(),
                     case.t("c_n"),
                     FORWARD_TOL,
                 );
-                let loss = (s.h * w_h).sum() + (s.c * case.t("w_c").tensor::<2>(&ad)).sum();
-                let g = loss.backward();
-                (
-                    g,
-                    Some(c0),
-                    Box::new(move |g: &Gradients| cell.grads_state_dict(g))
-                        as Box<dyn Fn(&Gradients) -> StateDict>,
-                )
+                (h1 * w_h).sum() + (c1 * case.t("w_c").tensor::<2>(&ad)).sum()
             }
-            other => panic!("unknown cell {other}"),
         };
+        assert_eq!(
+            c0.is_some(),
+            kind == CellKind::Lstm,
+            "{name}: c0 in the fixture"
+        );
+        let loss = loss.backward();
         assert_close(
             &format!("{name}: grad input"),
             x.grad(&loss).unwrap(),
@@ -336,40 +280,40 @@ fn run_cells(backend: Backend) {
                 GRAD_TOL,
             );
         }
-        assert_param_grads(&name, case, &params(&loss));
+        assert_param_grads(&name, case, &cell.grads_state_dict(&loss));
     }
 }
 
 macro_rules! parity_tests {
-    ($($test:ident => $file:expr, $backend:expr, $recurrence:expr;)*) => {$(
+    ($($test:ident => $file:expr, $backend:expr, $engine:expr;)*) => {$(
         #[test]
         fn $test() {
-            run_layer_file($file, $backend, $recurrence);
+            run_layer_file($file, $backend, $engine);
         }
     )*};
 }
 
 parity_tests! {
-    rnn_tanh_flex => "parity_rnn_tanh.json", Backend::Flex, Recurrence::Auto;
-    rnn_tanh_ndarray => "parity_rnn_tanh.json", Backend::NdArray, Recurrence::Auto;
-    rnn_tanh_wgpu => "parity_rnn_tanh.json", Backend::Wgpu, Recurrence::Auto;
-    rnn_relu_flex => "parity_rnn_relu.json", Backend::Flex, Recurrence::Auto;
-    rnn_relu_ndarray => "parity_rnn_relu.json", Backend::NdArray, Recurrence::Auto;
-    rnn_relu_wgpu => "parity_rnn_relu.json", Backend::Wgpu, Recurrence::Auto;
-    lstm_flex => "parity_lstm.json", Backend::Flex, Recurrence::Auto;
-    lstm_ndarray => "parity_lstm.json", Backend::NdArray, Recurrence::Auto;
-    lstm_wgpu => "parity_lstm.json", Backend::Wgpu, Recurrence::Auto;
-    lstm_proj_flex => "parity_lstm_proj.json", Backend::Flex, Recurrence::Auto;
-    lstm_proj_ndarray => "parity_lstm_proj.json", Backend::NdArray, Recurrence::Auto;
-    lstm_proj_wgpu => "parity_lstm_proj.json", Backend::Wgpu, Recurrence::Auto;
-    gru_flex => "parity_gru.json", Backend::Flex, Recurrence::Auto;
-    gru_ndarray => "parity_gru.json", Backend::NdArray, Recurrence::Auto;
-    gru_wgpu => "parity_gru.json", Backend::Wgpu, Recurrence::Auto;
+    rnn_tanh_flex => "parity_rnn_tanh.json", Backend::Flex, Engine::Auto;
+    rnn_tanh_ndarray => "parity_rnn_tanh.json", Backend::NdArray, Engine::Auto;
+    rnn_tanh_wgpu => "parity_rnn_tanh.json", Backend::Wgpu, Engine::Auto;
+    rnn_relu_flex => "parity_rnn_relu.json", Backend::Flex, Engine::Auto;
+    rnn_relu_ndarray => "parity_rnn_relu.json", Backend::NdArray, Engine::Auto;
+    rnn_relu_wgpu => "parity_rnn_relu.json", Backend::Wgpu, Engine::Auto;
+    lstm_flex => "parity_lstm.json", Backend::Flex, Engine::Auto;
+    lstm_ndarray => "parity_lstm.json", Backend::NdArray, Engine::Auto;
+    lstm_wgpu => "parity_lstm.json", Backend::Wgpu, Engine::Auto;
+    lstm_proj_flex => "parity_lstm_proj.json", Backend::Flex, Engine::Auto;
+    lstm_proj_ndarray => "parity_lstm_proj.json", Backend::NdArray, Engine::Auto;
+    lstm_proj_wgpu => "parity_lstm_proj.json", Backend::Wgpu, Engine::Auto;
+    gru_flex => "parity_gru.json", Backend::Flex, Engine::Auto;
+    gru_ndarray => "parity_gru.json", Backend::NdArray, Engine::Auto;
+    gru_wgpu => "parity_gru.json", Backend::Wgpu, Engine::Auto;
     // The reference path on the CPU too (Auto takes the fused kernels there).
-    rnn_tanh_flex_reference => "parity_rnn_tanh.json", Backend::Flex, Recurrence::Reference;
-    rnn_relu_flex_reference => "parity_rnn_relu.json", Backend::Flex, Recurrence::Reference;
-    lstm_flex_reference => "parity_lstm.json", Backend::Flex, Recurrence::Reference;
-    gru_flex_reference => "parity_gru.json", Backend::Flex, Recurrence::Reference;
+    rnn_tanh_flex_reference => "parity_rnn_tanh.json", Backend::Flex, Engine::Reference;
+    rnn_relu_flex_reference => "parity_rnn_relu.json", Backend::Flex, Engine::Reference;
+    lstm_flex_reference => "parity_lstm.json", Backend::Flex, Engine::Reference;
+    gru_flex_reference => "parity_gru.json", Backend::Flex, Engine::Reference;
 }
 
 /// The same grid on an NVIDIA GPU (reference path): `cargo test -p rnn-models --features
@@ -379,11 +323,11 @@ mod cuda {
     use super::*;
 
     parity_tests! {
-        rnn_tanh_cuda => "parity_rnn_tanh.json", Backend::Cuda, Recurrence::Auto;
-        rnn_relu_cuda => "parity_rnn_relu.json", Backend::Cuda, Recurrence::Auto;
-        lstm_cuda => "parity_lstm.json", Backend::Cuda, Recurrence::Auto;
-        lstm_proj_cuda => "parity_lstm_proj.json", Backend::Cuda, Recurrence::Auto;
-        gru_cuda => "parity_gru.json", Backend::Cuda, Recurrence::Auto;
+        rnn_tanh_cuda => "parity_rnn_tanh.json", Backend::Cuda, Engine::Auto;
+        rnn_relu_cuda => "parity_rnn_relu.json", Backend::Cuda, Engine::Auto;
+        lstm_cuda => "parity_lstm.json", Backend::Cuda, Engine::Auto;
+        lstm_proj_cuda => "parity_lstm_proj.json", Backend::Cuda, Engine::Auto;
+        gru_cuda => "parity_gru.json", Backend::Cuda, Engine::Auto;
     }
 
     #[test]
@@ -418,7 +362,7 @@ fn auto_takes_the_fused_kernels_on_cpu_backends_only() {
             expected,
             "{backend}"
         );
-        let reference = lstm.with_recurrence(Recurrence::Reference);
+        let reference = lstm.with_engine(Engine::Reference);
         assert!(!reference.is_fused_on(&device));
         let proj = LstmConfig::new(3, 4)
             .with_proj_size(2)

@@ -20,6 +20,12 @@ impl Detach for rnn_models::LstmState {
     }
 }
 
+impl<const D: usize> Detach for rnn_models::RecurrentState<D> {
+    fn detach(self) -> Self {
+        rnn_models::RecurrentState::detach(self)
+    }
+}
+
 impl<A: Detach, B: Detach> Detach for (A, B) {
     fn detach(self) -> Self {
         (self.0.detach(), self.1.detach())

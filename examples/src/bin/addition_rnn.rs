@@ -12,9 +12,9 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use clap::Parser;
-use examples::{CellChoice, CommonArgs, TrainArgs};
+use examples::{CommonArgs, TrainArgs, batch_first_layer};
 use rnn_datasets::{ADDITION_CHARS, AdditionBatcher, AdditionConfig, AdditionItem, CharTable};
-use rnn_models::{Recurrent, last_layer, repeat_vector};
+use rnn_models::{CellKind, Recurrent, last_layer, repeat_vector};
 use rnn_train::{EpochRecord, Objective, Optimizer, StepOutput, TrainError, fit, tasks};
 
 /// Addition as sequence-to-sequence, as in the Keras example.
@@ -37,8 +37,8 @@ struct Cli {
     #[arg(long)]
     no_reverse: bool,
     /// The cell of encoder and decoder.
-    #[arg(long, value_enum, default_value_t = CellChoice::Lstm)]
-    cell: CellChoice,
+    #[arg(long, value_enum, default_value_t = CellKind::Lstm)]
+    cell: CellKind,
 }
 
 /// LSTM encoder → RepeatVector → LSTM decoder → TimeDistributed(Dense).
@@ -53,10 +53,13 @@ struct Seq2Seq {
 impl Seq2Seq {
     /// `[batch, question_len, chars]` one-hot → logits `[batch, answer_len, chars]`.
     fn forward(&self, x: Tensor<3>) -> Result<Tensor<3>, TrainError> {
-        let (_, h_n) = self.encoder.forward(x).map_err(TrainError::step)?;
-        let encoded = last_layer(h_n, 1);
+        let (_, state) = self.encoder.forward(x, None).map_err(TrainError::step)?;
+        let encoded = last_layer(state.into_h(), 1);
         let repeated = repeat_vector(encoded, self.answer_len);
-        let (decoded, _) = self.decoder.forward(repeated).map_err(TrainError::step)?;
+        let (decoded, _) = self
+            .decoder
+            .forward(repeated, None)
+            .map_err(TrainError::step)?;
         Ok(self.dense.forward(decoded)) // Linear maps the last axis: TimeDistributed
     }
 }
@@ -141,8 +144,8 @@ fn run() -> Result<()> {
     let device = selected.training_device();
     let (question_len, answer_len) = (data_config.question_len(), data_config.answer_len());
     let model = Seq2Seq {
-        encoder: cli.cell.layer(table.len(), cli.hidden, false, &device)?,
-        decoder: cli.cell.layer(cli.hidden, cli.hidden, false, &device)?,
+        encoder: batch_first_layer(cli.cell, table.len(), cli.hidden, false, &device)?,
+        decoder: batch_first_layer(cli.cell, cli.hidden, cli.hidden, false, &device)?,
         dense: LinearConfig::new(cli.hidden, table.len()).init(&device),
         answer_len,
     };

@@ -13,11 +13,11 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use clap::Parser;
-use examples::{CellChoice, CommonArgs, TrainArgs};
+use examples::{CommonArgs, TrainArgs};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rnn_datasets::{CharCorpus, NextCharItem};
-use rnn_models::{Recurrent, last_layer};
+use rnn_models::{CellKind, Recurrent, last_layer};
 use rnn_train::{EpochRecord, Objective, Optimizer, StepOutput, TrainError, fit, tasks};
 
 /// Character-level LSTM language model and sampler.
@@ -40,8 +40,8 @@ struct Cli {
     #[arg(long, default_value_t = 128)]
     hidden: usize,
     /// The recurrent cell (Keras' example uses an LSTM).
-    #[arg(long, value_enum, default_value_t = CellChoice::Lstm)]
-    cell: CellChoice,
+    #[arg(long, value_enum, default_value_t = CellKind::Lstm)]
+    cell: CellKind,
     /// Characters generated per temperature after each epoch.
     #[arg(long, default_value_t = 200)]
     generate: usize,
@@ -56,8 +56,8 @@ struct CharModel {
 impl CharModel {
     /// `[batch, maxlen, vocab]` one-hot → next-character logits `[batch, vocab]`.
     fn forward(&self, x: Tensor<3>) -> Result<Tensor<2>, TrainError> {
-        let (_, h_n) = self.rnn.forward(x).map_err(TrainError::step)?;
-        Ok(self.dense.forward(last_layer(h_n, 1)))
+        let (_, state) = self.rnn.forward(x, None).map_err(TrainError::step)?;
+        Ok(self.dense.forward(last_layer(state.into_h(), 1)))
     }
 }
 
@@ -171,7 +171,7 @@ fn run() -> Result<()> {
     let device = selected.training_device();
     let vocab = corpus.vocab().len();
     let model = CharModel {
-        rnn: cli.cell.layer(vocab, cli.hidden, false, &device)?,
+        rnn: examples::batch_first_layer(cli.cell, vocab, cli.hidden, false, &device)?,
         dense: LinearConfig::new(cli.hidden, vocab).init(&device),
     };
     let mut task = NextChar {

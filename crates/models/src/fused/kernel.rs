@@ -12,6 +12,8 @@
 //! Here: each step's one recurrent GEMM (against weights packed once, [`PackedB`]) and one
 //! pass over the gates, forward and backward.
 
+#[cfg(target_arch = "x86_64")]
+use super::cpu::has_avx2;
 use super::math::{sigmoid, tanh};
 use super::packed::PackedB;
 use super::pool::Buf;
@@ -29,8 +31,8 @@ pub(crate) struct Dims {
 
 impl Dims {
     /// `G·H`: the width of the stacked gate blocks.
-    pub fn gates(&self) -> usize {
-        self.kind.gates() * self.hidden
+    pub fn gate_width(&self) -> usize {
+        self.kind.gate_count() * self.hidden
     }
 
     /// `batch · seq`.
@@ -46,18 +48,11 @@ impl Dims {
     /// Width of the saved activations per row: `G·H` (LSTM `i, f, g, o`; GRU `r, z, n`), or
     /// `H` for the RNN, whose only activation is `h_t`.
     pub fn act_width(&self) -> usize {
-        if self.kind.gates() == 1 {
+        if self.kind.gate_count() == 1 {
             self.hidden
         } else {
-            self.gates()
+            self.gate_width()
         }
-    }
-
-    /// Elements of the packed output of `directions` directions: `out ++ h_n (++ c_n for
-    /// LSTM)`.
-    pub fn packed_len(&self, directions: usize) -> usize {
-        let state = self.batch * self.hidden;
-        directions * (self.rows() * self.hidden + state * if self.is_lstm() { 2 } else { 1 })
     }
 }
 
@@ -94,7 +89,7 @@ impl<'a> Params<'a> {
     /// Direction `dir`'s weights out of weights stacked by direction (`w_ih: [D·G·H, input]`
     /// and so on).
     pub fn direction(&self, dir: usize, d: &Dims) -> Params<'a> {
-        let gh = d.gates();
+        let gh = d.gate_width();
         let block = |m: &'a [f32], width: usize| &m[dir * gh * width..][..gh * width];
         Params {
             w_ih: block(self.w_ih, d.input),
@@ -108,7 +103,7 @@ impl<'a> Params<'a> {
     /// GRU's `b_hn`, which sits inside `r ⊙ (W_hn h + b_hn)` and stays on the recurrent side.
     /// Returns `(folded [G·H], b_hn [H], zeros for non-GRU)`.
     pub fn biases(&self, d: &Dims) -> (Vec<f32>, Vec<f32>) {
-        let (gh, hid) = (d.gates(), d.hidden);
+        let (gh, hid) = (d.gate_width(), d.hidden);
         let is_gru = d.kind == CellKind::Gru;
         let folded_hh = if is_gru { 2 * hid } else { gh };
         let mut folded = self.b_ih.map_or_else(|| vec![0.0; gh], <[f32]>::to_vec);
@@ -132,8 +127,10 @@ pub(crate) struct Saved {
     pub acts: Buf,
     /// The state each step started from.
     pub h_prev: Buf,
-    /// LSTM: the cell state each step started from; GRU: `W_hn h + b_hn`.
-    pub aux: Buf,
+    /// LSTM: the cell state each step started from (empty otherwise).
+    pub c_prev: Buf,
+    /// GRU: `W_hn h + b_hn`, the recurrent part of the candidate (empty otherwise).
+    pub hn: Buf,
     /// LSTM: `tanh(c_t)`.
     pub tanh_c: Buf,
 }
@@ -144,14 +141,18 @@ impl Saved {
     /// which are the only rows backward reads.
     pub fn new(d: &Dims) -> Self {
         let (rows, hid) = (d.rows(), d.hidden);
-        Self {
-            acts: Buf::dirty(rows * d.act_width()),
-            h_prev: Buf::dirty(rows * hid),
-            aux: if d.kind.gates() > 1 {
+        let kind_only = |kind| {
+            if d.kind == kind {
                 Buf::dirty(rows * hid)
             } else {
                 Buf::empty()
-            },
+            }
+        };
+        Self {
+            acts: Buf::dirty(rows * d.act_width()),
+            h_prev: Buf::dirty(rows * hid),
+            c_prev: kind_only(CellKind::Lstm),
+            hn: kind_only(CellKind::Gru),
             tanh_c: if d.is_lstm() {
                 Buf::dirty(rows * hid)
             } else {
@@ -165,7 +166,8 @@ impl Saved {
 pub(crate) struct SavedMut<'a> {
     pub acts: &'a mut [f32],
     pub h_prev: &'a mut [f32],
-    pub aux: &'a mut [f32],
+    pub c_prev: &'a mut [f32],
+    pub hn: &'a mut [f32],
     pub tanh_c: &'a mut [f32],
 }
 
@@ -174,7 +176,8 @@ pub(crate) struct SavedMut<'a> {
 pub(crate) struct SavedRef<'a> {
     pub acts: &'a [f32],
     pub h_prev: &'a [f32],
-    pub aux: &'a [f32],
+    pub c_prev: &'a [f32],
+    pub hn: &'a [f32],
     pub tanh_c: &'a [f32],
 }
 
@@ -248,12 +251,6 @@ impl Backward<'_> {
     }
 }
 
-/// Whether this CPU runs the AVX2 builds of the kernels (detected once, cached by std).
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-}
-
 /// [`forward_impl`] compiled for AVX2: the gate loops run 8 lanes wide instead of SSE2's 4.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -283,7 +280,7 @@ fn forward_impl(f: Forward<'_>) {
         out,
         mut saved,
     } = f;
-    let (hid, gh, batch, seq) = (d.hidden, d.gates(), d.batch, d.seq);
+    let (hid, gh, batch, seq) = (d.hidden, d.gate_width(), d.batch, d.seq);
     let aw = d.act_width();
     // Overwritten by every step's GEMM.
     let mut hh = Buf::dirty(batch * gh);
@@ -319,7 +316,7 @@ fn forward_impl(f: Forward<'_>) {
                     sigmoid_all(ao);
                     let c_b = &mut c[b * hid..][..hid];
                     if let Some(s) = saved.as_mut() {
-                        s.aux[row * hid..][..hid].copy_from_slice(c_b);
+                        s.c_prev[row * hid..][..hid].copy_from_slice(c_b);
                     }
                     let tc = &mut scratch[..hid];
                     for j in 0..hid {
@@ -358,7 +355,7 @@ fn forward_impl(f: Forward<'_>) {
                         let acts = &mut s.acts[row * aw..][..aw];
                         acts[..2 * hid].copy_from_slice(arz);
                         acts[2 * hid..].copy_from_slice(n);
-                        s.aux[row * hid..][..hid].copy_from_slice(an);
+                        s.hn[row * hid..][..hid].copy_from_slice(an);
                     }
                 }
                 CellKind::RnnTanh | CellKind::RnnRelu => {
@@ -423,7 +420,7 @@ fn backward_impl(bw: Backward<'_>) {
         dg,
         dhh,
     } = bw;
-    let (hid, gh, batch, seq) = (d.hidden, d.gates(), d.batch, d.seq);
+    let (hid, gh, batch, seq) = (d.hidden, d.gate_width(), d.batch, d.seq);
     let aw = d.act_width();
     let is_gru = d.kind == CellKind::Gru;
     let mut dh = dh_out.to_vec();
@@ -454,7 +451,7 @@ fn backward_impl(bw: Backward<'_>) {
                 CellKind::Lstm => {
                     let a = &saved.acts[row * aw..][..aw];
                     let tc = &saved.tanh_c[row * hid..][..hid];
-                    let cp = &saved.aux[row * hid..][..hid];
+                    let cp = &saved.c_prev[row * hid..][..hid];
                     let dc_b = &mut dc[b * hid..][..hid];
                     for j in 0..hid {
                         let grad = dh_b[j] + dout_b[j];
@@ -469,7 +466,7 @@ fn backward_impl(bw: Backward<'_>) {
                 }
                 CellKind::Gru => {
                     let a = &saved.acts[row * aw..][..aw];
-                    let hn = &saved.aux[row * hid..][..hid];
+                    let hn = &saved.hn[row * hid..][..hid];
                     let hp = &saved.h_prev[row * hid..][..hid];
                     let dhh_r = &mut dhh[row * gh..][..gh];
                     let direct_b = &mut direct[b * hid..][..hid];
@@ -558,7 +555,7 @@ mod tests {
             input: 2,
             hidden: 3,
         };
-        let gh = directions * d.gates();
+        let gh = directions * d.gate_width();
         let sizes = [
             d.rows() * d.input,
             gh * d.input,

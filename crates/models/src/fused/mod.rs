@@ -6,18 +6,22 @@
 //! the input and weight gradients as large GEMMs over the whole batch. Autodiff sees one node
 //! instead of thousands of small ones. Elsewhere (wgpu, CUDA, f16 tensors, LSTM with
 //! `proj_size`) layers run the composed reference path, which stays selectable everywhere
-//! through [`Recurrence::Reference`].
+//! through [`Engine::Reference`](crate::Engine::Reference).
 //!
 //! - [`op`]: the Burn operation (backend extension) and its autodiff node
 //! - [`parallel`]: one layer over the whole batch — big GEMMs, parallel time loops
 //! - [`kernel`]: the time loops of one direction over a slice of the batch
+//! - [`layout`]: how the op packs its outputs into one tensor
 //! - [`packed`]: the per-step GEMM against weights packed once per call
 //! - [`gemm`]: a bounds-checked front for the `gemm` crate
+//! - [`cpu`]: instruction-set detection
 //! - [`math`]: vectorizable `exp`, sigmoid, tanh
 //! - [`pool`]: scratch buffers reused between calls
 
+mod cpu;
 mod gemm;
 mod kernel;
+mod layout;
 mod math;
 mod op;
 mod packed;
@@ -28,6 +32,7 @@ use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::{DType, Device, Tensor};
 
 use crate::CellKind;
+use crate::stack::LayerOutput;
 use crate::weights::CellWeights;
 use kernel::Dims;
 use op::{FusedRecurrence, RecurrentInputs, Spec};
@@ -50,8 +55,8 @@ pub(crate) fn available(device: &Device, dtype: DType) -> bool {
 
 /// One layer — both directions when `cells` holds two — through the fused op.
 ///
-/// Batch-major: `x: [batch, seq, input]`, `h`, `c: [D, batch, hidden]` → `(out: [batch, seq,
-/// D·hidden], h_n, c_n: [D, batch, hidden])`, the reverse direction's output second.
+/// Batch-major: `x: [batch, seq, input]`, `h`, `c: [D, batch, hidden]` → `output: [batch, seq,
+/// D·hidden]` (the reverse direction's features second), `h_n`, `c_n: [D, batch, hidden]`.
 pub(crate) fn run_layer(
     kind: CellKind,
     cells: &[CellWeights],
@@ -59,7 +64,7 @@ pub(crate) fn run_layer(
     h: Tensor<3>,
     c: Option<Tensor<3>>,
     lengths: Option<&[usize]>,
-) -> (Tensor<3>, Tensor<3>, Option<Tensor<3>>) {
+) -> LayerOutput {
     let [batch, seq, input] = x.dims();
     let [directions, _, hidden] = h.dims();
     let device = x.device();
@@ -70,7 +75,7 @@ pub(crate) fn run_layer(
         input,
         hidden,
     };
-    let gh = dims.gates();
+    let gh = dims.gate_width();
     let bias = cells
         .iter()
         .all(|cell| cell.bias_ih.is_some() && cell.bias_hh.is_some());
@@ -99,6 +104,7 @@ pub(crate) fn run_layer(
         directions,
         bias,
     };
+    let layout = spec.layout();
     let packed = <Dispatch as FusedRecurrence>::fused_recurrence(
         RecurrentInputs {
             x: x.into_dispatch(),
@@ -112,20 +118,11 @@ pub(crate) fn run_layer(
         spec,
     );
     let packed = Tensor::<1>::from_dispatch(packed);
-    let out_len = batch * seq * directions * hidden;
-    let state_len = directions * batch * hidden;
-    let out = packed
-        .clone()
-        .narrow(0, 0, out_len)
-        .reshape([batch, seq, directions * hidden]);
-    let h_n = packed
-        .clone()
-        .narrow(0, out_len, state_len)
-        .reshape([directions, batch, hidden]);
-    let c_n = is_lstm.then(|| {
-        packed
-            .narrow(0, out_len + state_len, state_len)
-            .reshape([directions, batch, hidden])
-    });
-    (out, h_n, c_n)
+    let part = |range: std::ops::Range<usize>| packed.clone().narrow(0, range.start, range.len());
+    let state = [directions, batch, hidden];
+    LayerOutput {
+        output: part(layout.out()).reshape([batch, seq, directions * hidden]),
+        h_n: part(layout.h_n()).reshape(state),
+        c_n: layout.c_n().map(|range| part(range).reshape(state)),
+    }
 }

@@ -2,7 +2,7 @@
 //! run [`parallel::forward`] on host buffers, and whose autodiff implementation records a single
 //! graph node with [`parallel::backward`] as its hand-written backward.
 //!
-//! The op returns one packed 1-D tensor, `out ++ h_n (++ c_n)`: an autodiff node has one
+//! The op returns one packed 1-D tensor laid out by [`PackedLayout`]: an autodiff node has one
 //! output, and slicing the three parts back out costs little next to the recurrence.
 
 // burn-ndarray is deprecated in Burn 0.22 but still a supported backend of this toolkit.
@@ -24,6 +24,7 @@ use burn::backend::{Backend, ExtensionType, TensorData, TensorMetadata, backend_
 use burn::tensor::DType;
 
 use super::kernel::{Dims, Params, Saved};
+use super::layout::PackedLayout;
 use super::parallel::{self, Layer};
 
 /// Everything about a call that is not a tensor.
@@ -40,6 +41,11 @@ pub(crate) struct Spec {
 }
 
 impl Spec {
+    /// How the op's output (and the gradient flowing back) is packed.
+    pub fn layout(&self) -> PackedLayout {
+        PackedLayout::new(&self.dims, self.directions)
+    }
+
     fn layer(&self) -> Layer<'_> {
         Layer {
             d: self.dims,
@@ -161,7 +167,7 @@ fn run_untracked<B: Backend>(inputs: RecurrentInputs<B>, spec: &Spec) -> FloatTe
     let device = inputs.x.device();
     let host = HostInputs::read::<B>(inputs.into_array());
     let (packed, _) = host.forward(spec, false);
-    to_backend::<B>(packed, &[spec.dims.packed_len(spec.directions)], &device)
+    to_backend::<B>(packed, &[spec.layout().len()], &device)
 }
 
 #[cfg(feature = "flex")]
@@ -198,10 +204,7 @@ impl<B: Backend> Backward<B, 7> for FusedBackward {
         let state = ops.state;
         let (d, dirs) = (state.spec.dims, state.spec.directions);
         let packed = host::<B>(grads.consume::<B>(&ops.node));
-        let out_len = dirs * d.rows() * d.hidden;
-        let state_len = dirs * d.batch * d.hidden;
-        let (d_out, rest) = packed.split_at(out_len);
-        let (d_hn, d_cn) = rest.split_at(state_len);
+        let (d_out, d_hn, d_cn) = state.spec.layout().split(&packed);
         // The input's gradient is one GEMM over all rows; skip it when nothing wants it (a
         // first layer fed data).
         let need_x = ops.parents[0].is_some();
@@ -217,7 +220,7 @@ impl<B: Backend> Backward<B, 7> for FusedBackward {
             d_hn,
             d_cn,
         );
-        let gh = dirs * d.gates();
+        let gh = dirs * d.gate_width();
         let shaped: [(Vec<f32>, Vec<usize>); 7] = [
             (g.x, vec![d.batch, d.seq, d.input]),
             (g.w_ih, vec![gh, d.input]),
@@ -256,7 +259,7 @@ impl<B: Backend, C: CheckpointStrategy> FusedRecurrence for Autodiff<B, C> {
                 let primitives = inputs.into_array().map(|t| t.into_primitive());
                 let host_inputs = HostInputs::read::<B>(primitives);
                 let (packed, saved) = host_inputs.forward(&spec, true);
-                let len = spec.dims.packed_len(spec.directions);
+                let len = spec.layout().len();
                 let state = Arc::new(NodeState {
                     spec,
                     inputs: host_inputs,
@@ -269,7 +272,7 @@ impl<B: Backend, C: CheckpointStrategy> FusedRecurrence for Autodiff<B, C> {
                 let primitives = inputs.into_array().map(|t| t.into_primitive());
                 let host_inputs = HostInputs::read::<B>(primitives);
                 let (packed, _) = host_inputs.forward(&spec, false);
-                let len = spec.dims.packed_len(spec.directions);
+                let len = spec.layout().len();
                 prep.finish(to_backend::<B>(packed, &[len], &device))
             }
         }

@@ -50,8 +50,7 @@ impl PackedB {
             "packed GEMM: shapes disagree"
         );
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if super::cpu::has_avx2() {
             // SAFETY: the CPU has AVX2 and FMA (checked just above); sizes were checked above.
             unsafe { self.matmul_avx2(dst, a, lda, m) };
             return;

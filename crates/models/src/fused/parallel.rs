@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use super::gemm::{View, matmul};
 use super::kernel::{Backward, Dims, Forward, Params, Saved, SavedMut, SavedRef, Schedule};
+use super::layout::PackedLayout;
 use super::packed::PackedB;
 use super::pool::Buf;
 
@@ -81,6 +82,102 @@ fn for_each_slice<T: Send>(jobs: Vec<T>, work: impl Fn(T) + Sync + Send) {
     }
 }
 
+/// One thread's share of the forward pass: direction `dir` over batch rows `part`, with that
+/// slice's blocks of the direction's output, states and saved activations.
+struct ForwardJob<'a> {
+    dir: usize,
+    part: Range<usize>,
+    /// `[part, seq, hidden]`.
+    out: &'a mut [f32],
+    /// `[part, hidden]`: `h0` in, `h_n` out.
+    h: &'a mut [f32],
+    /// `[part, hidden]`: `c0` in, `c_n` out (LSTM; empty otherwise).
+    c: &'a mut [f32],
+    saved: Option<SavedMut<'a>>,
+}
+
+impl<'a> ForwardJob<'a> {
+    /// Cuts direction `dir`'s buffers into one job per slice of the batch.
+    #[allow(clippy::too_many_arguments)]
+    fn slices(
+        dir: usize,
+        parts: &[Range<usize>],
+        d: &Dims,
+        out: &'a mut [f32],
+        h: &'a mut [f32],
+        c: &'a mut [f32],
+        saved: Option<&'a mut Saved>,
+    ) -> Vec<Self> {
+        let outs = split(out, parts, d.seq * d.hidden);
+        let hs = split(h, parts, d.hidden);
+        let cs = split(c, parts, d.hidden);
+        let saved = split_saved(saved, parts, d);
+        outs.into_iter()
+            .zip(hs)
+            .zip(cs)
+            .zip(saved)
+            .zip(parts)
+            .map(|((((out, h), c), saved), part)| ForwardJob {
+                dir,
+                part: part.clone(),
+                out,
+                h,
+                c,
+                saved,
+            })
+            .collect()
+    }
+}
+
+/// One thread's share of BPTT: direction `dir` over batch rows `part`, with that slice's
+/// blocks of the gate gradients and of the state gradients.
+struct BackwardJob<'a> {
+    dir: usize,
+    part: Range<usize>,
+    /// `[part, seq, G·H]`: gate pre-activation gradients.
+    dg: &'a mut [f32],
+    /// `[part, seq, G·H]`: GRU's recurrent-side gradients (empty otherwise).
+    dhh: &'a mut [f32],
+    /// `[part, hidden]`: `dL/dh_n` in, `dL/dh0` out.
+    dh: &'a mut [f32],
+    /// `[part, hidden]`: `dL/dc_n` in, `dL/dc0` out (LSTM; empty otherwise).
+    dc: &'a mut [f32],
+}
+
+impl<'a> BackwardJob<'a> {
+    /// Cuts direction `dir`'s buffers into one job per slice of the batch.
+    #[allow(clippy::too_many_arguments)]
+    fn slices(
+        dir: usize,
+        parts: &[Range<usize>],
+        d: &Dims,
+        dg: &'a mut [f32],
+        dhh: &'a mut [f32],
+        dh: &'a mut [f32],
+        dc: &'a mut [f32],
+    ) -> Vec<Self> {
+        let gates = d.seq * d.gate_width();
+        let dgs = split(dg, parts, gates);
+        let dhhs = split(dhh, parts, gates);
+        let dhs = split(dh, parts, d.hidden);
+        let dcs = split(dc, parts, d.hidden);
+        dgs.into_iter()
+            .zip(dhhs)
+            .zip(dhs)
+            .zip(dcs)
+            .zip(parts)
+            .map(|((((dg, dhh), dh), dc), part)| BackwardJob {
+                dir,
+                part: part.clone(),
+                dg,
+                dhh,
+                dh,
+                dc,
+            })
+            .collect()
+    }
+}
+
 /// One layer's problem: its sizes per direction, lengths, and how many directions.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Layer<'a> {
@@ -129,7 +226,7 @@ pub(crate) fn forward(
     save: bool,
 ) -> (Vec<f32>, Option<Vec<Saved>>) {
     let Layer { d, directions, .. } = layer;
-    let (hid, gh, seq, rows) = (d.hidden, d.gates(), d.seq, d.rows());
+    let (hid, gh, seq, rows) = (d.hidden, d.gate_width(), d.seq, d.rows());
     let dgh = directions * gh;
     // Every step's input projection, both directions, in one GEMM over the whole batch
     // (biases are added by the gate pass).
@@ -155,9 +252,9 @@ pub(crate) fn forward(
         })
         .collect();
 
-    let mut packed = vec![0.0; d.packed_len(directions)];
-    let (out, states) = packed.split_at_mut(rows * directions * hid);
-    let (h, c) = states.split_at_mut(directions * d.batch * hid);
+    let layout = PackedLayout::new(&d, directions);
+    let mut packed = vec![0.0; layout.len()];
+    let (out, h, c) = layout.split_mut(&mut packed);
     h.copy_from_slice(h0);
     if d.is_lstm() {
         c.copy_from_slice(c0);
@@ -192,19 +289,17 @@ pub(crate) fn forward(
             .zip(saved_dirs)
             .enumerate()
         {
-            let saved_parts = split_saved(saved, &parts, &d);
-            for ((((part, out), h), c), saved) in parts
-                .iter()
-                .cloned()
-                .zip(split(out, &parts, seq * hid))
-                .zip(split(h, &parts, hid))
-                .zip(split(c, &parts, hid))
-                .zip(saved_parts)
-            {
-                jobs.push((dir, part, out, h, c, saved));
-            }
+            jobs.extend(ForwardJob::slices(dir, &parts, &d, out, h, c, saved));
         }
-        for_each_slice(jobs, |(dir, part, out, h, c, saved)| {
+        for_each_slice(jobs, |job| {
+            let ForwardJob {
+                dir,
+                part,
+                out,
+                h,
+                c,
+                saved,
+            } = job;
             let (bias, b_hn, w_hh_t) = &per_direction[dir];
             Forward {
                 d: Dims {
@@ -260,16 +355,19 @@ fn split_saved<'a>(
     let (seq, hid) = (d.seq, d.hidden);
     let acts = split(&mut s.acts, parts, seq * d.act_width());
     let h_prev = split(&mut s.h_prev, parts, seq * hid);
-    let aux = split(&mut s.aux, parts, seq * hid);
+    let c_prev = split(&mut s.c_prev, parts, seq * hid);
+    let hn = split(&mut s.hn, parts, seq * hid);
     let tanh_c = split(&mut s.tanh_c, parts, seq * hid);
     acts.into_iter()
         .zip(h_prev)
-        .zip(aux.into_iter().zip(tanh_c))
-        .map(|((acts, h_prev), (aux, tanh_c))| {
+        .zip(c_prev.into_iter().zip(hn))
+        .zip(tanh_c)
+        .map(|(((acts, h_prev), (c_prev, hn)), tanh_c)| {
             Some(SavedMut {
                 acts,
                 h_prev,
-                aux,
+                c_prev,
+                hn,
                 tanh_c,
             })
         })
@@ -309,7 +407,7 @@ pub(crate) fn backward(
     d_cn: &[f32],
 ) -> Grads {
     let Layer { d, directions, .. } = layer;
-    let (hid, gh, seq, rows) = (d.hidden, d.gates(), d.seq, d.rows());
+    let (hid, gh, seq, rows) = (d.hidden, d.gate_width(), d.seq, d.rows());
     let is_gru = d.kind == crate::CellKind::Gru;
     let w_hh: Vec<PackedB> = (0..directions)
         .map(|dir| PackedB::new(p.direction(dir, &d).w_hh, gh, hid))
@@ -343,20 +441,19 @@ pub(crate) fn backward(
         .zip(dc_dirs)
         .enumerate()
     {
-        for ((((part, dg), dhh), dh), dc) in parts
-            .iter()
-            .cloned()
-            .zip(split(dg, &parts, seq * gh))
-            .zip(split(dhh, &parts, seq * gh))
-            .zip(split(dh, &parts, hid))
-            .zip(split(dc, &parts, hid))
-        {
-            jobs.push((dir, part, dg, dhh, dh, dc));
-        }
+        jobs.extend(BackwardJob::slices(dir, &parts, &d, dg, dhh, dh, dc));
     }
     let aw = d.act_width();
     let width = directions * hid;
-    for_each_slice(jobs, |(dir, part, dg, dhh, dh, dc)| {
+    for_each_slice(jobs, |job| {
+        let BackwardJob {
+            dir,
+            part,
+            dg,
+            dhh,
+            dh,
+            dc,
+        } = job;
         let s = &saved[dir];
         Backward {
             d: Dims {
@@ -368,7 +465,8 @@ pub(crate) fn backward(
             saved: SavedRef {
                 acts: split_ref(&s.acts, &part, seq * aw),
                 h_prev: split_ref(&s.h_prev, &part, seq * hid),
-                aux: split_ref(&s.aux, &part, seq * hid),
+                c_prev: split_ref(&s.c_prev, &part, seq * hid),
+                hn: split_ref(&s.hn, &part, seq * hid),
                 tanh_c: split_ref(&s.tanh_c, &part, seq * hid),
             },
             d_out: &d_out[part.start * seq * width + dir * hid..part.end * seq * width],

@@ -1,9 +1,9 @@
-//! Choosing how a layer runs its recurrence.
+//! Choosing the engine that runs a layer's recurrence, and the fused engine's scratch memory.
 
-/// Which implementation runs a layer's recurrence. Both compute the same function (the parity
-/// grid checks each against PyTorch); they differ in speed and in where they run.
+/// Which engine runs a layer's recurrence. Both compute the same function (the parity grid
+/// checks each against PyTorch); they differ in speed and in where they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Recurrence {
+pub enum Engine {
     /// The fused kernel with hand-written BPTT where it is available — f32 tensors on a CPU
     /// backend (`flex`, `ndarray`) enabled in this crate's features, no LSTM projection — and
     /// the reference path everywhere else.
