@@ -35,7 +35,7 @@ use crate::CellKind;
 use crate::stack::LayerOutput;
 use crate::weights::CellWeights;
 use kernel::Dims;
-use op::{FusedRecurrence, RecurrentInputs, Spec};
+use op::{Biases, FusedRecurrence, InitialCell, RecurrentInputs, Spec};
 pub(crate) use pool::release as release_scratch_memory;
 
 /// Whether the fused kernels serve tensors of this device and dtype.
@@ -67,21 +67,12 @@ pub(crate) fn run_layer(
 ) -> LayerOutput {
     let [batch, seq, input] = x.dims();
     let [directions, _, hidden] = h.dims();
-    let device = x.device();
     let dims = Dims {
         kind,
         seq,
         batch,
         input,
         hidden,
-    };
-    let gh = dims.gate_width();
-    let bias = cells
-        .iter()
-        .all(|cell| cell.bias_ih.is_some() && cell.bias_hh.is_some());
-    let vector = |b: &Option<burn::module::Param<Tensor<1>>>| match b {
-        Some(b) => b.val(),
-        None => Tensor::zeros([gh], &device),
     };
     // The directions' weights stacked along the first axis (a copy of the weights per call,
     // small next to the recurrence; autodiff splits the gradient back).
@@ -92,17 +83,26 @@ pub(crate) fn run_layer(
             Tensor::cat(parts, 0)
         }
     }
-    let is_lstm = kind == CellKind::Lstm;
+    // A stack's cells all have biases or none do.
+    let biases = match cells
+        .iter()
+        .map(|cell| Some((cell.bias_ih.as_ref()?.val(), cell.bias_hh.as_ref()?.val())))
+        .collect::<Option<Vec<_>>>()
+    {
+        Some(pairs) => {
+            let (b_ih, b_hh): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+            Biases::Both(stacked(b_ih).into_dispatch(), stacked(b_hh).into_dispatch())
+        }
+        None => Biases::Absent,
+    };
     let c0 = match c {
-        Some(c) => c,
-        None if is_lstm => Tensor::zeros([directions, batch, hidden], &device),
-        None => Tensor::zeros([1, 1, 1], &device),
+        Some(c) => InitialCell::Lstm(c.into_dispatch()),
+        None => InitialCell::Absent,
     };
     let spec = Spec {
         dims,
         lengths: lengths.map(<[usize]>::to_vec),
         directions,
-        bias,
     };
     let layout = spec.layout();
     let packed = <Dispatch as FusedRecurrence>::fused_recurrence(
@@ -110,10 +110,9 @@ pub(crate) fn run_layer(
             x: x.into_dispatch(),
             w_ih: stacked(cells.iter().map(|c| c.weight_ih.val()).collect()).into_dispatch(),
             w_hh: stacked(cells.iter().map(|c| c.weight_hh.val()).collect()).into_dispatch(),
-            b_ih: stacked(cells.iter().map(|c| vector(&c.bias_ih)).collect()).into_dispatch(),
-            b_hh: stacked(cells.iter().map(|c| vector(&c.bias_hh)).collect()).into_dispatch(),
+            biases,
             h0: h.into_dispatch(),
-            c0: c0.into_dispatch(),
+            c0,
         },
         spec,
     );
