@@ -181,6 +181,19 @@ impl Initial {
     }
 }
 
+/// What one layer runs on: its cells (one per direction), its input and initial states. The
+/// boundary every engine takes (the fused op too).
+pub(crate) struct LayerInput<'a> {
+    /// Cell per direction, forward first.
+    pub cells: &'a [CellWeights],
+    /// `[batch, seq, in]` for the fused engine, `[seq, batch, in]` for the reference one.
+    pub x: Tensor<3>,
+    /// `[dirs, batch, out]`.
+    pub h: Tensor<3>,
+    /// `[dirs, batch, hidden]`, LSTM only.
+    pub c: Option<Tensor<3>>,
+}
+
 /// One layer's result: its output sequence and final states, `[dirs, batch, ·]` each.
 pub(crate) struct LayerOutput {
     pub output: Tensor<3>,
@@ -297,10 +310,11 @@ impl Stack {
             let first = layer * dirs;
             let (h, c) = initial.rows(&s, first, dirs, batch, &device);
             let cells = &self.cells[first..first + dirs];
+            let layer_input = LayerInput { cells, x, h, c };
             let out = if fused {
-                self.run_fused(cells, x, h, c, lengths)
+                self.run_fused(layer_input, lengths)
             } else {
-                self.run_reference(cells, x, h, c, masks.as_deref())
+                self.run_reference(layer_input, masks.as_deref())
             };
             x = if layer + 1 < s.num_layers {
                 self.dropout.forward(out.output)
@@ -331,37 +345,23 @@ impl Stack {
 
     /// One layer, both directions, through the fused op: batch-major `x: [batch, seq, in]`,
     /// states `[dirs, batch, ·]`. Only called when [`Stack::uses_fused`] said yes.
-    fn run_fused(
-        &self,
-        cells: &[CellWeights],
-        x: Tensor<3>,
-        h: Tensor<3>,
-        c: Option<Tensor<3>>,
-        lengths: Option<&[usize]>,
-    ) -> LayerOutput {
+    fn run_fused(&self, input: LayerInput<'_>, lengths: Option<&[usize]>) -> LayerOutput {
         #[cfg(feature = "fused")]
         {
-            crate::fused::run_layer(self.shape.kind, cells, x, h, c, lengths)
+            crate::fused::run_layer(self.shape.kind, input, lengths)
         }
         #[cfg(not(feature = "fused"))]
         {
             // `uses_fused` is false without the feature; the reference path is always correct.
             let _ = lengths;
-            let masks = None;
-            self.run_reference(cells, x, h, c, masks)
+            self.run_reference(input, None)
         }
     }
 
     /// One layer, each direction composed of Burn tensor ops: the reference path.
     /// Time-major `x: [seq, batch, in]`, states `[dirs, batch, ·]`.
-    fn run_reference(
-        &self,
-        cells: &[CellWeights],
-        x: Tensor<3>,
-        h: Tensor<3>,
-        c: Option<Tensor<3>>,
-        masks: Option<&[StepMask]>,
-    ) -> LayerOutput {
+    fn run_reference(&self, input: LayerInput<'_>, masks: Option<&[StepMask]>) -> LayerOutput {
+        let LayerInput { cells, x, h, c } = input;
         let [_, batch, _] = x.dims();
         let row = |t: &Tensor<3>, dir: usize| {
             let [_, _, size] = t.dims();

@@ -171,6 +171,35 @@ pub(crate) struct SavedMut<'a> {
     pub tanh_c: &'a mut [f32],
 }
 
+impl SavedMut<'_> {
+    /// Row `row`'s part of each buffer (empty for the buffers this kind does not use).
+    fn row(&mut self, row: usize, hid: usize, aw: usize) -> SavedRow<'_> {
+        fn at(buf: &mut [f32], row: usize, width: usize) -> &mut [f32] {
+            if buf.is_empty() {
+                buf
+            } else {
+                &mut buf[row * width..][..width]
+            }
+        }
+        SavedRow {
+            acts: at(self.acts, row, aw),
+            h_prev: at(self.h_prev, row, hid),
+            c_prev: at(self.c_prev, row, hid),
+            hn: at(self.hn, row, hid),
+            tanh_c: at(self.tanh_c, row, hid),
+        }
+    }
+}
+
+/// One row of [`SavedMut`]: what one step of one sequence keeps for backward.
+struct SavedRow<'a> {
+    acts: &'a mut [f32],
+    h_prev: &'a mut [f32],
+    c_prev: &'a mut [f32],
+    hn: &'a mut [f32],
+    tanh_c: &'a mut [f32],
+}
+
 /// A slice of the batch's rows of [`Saved`], read by backward.
 #[derive(Clone, Copy)]
 pub(crate) struct SavedRef<'a> {
@@ -293,9 +322,10 @@ fn forward_impl(f: Forward<'_>) {
             let row = b * seq + t;
             let h_b = &mut h[b * hid..][..hid];
             let out_b = &mut out[row * hid..][..hid];
-            if let Some(s) = saved.as_mut() {
+            let mut saved_row = saved.as_mut().map(|s| s.row(row, hid, aw));
+            if let Some(s) = saved_row.as_mut() {
                 // Every row, so that backward's weight-gradient GEMMs never read stale values.
-                s.h_prev[row * hid..][..hid].copy_from_slice(h_b);
+                s.h_prev.copy_from_slice(h_b);
             }
             if !schedule.active(t, b) {
                 out_b.fill(0.0);
@@ -304,77 +334,196 @@ fn forward_impl(f: Forward<'_>) {
             let xr = &xp[row * xp_stride..][..gh];
             // The recurrent projection's row becomes the pre-activations, then the gates.
             let a = &mut hh[b * gh..][..gh];
+            add_input(a, xr, bias, d.kind);
             match d.kind {
                 CellKind::Lstm => {
-                    add2_assign(a, xr, bias);
-                    let (ai, rest) = a.split_at_mut(hid);
-                    let (af, rest) = rest.split_at_mut(hid);
-                    let (ag, ao) = rest.split_at_mut(hid);
-                    sigmoid_all(ai);
-                    sigmoid_all(af);
-                    tanh_all(ag);
-                    sigmoid_all(ao);
                     let c_b = &mut c[b * hid..][..hid];
-                    if let Some(s) = saved.as_mut() {
-                        s.c_prev[row * hid..][..hid].copy_from_slice(c_b);
-                    }
-                    let tc = &mut scratch[..hid];
-                    for j in 0..hid {
-                        let c_new = af[j] * c_b[j] + ai[j] * ag[j];
-                        c_b[j] = c_new;
-                        tc[j] = c_new;
-                    }
-                    tanh_all(tc);
-                    for j in 0..hid {
-                        h_b[j] = ao[j] * tc[j];
-                    }
-                    out_b.copy_from_slice(h_b);
-                    if let Some(s) = saved.as_mut() {
-                        s.acts[row * aw..][..aw].copy_from_slice(a);
-                        s.tanh_c[row * hid..][..hid].copy_from_slice(tc);
-                    }
+                    lstm_gates(a, c_b, h_b, &mut scratch, saved_row);
                 }
-                CellKind::Gru => {
-                    let (arz, an) = a.split_at_mut(2 * hid);
-                    add2_assign(arz, &xr[..2 * hid], &bias[..2 * hid]);
-                    sigmoid_all(arz);
-                    let (ar, az) = arz.split_at(hid);
-                    // `an` holds W_hn h; it becomes b_hn + W_hn h (saved), then n.
-                    add_assign(an, b_hn);
-                    let (xn, bn) = (&xr[2 * hid..], &bias[2 * hid..]);
-                    let n = &mut scratch[..hid];
-                    for j in 0..hid {
-                        n[j] = xn[j] + bn[j] + ar[j] * an[j];
-                    }
-                    tanh_all(n);
-                    for j in 0..hid {
-                        h_b[j] = n[j] + az[j] * (h_b[j] - n[j]);
-                    }
-                    out_b.copy_from_slice(h_b);
-                    if let Some(s) = saved.as_mut() {
-                        let acts = &mut s.acts[row * aw..][..aw];
-                        acts[..2 * hid].copy_from_slice(arz);
-                        acts[2 * hid..].copy_from_slice(n);
-                        s.hn[row * hid..][..hid].copy_from_slice(an);
-                    }
-                }
+                CellKind::Gru => gru_gates(a, xr, bias, b_hn, h_b, &mut scratch, saved_row),
                 CellKind::RnnTanh | CellKind::RnnRelu => {
-                    add2_assign(a, xr, bias);
-                    if d.kind == CellKind::RnnRelu {
-                        for v in a.iter_mut() {
-                            *v = v.max(0.0);
-                        }
-                    } else {
-                        tanh_all(a);
-                    }
-                    h_b.copy_from_slice(a);
-                    out_b.copy_from_slice(a);
-                    if let Some(s) = saved.as_mut() {
-                        s.acts[row * aw..][..aw].copy_from_slice(a);
-                    }
+                    elman_activation(a, d.kind, h_b, saved_row);
                 }
             }
+            out_b.copy_from_slice(h_b);
         }
+    }
+}
+
+/// Adds a step's input projection and biases to the recurrent projection `a` — all of it,
+/// except GRU's candidate block, whose input and recurrent parts are combined in [`gru_gates`].
+#[inline(always)]
+fn add_input(a: &mut [f32], xr: &[f32], bias: &[f32], kind: CellKind) {
+    let width = if kind == CellKind::Gru {
+        a.len() / 3 * 2
+    } else {
+        a.len()
+    };
+    add2_assign(&mut a[..width], &xr[..width], &bias[..width]);
+}
+
+/// LSTM gates of one row: `a = [i, f, g, o]` pre-activations in, activations out; updates
+/// `c` and `h` in place.
+#[inline(always)]
+fn lstm_gates(
+    a: &mut [f32],
+    c: &mut [f32],
+    h: &mut [f32],
+    scratch: &mut [f32],
+    mut saved: Option<SavedRow<'_>>,
+) {
+    let hid = h.len();
+    let (ai, rest) = a.split_at_mut(hid);
+    let (af, rest) = rest.split_at_mut(hid);
+    let (ag, ao) = rest.split_at_mut(hid);
+    sigmoid_all(ai);
+    sigmoid_all(af);
+    tanh_all(ag);
+    sigmoid_all(ao);
+    let tc = &mut scratch[..hid];
+    if let Some(s) = saved.as_mut() {
+        s.c_prev.copy_from_slice(c);
+    }
+    for j in 0..hid {
+        let c_new = af[j] * c[j] + ai[j] * ag[j];
+        c[j] = c_new;
+        tc[j] = c_new;
+    }
+    tanh_all(tc);
+    for j in 0..hid {
+        h[j] = ao[j] * tc[j];
+    }
+    if let Some(s) = saved {
+        s.acts.copy_from_slice(a);
+        s.tanh_c.copy_from_slice(tc);
+    }
+}
+
+/// GRU gates of one row: `a = [r, z]` pre-activations (input side added) and `W_hn h` in;
+/// updates `h` in place.
+#[inline(always)]
+fn gru_gates(
+    a: &mut [f32],
+    xr: &[f32],
+    bias: &[f32],
+    b_hn: &[f32],
+    h: &mut [f32],
+    scratch: &mut [f32],
+    saved: Option<SavedRow<'_>>,
+) {
+    let hid = h.len();
+    let (arz, an) = a.split_at_mut(2 * hid);
+    sigmoid_all(arz);
+    let (ar, az) = arz.split_at(hid);
+    // `an` holds W_hn h; it becomes b_hn + W_hn h (saved), then n.
+    add_assign(an, b_hn);
+    let (xn, bn) = (&xr[2 * hid..], &bias[2 * hid..]);
+    let n = &mut scratch[..hid];
+    for j in 0..hid {
+        n[j] = xn[j] + bn[j] + ar[j] * an[j];
+    }
+    tanh_all(n);
+    for j in 0..hid {
+        h[j] = n[j] + az[j] * (h[j] - n[j]);
+    }
+    if let Some(s) = saved {
+        s.acts[..2 * hid].copy_from_slice(arz);
+        s.acts[2 * hid..].copy_from_slice(n);
+        s.hn.copy_from_slice(an);
+    }
+}
+
+/// Elman activation of one row (tanh or ReLU): the new `h`.
+#[inline(always)]
+fn elman_activation(a: &mut [f32], kind: CellKind, h: &mut [f32], saved: Option<SavedRow<'_>>) {
+    if kind == CellKind::RnnRelu {
+        for v in a.iter_mut() {
+            *v = v.max(0.0);
+        }
+    } else {
+        tanh_all(a);
+    }
+    h.copy_from_slice(a);
+    if let Some(s) = saved {
+        s.acts.copy_from_slice(a);
+    }
+}
+
+/// Row `row` of a `[rows, width]` buffer.
+#[inline(always)]
+fn row_of(buf: &[f32], row: usize, width: usize) -> &[f32] {
+    &buf[row * width..][..width]
+}
+
+/// LSTM gate gradients of one row: `dg = dL/d[i, f, g, o]` pre-activations from the
+/// incoming `dh + d_out` and `dc` (updated in place to `dL/dc_prev`).
+#[inline(always)]
+fn lstm_gate_grads(
+    dg: &mut [f32],
+    dh: &[f32],
+    d_out: &[f32],
+    a: &[f32],
+    tanh_c: &[f32],
+    c_prev: &[f32],
+    dc: &mut [f32],
+) {
+    let hid = dh.len();
+    for j in 0..hid {
+        let grad = dh[j] + d_out[j];
+        let (ig, fg, gg, og) = (a[j], a[hid + j], a[2 * hid + j], a[3 * hid + j]);
+        let tc = tanh_c[j];
+        let dct = dc[j] + grad * og * (1.0 - tc * tc);
+        dg[j] = dct * gg * ig * (1.0 - ig);
+        dg[hid + j] = dct * c_prev[j] * fg * (1.0 - fg);
+        dg[2 * hid + j] = dct * ig * (1.0 - gg * gg);
+        dg[3 * hid + j] = grad * tc * og * (1.0 - og);
+        dc[j] = dct * fg;
+    }
+}
+
+/// GRU gate gradients of one row: `dg` for the input side, `dhh` for the recurrent side
+/// (the candidate's scaled by `r`), and `direct = z ⊙ grad`, the part of `dh_prev` that
+/// bypasses `W_hh`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gru_gate_grads(
+    dg: &mut [f32],
+    dhh: &mut [f32],
+    direct: &mut [f32],
+    dh: &[f32],
+    d_out: &[f32],
+    a: &[f32],
+    hn: &[f32],
+    h_prev: &[f32],
+) {
+    let hid = dh.len();
+    for j in 0..hid {
+        let grad = dh[j] + d_out[j];
+        let (r, z, n) = (a[j], a[hid + j], a[2 * hid + j]);
+        let da_n = grad * (1.0 - z) * (1.0 - n * n);
+        let da_z = grad * (h_prev[j] - n) * z * (1.0 - z);
+        let da_r = da_n * hn[j] * r * (1.0 - r);
+        dg[j] = da_r;
+        dg[hid + j] = da_z;
+        dg[2 * hid + j] = da_n;
+        dhh[j] = da_r;
+        dhh[hid + j] = da_z;
+        dhh[2 * hid + j] = da_n * r;
+        direct[j] = grad * z;
+    }
+}
+
+/// Elman pre-activation gradients of one row, from the saved `h_t`.
+#[inline(always)]
+fn elman_grads(dg: &mut [f32], dh: &[f32], d_out: &[f32], h_t: &[f32], kind: CellKind) {
+    let relu = kind == CellKind::RnnRelu;
+    for j in 0..dh.len() {
+        let grad = dh[j] + d_out[j];
+        dg[j] = if relu {
+            if h_t[j] > 0.0 { grad } else { 0.0 }
+        } else {
+            grad * (1.0 - h_t[j] * h_t[j])
+        };
     }
 }
 
@@ -447,55 +596,24 @@ fn backward_impl(bw: Backward<'_>) {
             }
             let dh_b = &dh[b * hid..][..hid];
             let dout_b = &d_out[row * d_out_stride..][..hid];
+            let acts = &saved.acts[row * aw..][..aw];
             match d.kind {
                 CellKind::Lstm => {
-                    let a = &saved.acts[row * aw..][..aw];
-                    let tc = &saved.tanh_c[row * hid..][..hid];
-                    let cp = &saved.c_prev[row * hid..][..hid];
                     let dc_b = &mut dc[b * hid..][..hid];
-                    for j in 0..hid {
-                        let grad = dh_b[j] + dout_b[j];
-                        let (ig, fg, gg, og) = (a[j], a[hid + j], a[2 * hid + j], a[3 * hid + j]);
-                        let dct = dc_b[j] + grad * og * (1.0 - tc[j] * tc[j]);
-                        dg_r[j] = dct * gg * ig * (1.0 - ig);
-                        dg_r[hid + j] = dct * cp[j] * fg * (1.0 - fg);
-                        dg_r[2 * hid + j] = dct * ig * (1.0 - gg * gg);
-                        dg_r[3 * hid + j] = grad * tc[j] * og * (1.0 - og);
-                        dc_b[j] = dct * fg;
-                    }
+                    let (tanh_c, c_prev) = (
+                        row_of(saved.tanh_c, row, hid),
+                        row_of(saved.c_prev, row, hid),
+                    );
+                    lstm_gate_grads(dg_r, dh_b, dout_b, acts, tanh_c, c_prev, dc_b);
                 }
                 CellKind::Gru => {
-                    let a = &saved.acts[row * aw..][..aw];
-                    let hn = &saved.hn[row * hid..][..hid];
-                    let hp = &saved.h_prev[row * hid..][..hid];
                     let dhh_r = &mut dhh[row * gh..][..gh];
                     let direct_b = &mut direct[b * hid..][..hid];
-                    for j in 0..hid {
-                        let grad = dh_b[j] + dout_b[j];
-                        let (r, z, n) = (a[j], a[hid + j], a[2 * hid + j]);
-                        let da_n = grad * (1.0 - z) * (1.0 - n * n);
-                        let da_z = grad * (hp[j] - n) * z * (1.0 - z);
-                        let da_r = da_n * hn[j] * r * (1.0 - r);
-                        dg_r[j] = da_r;
-                        dg_r[hid + j] = da_z;
-                        dg_r[2 * hid + j] = da_n;
-                        dhh_r[j] = da_r;
-                        dhh_r[hid + j] = da_z;
-                        dhh_r[2 * hid + j] = da_n * r;
-                        direct_b[j] = grad * z;
-                    }
+                    let (hn, h_prev) = (row_of(saved.hn, row, hid), row_of(saved.h_prev, row, hid));
+                    gru_gate_grads(dg_r, dhh_r, direct_b, dh_b, dout_b, acts, hn, h_prev);
                 }
                 CellKind::RnnTanh | CellKind::RnnRelu => {
-                    let relu = d.kind == CellKind::RnnRelu;
-                    let h_t = &saved.acts[row * aw..][..aw];
-                    for j in 0..hid {
-                        let grad = dh_b[j] + dout_b[j];
-                        dg_r[j] = if relu {
-                            if h_t[j] > 0.0 { grad } else { 0.0 }
-                        } else {
-                            grad * (1.0 - h_t[j] * h_t[j])
-                        };
-                    }
+                    elman_grads(dg_r, dh_b, dout_b, acts, d.kind);
                 }
             }
         }

@@ -32,8 +32,7 @@ use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::{DType, Device, Tensor};
 
 use crate::CellKind;
-use crate::stack::LayerOutput;
-use crate::weights::CellWeights;
+use crate::stack::{LayerInput, LayerOutput};
 use kernel::Dims;
 use op::{Biases, FusedRecurrence, InitialCell, RecurrentInputs, Spec};
 pub(crate) use pool::release as release_scratch_memory;
@@ -59,12 +58,10 @@ pub(crate) fn available(device: &Device, dtype: DType) -> bool {
 /// D·hidden]` (the reverse direction's features second), `h_n`, `c_n: [D, batch, hidden]`.
 pub(crate) fn run_layer(
     kind: CellKind,
-    cells: &[CellWeights],
-    x: Tensor<3>,
-    h: Tensor<3>,
-    c: Option<Tensor<3>>,
+    input: LayerInput<'_>,
     lengths: Option<&[usize]>,
 ) -> LayerOutput {
+    let LayerInput { cells, x, h, c } = input;
     let [batch, seq, input] = x.dims();
     let [directions, _, hidden] = h.dims();
     let dims = Dims {

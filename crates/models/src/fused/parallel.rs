@@ -228,28 +228,9 @@ pub(crate) fn forward(
     let Layer { d, directions, .. } = layer;
     let (hid, gh, seq, rows) = (d.hidden, d.gate_width(), d.seq, d.rows());
     let dgh = directions * gh;
-    // Every step's input projection, both directions, in one GEMM over the whole batch
-    // (biases are added by the gate pass).
-    let mut xp = Buf::dirty(rows * dgh);
-    matmul(
-        &mut xp,
-        View::rows(x, rows, d.input),
-        View::transposed(p.w_ih, d.input, dgh),
-        false,
-    );
+    let xp = project_inputs(&layer, p, x);
     let per_direction: Vec<_> = (0..directions)
-        .map(|dir| {
-            let pd = p.direction(dir, &d);
-            let (bias, b_hn) = pd.biases(&d);
-            // W_hhᵀ laid out row-major once, then packed for the per-step GEMMs.
-            let mut w_hh_t = Buf::dirty(hid * gh);
-            for (g, row) in pd.w_hh.chunks_exact(hid).enumerate() {
-                for (k, &v) in row.iter().enumerate() {
-                    w_hh_t[k * gh + g] = v;
-                }
-            }
-            (bias, b_hn, PackedB::new(&w_hh_t, hid, gh))
-        })
+        .map(|dir| StepWeights::new(&p.direction(dir, &d), &d))
         .collect();
 
     let layout = PackedLayout::new(&d, directions);
@@ -300,7 +281,7 @@ pub(crate) fn forward(
                 c,
                 saved,
             } = job;
-            let (bias, b_hn, w_hh_t) = &per_direction[dir];
+            let StepWeights { bias, b_hn, w_hh_t } = &per_direction[dir];
             Forward {
                 d: Dims {
                     batch: part.len(),
@@ -324,6 +305,50 @@ pub(crate) fn forward(
         interleave(out, &own_outputs, hid);
     }
     (packed, saved)
+}
+
+/// Every step's input projection, both directions, in one GEMM over the whole batch:
+/// `[batch·seq, D·G·H]` (biases are added by the gate pass).
+fn project_inputs(layer: &Layer<'_>, p: &Params<'_>, x: &[f32]) -> Buf {
+    let d = layer.d;
+    let (rows, dgh) = (d.rows(), layer.directions * d.gate_width());
+    let mut xp = Buf::dirty(rows * dgh);
+    matmul(
+        &mut xp,
+        View::rows(x, rows, d.input),
+        View::transposed(p.w_ih, d.input, dgh),
+        false,
+    );
+    xp
+}
+
+/// One direction's weights as the forward time loop reads them.
+struct StepWeights {
+    /// `b_ih + b_hh` folded (GRU: but `b_hn`), `[G·H]`.
+    bias: Vec<f32>,
+    /// GRU's `b_hn`, `[H]`.
+    b_hn: Vec<f32>,
+    /// `W_hhᵀ` packed for the per-step GEMMs.
+    w_hh_t: PackedB,
+}
+
+impl StepWeights {
+    fn new(p: &Params<'_>, d: &Dims) -> Self {
+        let (hid, gh) = (d.hidden, d.gate_width());
+        let (bias, b_hn) = p.biases(d);
+        // W_hhᵀ laid out row-major once, then packed.
+        let mut w_hh_t = Buf::dirty(hid * gh);
+        for (g, row) in p.w_hh.chunks_exact(hid).enumerate() {
+            for (k, &v) in row.iter().enumerate() {
+                w_hh_t[k * gh + g] = v;
+            }
+        }
+        Self {
+            bias,
+            b_hn,
+            w_hh_t: PackedB::new(&w_hh_t, hid, gh),
+        }
+    }
 }
 
 /// Writes row `r` of every direction's `[rows, hidden]` output side by side into row `r` of
@@ -479,6 +504,26 @@ pub(crate) fn backward(
         .run();
     });
 
+    weight_gradients(&layer, need_x, p, x, saved, &dg, &dhh, dh0, dc0)
+}
+
+/// After BPTT: the input and weight gradients as GEMMs over all rows, bias gradients as
+/// column sums of the gate gradients `dg` (GRU's recurrent side from `dhh`).
+#[allow(clippy::too_many_arguments)]
+fn weight_gradients(
+    layer: &Layer<'_>,
+    need_x: bool,
+    p: &Params<'_>,
+    x: &[f32],
+    saved: &[Saved],
+    dg: &[Buf],
+    dhh: &[Buf],
+    dh0: Vec<f32>,
+    dc0: Vec<f32>,
+) -> Grads {
+    let Layer { d, directions, .. } = *layer;
+    let (hid, gh, rows) = (d.hidden, d.gate_width(), d.rows());
+    let is_gru = d.kind == crate::CellKind::Gru;
     let mut grads = Grads {
         x: if need_x {
             vec![0.0; rows * d.input]
