@@ -79,6 +79,23 @@ pub struct Report {
     pub torch: TorchStatus,
 }
 
+/// The header and separator rows of [`Report::table`].
+fn table_header(has_reference: bool) -> String {
+    let mut t =
+        String::from("| case | mode | backend | ours ms (min–max) | GFLOP/s | % peak | peak MiB |");
+    if has_reference {
+        t.push_str(" reference ms |");
+    }
+    t.push_str(
+        " burn-nn ms | vs burn-nn | PyTorch ms (stock / tuned) | vs PyTorch best |\n|---|---|---|---|---|---|---|",
+    );
+    if has_reference {
+        t.push_str("---|");
+    }
+    t.push_str("---|---|---|---|\n");
+    t
+}
+
 fn fmt_ms(s: Option<Stats>) -> String {
     s.map_or("—".into(), |s| format!("{:.2}", s.median_ms))
 }
@@ -124,94 +141,87 @@ impl Report {
             .measurements
             .iter()
             .any(|m| m.implementation == Implementation::OursReference);
-        let mut t = String::new();
-        let _ = write!(
-            t,
-            "| case | mode | backend | ours ms (min–max) | GFLOP/s | % peak | peak MiB |"
-        );
-        if has_reference {
-            t.push_str(" reference ms |");
-        }
-        t.push_str(
-            " burn-nn ms | vs burn-nn | PyTorch ms (stock / tuned) | vs PyTorch best |\n|---|---|---|---|---|---|---|",
-        );
-        if has_reference {
-            t.push_str("---|");
-        }
-        t.push_str("---|---|---|---|\n");
+        let mut t = table_header(has_reference);
         for case in &self.cases {
             for mode in [Mode::Train, Mode::Infer] {
                 for backend in &self.backends {
-                    let ours = self.find(&case.name, mode, &backend.name, Implementation::Ours);
-                    let Some(o) = ours else { continue };
-                    let flops = match mode {
-                        Mode::Train => case.train_flops(),
-                        Mode::Infer => case.forward_flops(),
-                    };
-                    let gflops = flops / (o.median_ms * 1e-3) / 1e9;
-                    let peak = self
-                        .measurements
-                        .iter()
-                        .find(|m| {
-                            m.case == case.name
-                                && m.mode == mode
-                                && m.backend == backend.name
-                                && m.implementation == Implementation::Ours
-                        })
-                        .and_then(|m| m.peak_bytes)
-                        .map_or("—".into(), |b| format!("{:.1}", b as f64 / 1048576.0));
-                    let burn_nn =
-                        self.find(&case.name, mode, &backend.name, Implementation::BurnNn);
-                    let peer = self.torch_compares_with(backend);
-                    let torch_best = self.torch_best(&case.name, mode).filter(|_| peer);
-                    let torch_cell = match (&self.torch, peer) {
-                        (TorchStatus::Ran(run), true) => format!(
-                            "{} / {}",
-                            fmt_ms(run.stock(&case.name, mode)),
-                            fmt_ms(
-                                run.tuned
-                                    .iter()
-                                    .find(|t| t.case == case.name && t.mode == mode)
-                                    .map(|t| t.stats)
-                            )
-                        ),
-                        _ => "—".into(),
-                    };
-                    let _ = write!(
-                        t,
-                        "| {} | {} | {}{} | {:.2} ({:.2}–{:.2}) | {:.1} | {:.0} % | {} |",
-                        case.name,
-                        format!("{mode:?}").to_lowercase(),
-                        backend.name,
-                        if backend.software { " (software)" } else { "" },
-                        o.median_ms,
-                        o.min_ms,
-                        o.max_ms,
-                        gflops,
-                        100.0 * gflops / self.gemm_peak_gflops.max(1e-9),
-                        peak
-                    );
-                    if has_reference {
-                        let r = self.find(
-                            &case.name,
-                            mode,
-                            &backend.name,
-                            Implementation::OursReference,
-                        );
-                        let _ = write!(t, " {} |", fmt_ms(r));
+                    if let Some(row) = self.table_row(case, mode, backend, has_reference) {
+                        t.push_str(&row);
                     }
-                    let _ = writeln!(
-                        t,
-                        " {} | {} | {} | {} |",
-                        fmt_ms(burn_nn),
-                        fmt_ratio(burn_nn, ours),
-                        torch_cell,
-                        fmt_ratio(torch_best, ours)
-                    );
                 }
             }
         }
         t
+    }
+
+    /// One row of [`Report::table`]; `None` when our layer was not timed there.
+    fn table_row(
+        &self,
+        case: &Case,
+        mode: Mode,
+        backend: &BackendInfo,
+        has_reference: bool,
+    ) -> Option<String> {
+        let find = |implementation| self.find(&case.name, mode, &backend.name, implementation);
+        let ours = find(Implementation::Ours);
+        let o = ours?;
+        let flops = match mode {
+            Mode::Train => case.train_flops(),
+            Mode::Infer => case.forward_flops(),
+        };
+        let gflops = flops / (o.median_ms * 1e-3) / 1e9;
+        let peak = self
+            .measurements
+            .iter()
+            .find(|m| {
+                m.case == case.name
+                    && m.mode == mode
+                    && m.backend == backend.name
+                    && m.implementation == Implementation::Ours
+            })
+            .and_then(|m| m.peak_bytes)
+            .map_or("—".into(), |b| format!("{:.1}", b as f64 / 1048576.0));
+        let burn_nn = find(Implementation::BurnNn);
+        let peer = self.torch_compares_with(backend);
+        let torch_best = self.torch_best(&case.name, mode).filter(|_| peer);
+        let torch_cell = match (&self.torch, peer) {
+            (TorchStatus::Ran(run), true) => format!(
+                "{} / {}",
+                fmt_ms(run.stock(&case.name, mode)),
+                fmt_ms(
+                    run.tuned
+                        .iter()
+                        .find(|t| t.case == case.name && t.mode == mode)
+                        .map(|t| t.stats)
+                )
+            ),
+            _ => "—".into(),
+        };
+        let mut t = format!(
+            "| {} | {} | {}{} | {:.2} ({:.2}–{:.2}) | {:.1} | {:.0} % | {} |",
+            case.name,
+            format!("{mode:?}").to_lowercase(),
+            backend.name,
+            if backend.software { " (software)" } else { "" },
+            o.median_ms,
+            o.min_ms,
+            o.max_ms,
+            gflops,
+            100.0 * gflops / self.gemm_peak_gflops.max(1e-9),
+            peak
+        );
+        if has_reference {
+            let _ = write!(t, " {} |", fmt_ms(find(Implementation::OursReference)));
+        }
+        let _ = writeln!(
+            t,
+            " {} | {} | {} | {} |",
+            fmt_ms(burn_nn),
+            fmt_ratio(burn_nn, ours),
+            torch_cell,
+            fmt_ratio(torch_best, ours)
+        );
+        Some(t)
     }
 
     /// The sequence-length sweep: ms per step divided by `seq`, per backend and mode; flat
