@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use plotters::prelude::*;
+use rnn_atomic::Staging;
 
 use crate::{History, TrainError};
 
@@ -17,11 +18,11 @@ pub fn learning_curve(path: &Path, history: &History) -> Result<(), TrainError> 
     if steps.is_empty() {
         return Ok(());
     }
-    let tmp = path.with_extension(format!("tmp-{}.png", std::process::id()));
+    let staging = Staging::new(path).map_err(TrainError::io(path))?;
     let draw_error =
         |e: &dyn std::fmt::Display| TrainError::Step(format!("plot {}: {e}", path.display()));
     {
-        let root = BitMapBackend::new(&tmp, (900, 500)).into_drawing_area();
+        let root = BitMapBackend::new(staging.path(), (900, 500)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| draw_error(&e))?;
         let finite = steps.iter().copied().filter(|v| v.is_finite());
         let max = finite.clone().fold(f64::MIN, f64::max).max(1e-9);
@@ -61,7 +62,7 @@ pub fn learning_curve(path: &Path, history: &History) -> Result<(), TrainError> 
             .map_err(|e| draw_error(&e))?;
         root.present().map_err(|e| draw_error(&e))?;
     }
-    std::fs::rename(&tmp, path).map_err(TrainError::io(path))
+    staging.commit().map_err(TrainError::io(path))
 }
 
 /// Draws series sharing one x axis (their index) into a PNG at `path`, atomically: the first
@@ -75,11 +76,11 @@ pub fn series_png(path: &Path, series: &[&[f64]]) -> Result<(), TrainError> {
     if len < 2 {
         return Ok(());
     }
-    let tmp = path.with_extension(format!("tmp-{}.png", std::process::id()));
+    let staging = Staging::new(path).map_err(TrainError::io(path))?;
     let draw_error =
         |e: &dyn std::fmt::Display| TrainError::Step(format!("plot {}: {e}", path.display()));
     {
-        let root = BitMapBackend::new(&tmp, (900, 500)).into_drawing_area();
+        let root = BitMapBackend::new(staging.path(), (900, 500)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| draw_error(&e))?;
         let values = series
             .iter()
@@ -114,5 +115,5 @@ pub fn series_png(path: &Path, series: &[&[f64]]) -> Result<(), TrainError> {
         }
         root.present().map_err(|e| draw_error(&e))?;
     }
-    std::fs::rename(&tmp, path).map_err(TrainError::io(path))
+    staging.commit().map_err(TrainError::io(path))
 }

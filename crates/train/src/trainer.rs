@@ -8,7 +8,6 @@
 //! clipping, Burn's module records for the weights.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -275,14 +274,10 @@ fn update_early_stopping(config: &TrainConfig, state: &mut LoopState, record: &E
 /// resumed run's log is exactly an uninterrupted run's.
 fn write_log(run_dir: &Path, history: &History) -> Result<(), TrainError> {
     let path = run_dir.join("metrics.jsonl");
-    let tmp = run_dir.join(format!(".metrics.jsonl.tmp-{}", std::process::id()));
     let mut text = Vec::new();
     for e in &history.epochs {
         serde_json::to_writer(&mut text, e).map_err(|e| TrainError::Step(e.to_string()))?;
         text.push(b'\n');
     }
-    let mut f = fs::File::create(&tmp).map_err(TrainError::io(&tmp))?;
-    f.write_all(&text).map_err(TrainError::io(&tmp))?;
-    f.sync_all().map_err(TrainError::io(&tmp))?;
-    fs::rename(&tmp, &path).map_err(TrainError::io(&path))
+    rnn_atomic::write(&path, &text).map_err(TrainError::io(&path))
 }
