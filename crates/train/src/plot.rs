@@ -12,15 +12,18 @@ use crate::{History, TrainError};
 /// Draws `history` into a PNG at `path`, atomically.
 ///
 /// # Errors
-/// [`TrainError::Io`] / [`TrainError::Step`] when the file cannot be drawn or moved into place.
+/// [`TrainError::Plot`] when it cannot be drawn, [`TrainError::Io`] when it cannot be written;
+/// the file at `path` is then left as it was.
 pub fn learning_curve(path: &Path, history: &History) -> Result<(), TrainError> {
     let steps = history.step_losses();
     if steps.is_empty() {
         return Ok(());
     }
     let staging = Staging::new(path).map_err(TrainError::io(path))?;
-    let draw_error =
-        |e: &dyn std::fmt::Display| TrainError::Step(format!("plot {}: {e}", path.display()));
+    let draw_error = |e: &dyn std::fmt::Display| TrainError::Plot {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     {
         let root = BitMapBackend::new(staging.path(), (900, 500)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| draw_error(&e))?;
@@ -70,15 +73,18 @@ pub fn learning_curve(path: &Path, history: &History) -> Result<(), TrainError> 
 /// prediction this way.
 ///
 /// # Errors
-/// [`TrainError::Io`] / [`TrainError::Step`] when the file cannot be drawn or moved into place.
+/// [`TrainError::Plot`] when it cannot be drawn, [`TrainError::Io`] when it cannot be written;
+/// the file at `path` is then left as it was.
 pub fn series_png(path: &Path, series: &[&[f64]]) -> Result<(), TrainError> {
     let len = series.iter().map(|s| s.len()).max().unwrap_or(0);
     if len < 2 {
         return Ok(());
     }
     let staging = Staging::new(path).map_err(TrainError::io(path))?;
-    let draw_error =
-        |e: &dyn std::fmt::Display| TrainError::Step(format!("plot {}: {e}", path.display()));
+    let draw_error = |e: &dyn std::fmt::Display| TrainError::Plot {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     {
         let root = BitMapBackend::new(staging.path(), (900, 500)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| draw_error(&e))?;

@@ -124,19 +124,12 @@ where
         let mut mid_epoch_valid = Vec::new();
         objective.start_pass(true);
         for (i, chunk) in order.chunks(config.batch_size).enumerate() {
-            let items = chunk
-                .iter()
-                .map(|&k| train.get(k).map_err(TrainError::step))
-                .collect::<Result<Vec<_>, _>>()?;
-            let out = objective.step(&model, items, &device)?;
+            let out = objective.step(&model, items(train, chunk)?, &device)?;
             let loss = scalar(&out.loss)?;
             state.global_step += 1;
             if !loss.is_finite() {
                 // Fetch the batch again (only now, so the happy path never copies it).
-                let items = chunk
-                    .iter()
-                    .map(|&k| train.get(k).map_err(TrainError::step))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let items = items(train, chunk)?;
                 let cause = match objective.diagnose(&items) {
                     Some(bad) => format!("the batch's input is not finite ({bad})"),
                     None => "the inputs are finite, so the model diverged (lower the learning rate or clip gradients)".into(),
@@ -235,15 +228,24 @@ where
     let mut loss_sum = 0.0;
     let indices: Vec<usize> = (0..data.len()).collect();
     for chunk in indices.chunks(batch_size.max(1)) {
-        let items = chunk
-            .iter()
-            .map(|&k| data.get(k).map_err(TrainError::step))
-            .collect::<Result<Vec<_>, _>>()?;
-        let out = objective.step(&model, items, device)?;
+        let out = objective.step(&model, items(data, chunk)?, device)?;
         loss_sum += scalar(&out.loss)? * out.stats.items as f64;
         stats.merge(&out.stats);
     }
     Ok(Metrics::from_sums(loss_sum, &stats))
+}
+
+/// The items at `indices`, in that order.
+fn items<I>(data: &dyn Dataset<I>, indices: &[usize]) -> Result<Vec<I>, TrainError> {
+    indices
+        .iter()
+        .map(|&index| {
+            data.get(index).map_err(|e| TrainError::Dataset {
+                index,
+                reason: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 fn update_early_stopping(config: &TrainConfig, state: &mut LoopState, record: &EpochRecord) {
@@ -276,7 +278,7 @@ fn write_log(run_dir: &Path, history: &History) -> Result<(), TrainError> {
     let path = run_dir.join("metrics.jsonl");
     let mut text = Vec::new();
     for e in &history.epochs {
-        serde_json::to_writer(&mut text, e).map_err(|e| TrainError::Step(e.to_string()))?;
+        serde_json::to_writer(&mut text, e).map_err(|e| TrainError::io(&path)(e.into()))?;
         text.push(b'\n');
     }
     rnn_atomic::write(&path, &text).map_err(TrainError::io(&path))

@@ -53,10 +53,10 @@ struct Seq2Seq {
 impl Seq2Seq {
     /// `[batch, question_len, chars]` one-hot → logits `[batch, answer_len, chars]`.
     fn forward(&self, x: Tensor<3>) -> Result<Tensor<3>, TrainError> {
-        let (_, h_n) = self.encoder.forward(x).map_err(TrainError::step)?;
+        let (_, h_n) = self.encoder.forward(x)?;
         let encoded = last_layer(h_n, 1);
         let repeated = repeat_vector(encoded, self.answer_len);
-        let (decoded, _) = self.decoder.forward(repeated).map_err(TrainError::step)?;
+        let (decoded, _) = self.decoder.forward(repeated)?;
         Ok(self.dense.forward(decoded)) // Linear maps the last axis: TimeDistributed
     }
 }

@@ -56,7 +56,7 @@ struct CharModel {
 impl CharModel {
     /// `[batch, maxlen, vocab]` one-hot → next-character logits `[batch, vocab]`.
     fn forward(&self, x: Tensor<3>) -> Result<Tensor<2>, TrainError> {
-        let (_, h_n) = self.rnn.forward(x).map_err(TrainError::step)?;
+        let (_, h_n) = self.rnn.forward(x)?;
         Ok(self.dense.forward(last_layer(h_n, 1)))
     }
 }
