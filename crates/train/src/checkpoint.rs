@@ -21,13 +21,13 @@ use crate::{History, TrainConfig, TrainError};
 
 /// Where the loop stands after an epoch: everything besides model and optimizer needed to
 /// continue exactly.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct LoopState {
     /// Finished epochs.
     pub epoch: usize,
     /// Steps taken.
     pub global_step: usize,
-    /// Learning-rate halvings so far ([`crate::Schedule::HalveOnRise`]).
+    /// Learning-rate halvings so far; counted only under [`crate::Schedule::HalveOnRise`].
     pub halvings: u32,
     /// Best watched metric and validations since it improved (early stopping).
     pub best: Option<f64>,
