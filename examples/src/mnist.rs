@@ -143,7 +143,7 @@ impl Objective<RowClassifier> for Classify {
         device: &Device,
     ) -> Result<StepOutput, TrainError> {
         let batch = SequenceBatcher.batch(batch, device);
-        let logits = model.forward(batch.input).map_err(TrainError::step)?;
+        let logits = model.forward(batch.input)?;
         tasks::classification(logits, &batch.labels)
     }
 }

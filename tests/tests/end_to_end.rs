@@ -34,10 +34,7 @@ impl Objective<Model> for Classify {
             .collect();
         let x = Tensor::<3>::from_data(TensorData::new(values, [n, t, 1]), device);
         let lengths: Vec<usize> = batch.iter().map(|s| s.len).collect();
-        let (_, h) = model
-            .gru
-            .forward_with_lengths(x, &lengths, None)
-            .map_err(TrainError::step)?;
+        let (_, h) = model.gru.forward_with_lengths(x, &lengths, None)?;
         let labels: Vec<usize> = batch.iter().map(|s| s.label).collect();
         tasks::classification(model.out.forward(last_layer(h, 1)), &labels)
     }

@@ -6,6 +6,7 @@ use crate::{cargo, run_step};
 
 /// Library crates built alone, with feature sets a user would pick.
 const STANDALONE: &[&[&str]] = &[
+    &["-p", "rnn-atomic"],
     &["-p", "rnn-models", "--no-default-features"],
     &[
         "-p",

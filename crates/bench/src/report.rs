@@ -338,8 +338,10 @@ impl Report {
     pub fn write(&self, dir: &Path) -> Result<(), BenchError> {
         let json = serde_json::to_string_pretty(self)
             .map_err(|e| BenchError::Chart(format!("serialize: {e}")))?;
-        write_atomic(&dir.join("bench.json"), json.as_bytes())?;
-        write_atomic(&dir.join("bench.md"), self.markdown().as_bytes())?;
+        for (name, bytes) in [("bench.json", json), ("bench.md", self.markdown())] {
+            let path = dir.join(name);
+            rnn_atomic::write(&path, bytes.as_bytes()).map_err(|e| BenchError::Io(path, e))?;
+        }
         self.chart(&dir.join("bench.png"))
     }
 
@@ -375,10 +377,11 @@ impl Report {
                 groups.push(bars.into_iter().map(|(v, c)| (v / max, c)).collect());
             }
         }
-        let tmp = path.with_extension(format!("tmp-{}.png", std::process::id()));
+        let io = |e| BenchError::Io(path.to_path_buf(), e);
+        let staging = rnn_atomic::Staging::new(path).map_err(io)?;
         let err = |e: &dyn std::fmt::Display| BenchError::Chart(e.to_string());
         {
-            let root = BitMapBackend::new(&tmp, (1000, 400)).into_drawing_area();
+            let root = BitMapBackend::new(staging.path(), (1000, 400)).into_drawing_area();
             root.fill(&WHITE).map_err(|e| err(&e))?;
             let slots: usize = groups.iter().map(|g| g.len() + 1).sum::<usize>().max(1);
             let mut chart = ChartBuilder::on(&root)
@@ -400,13 +403,6 @@ impl Report {
             }
             root.present().map_err(|e| err(&e))?;
         }
-        std::fs::rename(&tmp, path).map_err(|e| BenchError::Io(path.to_path_buf(), e))
+        staging.commit().map_err(io)
     }
-}
-
-/// Writes through a temporary file in the same directory and renames it into place.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BenchError> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| BenchError::Io(tmp.clone(), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| BenchError::Io(path.to_path_buf(), e))
 }

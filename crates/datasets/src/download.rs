@@ -1,9 +1,10 @@
 //! Fetching MNIST-format files from public mirrors into a cache directory, verified by SHA-256.
 //!
-//! Each file streams into a temporary sibling (`.NAME.part-PID`) while its digest is computed;
-//! only a file whose digest matches is renamed into place, so an interrupted or corrupt
-//! download leaves nothing behind. Mirrors are tried in order. `file://` mirrors (a local
-//! directory) always work; `http(s)://` mirrors need the `download` cargo feature.
+//! Each file streams into a temporary sibling (an `rnn_atomic::Staging`) and is verified
+//! there; only a file whose digest matches is fsynced and renamed into place, so an
+//! interrupted or corrupt download leaves nothing behind. Mirrors are tried in order.
+//! `file://` mirrors (a local directory) always work; `http(s)://` mirrors need the `download`
+//! cargo feature.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -209,26 +210,21 @@ fn hash_reader(mut reader: impl Read, path: &Path) -> Result<String, DatasetErro
         .collect())
 }
 
-/// Downloads one URL into a temporary sibling of `target`, verifies it, renames it into place.
+/// Downloads one URL into a staging sibling of `target`, verifies it, renames it into place.
 fn fetch_one(url: &str, target: &Path, digest: Digest, progress: bool) -> Result<(), DatasetError> {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = target.with_file_name(format!(".{name}.part-{}", std::process::id()));
-    let result = (|| {
-        let (reader, len) = open(url)?;
-        let mut out = fs::File::create(&tmp).map_err(DatasetError::io(&tmp))?;
-        copy_with_progress(reader, &mut out, len, &name, progress, &tmp)?;
-        out.sync_all().map_err(DatasetError::io(&tmp))?;
-        drop(out);
-        verify(&tmp, digest)?;
-        fs::rename(&tmp, target).map_err(DatasetError::io(target))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    // Dropped uncommitted on any error below, which removes the partial file.
+    let staging = rnn_atomic::Staging::new(target).map_err(DatasetError::io(target))?;
+    let tmp = staging.path();
+    let (reader, len) = open(url)?;
+    let mut out = fs::File::create(tmp).map_err(DatasetError::io(tmp))?;
+    copy_with_progress(reader, &mut out, len, &name, progress, tmp)?;
+    drop(out);
+    verify(tmp, digest)?;
+    staging.commit().map_err(DatasetError::io(target))
 }
 
 /// A reader over the URL's bytes and their length when known.

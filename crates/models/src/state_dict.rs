@@ -376,8 +376,8 @@ mod files {
             Ok(dict)
         }
 
-        /// Writes the dict as `.safetensors` (f32), atomically: a temporary file in the same
-        /// directory, flushed, then renamed over `path`.
+        /// Writes the dict as `.safetensors` (f32), atomically (`rnn_atomic::write`: a
+        /// temporary sibling, fsynced, renamed over `path`).
         ///
         /// # Errors
         /// [`ModelError::StateDictFile`] when writing fails.
@@ -403,31 +403,7 @@ mod files {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let bytes = safetensors::serialize(views, None).map_err(|e| file_error(path, e))?;
-            write_atomic(path, &bytes).map_err(|e| file_error(path, e))
+            rnn_atomic::write(path, &bytes).map_err(|e| file_error(path, e))
         }
-    }
-
-    /// Write to a sibling temporary file, fsync it, rename it over `path`.
-    fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        use std::io::Write;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let result = (|| {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
     }
 }

@@ -1,18 +1,19 @@
 //! Checkpoints: model, optimizer and loop state, written atomically and verified on load.
 //!
 //! Layout: `run_dir/checkpoints/epoch-000007/{model.bpk, optim.bin, state.json}`. A checkpoint
-//! is written into a temporary sibling directory, every file fsynced, then renamed into place,
-//! so a crash leaves either the whole checkpoint or none of it. `state.json` records the
-//! SHA-256 of the other two files; a checkpoint whose files do not match is skipped on load.
+//! is written into a staging directory beside it (`rnn_atomic::Staging`), every file fsynced,
+//! then renamed into place, so a crash leaves either the whole checkpoint or none of it.
+//! `state.json` records the SHA-256 of the other two files; a checkpoint whose files do not
+//! match is skipped on load.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
+use rnn_atomic::Staging;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -20,13 +21,13 @@ use crate::{History, TrainConfig, TrainError};
 
 /// Where the loop stands after an epoch: everything besides model and optimizer needed to
 /// continue exactly.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct LoopState {
     /// Finished epochs.
     pub epoch: usize,
     /// Steps taken.
     pub global_step: usize,
-    /// Learning-rate halvings so far ([`crate::Schedule::HalveOnRise`]).
+    /// Learning-rate halvings so far; counted only under [`crate::Schedule::HalveOnRise`].
     pub halvings: u32,
     /// Best watched metric and validations since it improved (early stopping).
     pub best: Option<f64>,
@@ -80,12 +81,6 @@ fn ck_error(path: &Path, reason: impl ToString) -> TrainError {
     }
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let mut f = fs::File::create(path).map_err(TrainError::io(path))?;
-    f.write_all(bytes).map_err(TrainError::io(path))?;
-    f.sync_all().map_err(TrainError::io(path))
-}
-
 /// Writes a checkpoint for `state.epoch` and prunes old ones down to `keep`.
 pub(crate) fn save<M: Module + Clone>(
     run_dir: &Path,
@@ -97,20 +92,14 @@ pub(crate) fn save<M: Module + Clone>(
     let dir = checkpoints_dir(run_dir);
     fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
     let final_dir = dir.join(format!("epoch-{:06}", state.epoch));
-    let tmp = dir.join(format!(
-        ".tmp-epoch-{:06}-{}",
-        state.epoch,
-        std::process::id()
-    ));
-    let _ = fs::remove_dir_all(&tmp);
-    fs::create_dir_all(&tmp).map_err(TrainError::io(&tmp))?;
-
     let model_bytes = model
         .clone()
         .into_record()
         .into_bytes()
-        .map_err(|e| ck_error(&tmp, e))?;
-    let optim_bytes = optimizer.into_bytes().map_err(|e| ck_error(&tmp, e))?;
+        .map_err(|e| ck_error(&final_dir, e))?;
+    let optim_bytes = optimizer
+        .into_bytes()
+        .map_err(|e| ck_error(&final_dir, e))?;
     let file = StateFile {
         format: FORMAT,
         fingerprint: fingerprint(config),
@@ -118,23 +107,26 @@ pub(crate) fn save<M: Module + Clone>(
         optim_sha256: hex(&optim_bytes),
         state: state.clone(),
     };
-    let json = serde_json::to_vec_pretty(&file).map_err(|e| ck_error(&tmp, e))?;
-    write_synced(&tmp.join("model.bpk"), &model_bytes)?;
-    write_synced(&tmp.join("optim.bin"), &optim_bytes)?;
-    write_synced(&tmp.join("state.json"), &json)?;
-    if final_dir.exists() {
-        fs::remove_dir_all(&final_dir).map_err(TrainError::io(&final_dir))?;
+    let json = serde_json::to_vec_pretty(&file).map_err(|e| ck_error(&final_dir, e))?;
+
+    // Dropped uncommitted on an error below, which removes the half-written directory.
+    let staging = Staging::new(&final_dir).map_err(TrainError::io(&final_dir))?;
+    fs::create_dir(staging.path()).map_err(TrainError::io(staging.path()))?;
+    let files: [(&str, &[u8]); 3] = [
+        ("model.bpk", &model_bytes),
+        ("optim.bin", &optim_bytes),
+        ("state.json", &json),
+    ];
+    for (name, bytes) in files {
+        let path = staging.path().join(name);
+        fs::write(&path, bytes).map_err(TrainError::io(&path))?;
     }
-    fs::rename(&tmp, &final_dir).map_err(TrainError::io(&final_dir))?;
-    // Make the rename itself durable.
-    if let Ok(d) = fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
+    staging.commit().map_err(TrainError::io(&final_dir))?;
     prune(&dir, config.keep_checkpoints);
     Ok(final_dir)
 }
 
-/// Deletes all but the newest `keep` checkpoints and any leftover temporary directories.
+/// Deletes all but the newest `keep` checkpoints and any staging directory a crashed run left.
 fn prune(dir: &Path, keep: usize) {
     let mut found = list(dir);
     found.sort();
@@ -144,9 +136,7 @@ fn prune(dir: &Path, keep: usize) {
     }
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let ours = name.ends_with(&format!("-{}", std::process::id()));
-            if name.starts_with(".tmp-epoch-") && !ours {
+            if rnn_atomic::is_stale(&e.file_name().to_string_lossy()) {
                 let _ = fs::remove_dir_all(e.path());
             }
         }

@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 
+use rnn_models::ModelError;
 use thiserror::Error;
 
 /// Everything that can stop a training run.
@@ -35,9 +36,31 @@ pub enum TrainError {
     /// The training set is empty.
     #[error("the training set is empty")]
     EmptyDataset,
-    /// The objective failed (a model error, bad batch, …).
+    /// A model rejected its input inside an objective's step. Its message says what was
+    /// expected and what was got, so it is shown as is.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A dataset could not produce an item.
+    #[error("cannot read item {index} of the dataset: {reason}")]
+    Dataset {
+        /// The item's index in the dataset.
+        index: usize,
+        /// What the dataset reported (kept as text: Burn's `DatasetError` repeats its cause
+        /// as its source, which would print it twice).
+        reason: String,
+    },
+    /// An objective failed in a way of its own: targets that do not fit the predictions, a
+    /// loss that is not one number, a tensor that cannot be read back.
     #[error("step failed: {0}")]
     Step(String),
+    /// A plot could not be drawn (the file is then left as it was).
+    #[error("cannot draw the plot {path}: {reason}")]
+    Plot {
+        /// The PNG being drawn.
+        path: PathBuf,
+        /// What the drawing library reported.
+        reason: String,
+    },
     /// A checkpoint could not be written or read.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {
@@ -52,12 +75,12 @@ pub enum TrainError {
         /// The checkpoint.
         path: PathBuf,
     },
-    /// An I/O error on a run file.
-    #[error("{path}: {source}")]
+    /// A run file (metrics log, plot, checkpoint) could not be read or written.
+    #[error("I/O error on {path}")]
     Io {
-        /// The file.
+        /// The file or directory.
         path: PathBuf,
-        /// The error.
+        /// The error (the cause, shown by `{:#}` and error reporters, not repeated above).
         source: std::io::Error,
     },
 }
@@ -68,8 +91,59 @@ impl TrainError {
         move |source| TrainError::Io { path, source }
     }
 
-    /// Wraps any error of an objective.
+    /// An objective's own failure, as [`TrainError::Step`]; model errors convert with `?`
+    /// into [`TrainError::Model`] instead.
     pub fn step(err: impl std::fmt::Display) -> Self {
         TrainError::Step(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// The message and its chain of sources, as `{:#}` (anyhow) prints them.
+    fn chain(e: &TrainError) -> Vec<String> {
+        let mut out = vec![e.to_string()];
+        let mut source = e.source();
+        while let Some(s) = source {
+            out.push(s.to_string());
+            source = s.source();
+        }
+        out
+    }
+
+    #[test]
+    fn each_error_says_its_cause_once() {
+        let model = ModelError::EmptyInput { batch: 0, seq: 3 };
+        let errors = [
+            TrainError::from(model.clone()),
+            TrainError::Io {
+                path: "run/metrics.jsonl".into(),
+                source: std::io::Error::other("disk full"),
+            },
+            TrainError::Plot {
+                path: "run/learning_curve.png".into(),
+                reason: "out of memory".into(),
+            },
+        ];
+        for e in &errors {
+            let chain = chain(e);
+            for (i, cause) in chain.iter().enumerate().skip(1) {
+                assert!(
+                    chain[..i]
+                        .iter()
+                        .all(|outer| !outer.contains(cause.as_str())),
+                    "{chain:?}"
+                );
+            }
+        }
+        assert_eq!(errors[0].to_string(), model.to_string());
+        assert_eq!(
+            chain(&errors[1]),
+            ["I/O error on run/metrics.jsonl", "disk full"]
+        );
     }
 }

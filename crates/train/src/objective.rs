@@ -36,7 +36,8 @@ pub trait Objective<M> {
     /// Runs the model on a batch.
     ///
     /// # Errors
-    /// Whatever the model or the batching reports, as [`TrainError::Step`].
+    /// A model's [`TrainError::Model`] (`?` converts a `ModelError`), or the objective's own
+    /// [`TrainError::Step`] (bad targets, a loss that cannot be read).
     fn step(
         &mut self,
         model: &M,

@@ -5,23 +5,27 @@
 use std::path::Path;
 
 use plotters::prelude::*;
+use rnn_atomic::Staging;
 
 use crate::{History, TrainError};
 
 /// Draws `history` into a PNG at `path`, atomically.
 ///
 /// # Errors
-/// [`TrainError::Io`] / [`TrainError::Step`] when the file cannot be drawn or moved into place.
+/// [`TrainError::Plot`] when it cannot be drawn, [`TrainError::Io`] when it cannot be written;
+/// the file at `path` is then left as it was.
 pub fn learning_curve(path: &Path, history: &History) -> Result<(), TrainError> {
     let steps = history.step_losses();
     if steps.is_empty() {
         return Ok(());
     }
-    let tmp = path.with_extension(format!("tmp-{}.png", std::process::id()));
-    let draw_error =
-        |e: &dyn std::fmt::Display| TrainError::Step(format!("plot {}: {e}", path.display()));
+    let staging = Staging::new(path).map_err(TrainError::io(path))?;
+    let draw_error = |e: &dyn std::fmt::Display| TrainError::Plot {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     {
-        let root = BitMapBackend::new(&tmp, (900, 500)).into_drawing_area();
+        let root = BitMapBackend::new(staging.path(), (900, 500)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| draw_error(&e))?;
         let finite = steps.iter().copied().filter(|v| v.is_finite());
         let max = finite.clone().fold(f64::MIN, f64::max).max(1e-9);
@@ -61,7 +65,7 @@ pub fn learning_curve(path: &Path, history: &History) -> Result<(), TrainError> 
             .map_err(|e| draw_error(&e))?;
         root.present().map_err(|e| draw_error(&e))?;
     }
-    std::fs::rename(&tmp, path).map_err(TrainError::io(path))
+    staging.commit().map_err(TrainError::io(path))
 }
 
 /// Draws series sharing one x axis (their index) into a PNG at `path`, atomically: the first
@@ -69,17 +73,20 @@ pub fn learning_curve(path: &Path, history: &History) -> Result<(), TrainError> 
 /// prediction this way.
 ///
 /// # Errors
-/// [`TrainError::Io`] / [`TrainError::Step`] when the file cannot be drawn or moved into place.
+/// [`TrainError::Plot`] when it cannot be drawn, [`TrainError::Io`] when it cannot be written;
+/// the file at `path` is then left as it was.
 pub fn series_png(path: &Path, series: &[&[f64]]) -> Result<(), TrainError> {
     let len = series.iter().map(|s| s.len()).max().unwrap_or(0);
     if len < 2 {
         return Ok(());
     }
-    let tmp = path.with_extension(format!("tmp-{}.png", std::process::id()));
-    let draw_error =
-        |e: &dyn std::fmt::Display| TrainError::Step(format!("plot {}: {e}", path.display()));
+    let staging = Staging::new(path).map_err(TrainError::io(path))?;
+    let draw_error = |e: &dyn std::fmt::Display| TrainError::Plot {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     {
-        let root = BitMapBackend::new(&tmp, (900, 500)).into_drawing_area();
+        let root = BitMapBackend::new(staging.path(), (900, 500)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| draw_error(&e))?;
         let values = series
             .iter()
@@ -114,5 +121,5 @@ pub fn series_png(path: &Path, series: &[&[f64]]) -> Result<(), TrainError> {
         }
         root.present().map_err(|e| draw_error(&e))?;
     }
-    std::fs::rename(&tmp, path).map_err(TrainError::io(path))
+    staging.commit().map_err(TrainError::io(path))
 }

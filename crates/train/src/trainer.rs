@@ -8,13 +8,12 @@
 //! clipping, Burn's module records for the weights.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::data::dataset::Dataset;
 use burn::module::Module;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -23,7 +22,9 @@ use rand::seq::SliceRandom;
 use crate::checkpoint::{self, LoopState};
 use crate::progress::Progress;
 use crate::tasks::scalar;
-use crate::{BatchStats, EpochRecord, History, Metrics, Objective, TrainConfig, TrainError};
+use crate::{
+    BatchStats, EpochRecord, History, Metrics, Objective, Schedule, TrainConfig, TrainError,
+};
 
 /// The result of [`fit`].
 #[derive(Debug)]
@@ -42,6 +43,8 @@ pub struct Fitted<M> {
 /// `metrics.jsonl`, `learning_curve.png` and `checkpoints/` are written there, and with
 /// `resume` the newest valid checkpoint is continued so that the run ends exactly as an
 /// uninterrupted one would (on deterministic CPU backends).
+///
+/// The loop reads as `start_or_resume` → per epoch `train_epoch` then `close_epoch`.
 ///
 /// # Errors
 /// [`TrainError`] for a bad config, an empty training set, a failing step, a NaN/Inf loss
@@ -67,152 +70,261 @@ where
     } else {
         device.clone().autodiff()
     };
-    let valid_device = device.clone().inner();
-    let mut optimizer = config.optimizer.build(config.clip);
-    let mut model = model;
-    let mut state = LoopState {
-        epoch: 0,
-        global_step: 0,
-        halvings: 0,
-        best: None,
-        bad_validations: 0,
-        history: History::default(),
+    let setup = Setup {
+        config,
+        train,
+        valid,
+        valid_device: device.clone().inner(),
+        device,
     };
-    let mut resumed_from = None;
-    if let Some(run_dir) = &config.run_dir {
-        fs::create_dir_all(run_dir).map_err(TrainError::io(run_dir))?;
-        if config.resume
-            && let Some(restored) =
-                checkpoint::load_latest(run_dir, config, model.clone(), optimizer.clone())?
-        {
-            model = restored.model;
-            optimizer = restored.optimizer;
-            state = restored.state;
-            if !config.quiet {
-                eprintln!(
-                    "resuming from {} (epoch {})",
-                    restored.path.display(),
-                    state.epoch
-                );
-            }
-            resumed_from = Some(restored.path);
-        }
-        write_log(run_dir, &state.history)?;
-    }
-
-    let batches = train.len().div_ceil(config.batch_size);
-    while state.epoch < config.epochs && !state.history.stopped_early {
-        let epoch = state.epoch; // 0-based
-        // Dropout and shuffling depend only on (seed, epoch): a resumed run draws the same.
-        device.seed(
-            config
-                .seed
-                .wrapping_add(epoch as u64)
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
-        let started = Instant::now();
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        if config.shuffle {
-            order.shuffle(&mut StdRng::seed_from_u64(
-                config.seed ^ ((epoch as u64 + 1) << 32),
-            ));
-        }
-        let lr = config.lr_at(epoch, state.halvings);
-        let mut progress = Progress::new(config.quiet, epoch + 1, config.epochs, batches);
-        let mut stats = BatchStats::default();
-        let mut loss_sum = 0.0;
-        let mut step_losses = Vec::with_capacity(batches);
-        let mut mid_epoch_valid = Vec::new();
-        objective.start_pass(true);
-        for (i, chunk) in order.chunks(config.batch_size).enumerate() {
-            let items = chunk
-                .iter()
-                .map(|&k| train.get(k).map_err(TrainError::step))
-                .collect::<Result<Vec<_>, _>>()?;
-            let out = objective.step(&model, items, &device)?;
-            let loss = scalar(&out.loss)?;
-            state.global_step += 1;
-            if !loss.is_finite() {
-                // Fetch the batch again (only now, so the happy path never copies it).
-                let items = chunk
-                    .iter()
-                    .map(|&k| train.get(k).map_err(TrainError::step))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let cause = match objective.diagnose(&items) {
-                    Some(bad) => format!("the batch's input is not finite ({bad})"),
-                    None => "the inputs are finite, so the model diverged (lower the learning rate or clip gradients)".into(),
-                };
-                return Err(TrainError::NonFiniteLoss {
-                    cause,
-                    epoch: epoch + 1,
-                    step: i + 1,
-                    global_step: state.global_step,
-                    value: loss,
-                });
-            }
-            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
-            model = optimizer.step(lr, model, grads);
-            loss_sum += loss * out.stats.items as f64;
-            stats.merge(&out.stats);
-            step_losses.push(loss);
-            progress.step(loss);
-            if let (Some(every), Some(valid)) = (config.eval_every, valid)
-                && state.global_step.is_multiple_of(every)
-                && i + 1 < batches
-            {
-                let m = evaluate(&model, objective, valid, config.batch_size, &valid_device)?;
-                mid_epoch_valid.push((state.global_step, m));
-                objective.start_pass(true);
-            }
-        }
-        let train_metrics = Metrics::from_sums(loss_sum, &stats);
-        let valid_metrics = match valid {
-            Some(v) => Some(evaluate(
-                &model,
-                objective,
-                v,
-                config.batch_size,
-                &valid_device,
-            )?),
-            None => None,
-        };
-        let record = EpochRecord {
-            epoch: epoch + 1,
-            global_step: state.global_step,
-            lr,
-            train: train_metrics,
-            valid: valid_metrics,
-            step_losses,
-            mid_epoch_valid,
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        let show = (epoch + 1).is_multiple_of(config.log_every) || epoch + 1 == config.epochs;
-        progress.finish(&record, show);
-
-        if let Some(prev) = state.history.last()
-            && record.train.loss > prev.train.loss
-        {
-            state.halvings += 1;
-        }
-        update_early_stopping(config, &mut state, &record);
-        state.history.epochs.push(record);
-        state.epoch += 1;
-        if let Some(last) = state.history.last() {
-            objective.end_epoch(&model.valid(), last);
-        }
-        if let Some(run_dir) = &config.run_dir {
-            write_log(run_dir, &state.history)?;
-            checkpoint::save(run_dir, config, &model, &optimizer, &state)?;
-        }
+    let (mut run, resumed_from) = start_or_resume(config, model)?;
+    while run.state.epoch < config.epochs && !run.state.history.stopped_early {
+        let pass;
+        (run, pass) = train_epoch(&setup, run, objective)?;
+        close_epoch(&setup, &mut run, objective, pass)?;
     }
     if let Some(run_dir) = &config.run_dir {
-        crate::plot::learning_curve(&run_dir.join("learning_curve.png"), &state.history)?;
+        crate::plot::learning_curve(&run_dir.join("learning_curve.png"), &run.state.history)?;
     }
     Ok(Fitted {
-        model,
-        history: state.history,
+        model: run.model,
+        history: run.state.history,
         resumed_from,
     })
+}
+
+/// What every epoch of one [`fit`] reads and none changes.
+struct Setup<'a, I> {
+    config: &'a TrainConfig,
+    train: &'a dyn Dataset<I>,
+    valid: Option<&'a dyn Dataset<I>>,
+    /// The training device (with autodiff).
+    device: Device,
+    /// The same device without autodiff, for validation.
+    valid_device: Device,
+}
+
+impl<I> Setup<'_, I> {
+    /// [`evaluate`]s `model` on `data` with the run's batch size on the validation device.
+    fn validate<M, O>(
+        &self,
+        model: &M,
+        objective: &mut O,
+        data: &dyn Dataset<I>,
+    ) -> Result<Metrics, TrainError>
+    where
+        M: Module + Clone,
+        O: Objective<M, Item = I>,
+    {
+        evaluate(
+            model,
+            objective,
+            data,
+            self.config.batch_size,
+            &self.valid_device,
+        )
+    }
+}
+
+/// What the loop carries from epoch to epoch: exactly what a checkpoint saves.
+struct Run<M> {
+    model: M,
+    optimizer: ModuleOptimizer,
+    state: LoopState,
+}
+
+/// What one pass over the training set produced, before the epoch is closed.
+struct Pass {
+    lr: f64,
+    train: Metrics,
+    step_losses: Vec<f64>,
+    mid_epoch_valid: Vec<(usize, Metrics)>,
+    started: Instant,
+    progress: Progress,
+}
+
+/// Starts a run: a fresh optimizer and loop state, or — with `resume` and a checkpoint that
+/// verifies in the run directory — the model, optimizer and loop state restored from it
+/// (returned with its path). The metrics log is then rewritten to match the history.
+fn start_or_resume<M: Module + Clone>(
+    config: &TrainConfig,
+    model: M,
+) -> Result<(Run<M>, Option<PathBuf>), TrainError> {
+    let mut run = Run {
+        model,
+        optimizer: config.optimizer.build(config.clip),
+        state: LoopState::default(),
+    };
+    let Some(run_dir) = &config.run_dir else {
+        return Ok((run, None));
+    };
+    fs::create_dir_all(run_dir).map_err(TrainError::io(run_dir))?;
+    let mut resumed_from = None;
+    if config.resume
+        && let Some(restored) =
+            checkpoint::load_latest(run_dir, config, run.model.clone(), run.optimizer.clone())?
+    {
+        if !config.quiet {
+            eprintln!(
+                "resuming from {} (epoch {})",
+                restored.path.display(),
+                restored.state.epoch
+            );
+        }
+        run = Run {
+            model: restored.model,
+            optimizer: restored.optimizer,
+            state: restored.state,
+        };
+        resumed_from = Some(restored.path);
+    }
+    write_log(run_dir, &run.state.history)?;
+    Ok((run, resumed_from))
+}
+
+/// Trains epoch `run.state.epoch` (0-based): one pass over the shuffled training set, a
+/// clipped optimizer step per batch, and a validation every `eval_every` steps.
+///
+/// The model moves through the optimizer by value, so `run` does too.
+///
+/// # Errors
+/// What the objective or the dataset reports, or [`TrainError::NonFiniteLoss`] with the
+/// objective's diagnosis of the batch.
+fn train_epoch<M, O>(
+    setup: &Setup<'_, O::Item>,
+    mut run: Run<M>,
+    objective: &mut O,
+) -> Result<(Run<M>, Pass), TrainError>
+where
+    M: Module + Clone,
+    O: Objective<M>,
+{
+    let config = setup.config;
+    let epoch = run.state.epoch;
+    let started = Instant::now();
+    let order = seed_epoch(config, &setup.device, epoch, setup.train.len());
+    let batches = order.len().div_ceil(config.batch_size);
+    let lr = config.lr_at(epoch, run.state.halvings);
+    let mut progress = Progress::new(config.quiet, epoch + 1, config.epochs, batches);
+    let mut stats = BatchStats::default();
+    let mut loss_sum = 0.0;
+    let mut step_losses = Vec::with_capacity(batches);
+    let mut mid_epoch_valid = Vec::new();
+    objective.start_pass(true);
+    for (i, chunk) in order.chunks(config.batch_size).enumerate() {
+        let out = objective.step(&run.model, items(setup.train, chunk)?, &setup.device)?;
+        let loss = scalar(&out.loss)?;
+        run.state.global_step += 1;
+        if !loss.is_finite() {
+            return Err(TrainError::NonFiniteLoss {
+                cause: diagnose(objective, setup.train, chunk)?,
+                epoch: epoch + 1,
+                step: i + 1,
+                global_step: run.state.global_step,
+                value: loss,
+            });
+        }
+        let grads = GradientsParams::from_grads(out.loss.backward(), &run.model);
+        run.model = run.optimizer.step(lr, run.model, grads);
+        loss_sum += loss * out.stats.items as f64;
+        stats.merge(&out.stats);
+        step_losses.push(loss);
+        progress.step(loss);
+        if let (Some(every), Some(valid)) = (config.eval_every, setup.valid)
+            && run.state.global_step.is_multiple_of(every)
+            && i + 1 < batches
+        {
+            let m = setup.validate(&run.model, objective, valid)?;
+            mid_epoch_valid.push((run.state.global_step, m));
+            objective.start_pass(true);
+        }
+    }
+    let pass = Pass {
+        lr,
+        train: Metrics::from_sums(loss_sum, &stats),
+        step_losses,
+        mid_epoch_valid,
+        started,
+        progress,
+    };
+    Ok((run, pass))
+}
+
+/// Seeds the device's dropout and returns the order of the training items for `epoch`
+/// (0-based). Both depend only on (seed, epoch): a resumed run draws the same.
+fn seed_epoch(config: &TrainConfig, device: &Device, epoch: usize, len: usize) -> Vec<usize> {
+    device.seed(
+        config
+            .seed
+            .wrapping_add(epoch as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    let mut order: Vec<usize> = (0..len).collect();
+    if config.shuffle {
+        order.shuffle(&mut StdRng::seed_from_u64(
+            config.seed ^ ((epoch as u64 + 1) << 32),
+        ));
+    }
+    order
+}
+
+/// Why a batch's loss is not finite: bad input, as the objective finds it, or divergence.
+/// The batch is fetched again only now, so the happy path never copies it.
+fn diagnose<M, O: Objective<M>>(
+    objective: &O,
+    train: &dyn Dataset<O::Item>,
+    chunk: &[usize],
+) -> Result<String, TrainError> {
+    Ok(match objective.diagnose(&items(train, chunk)?) {
+        Some(bad) => format!("the batch's input is not finite ({bad})"),
+        None => "the inputs are finite, so the model diverged (lower the learning rate or clip gradients)".into(),
+    })
+}
+
+/// Closes the epoch just trained: validates, records it, updates the learning-rate schedule
+/// and early stopping, shows the model to the objective, and writes the metrics log and a
+/// checkpoint.
+///
+/// # Errors
+/// What validation reports, or a log or checkpoint that cannot be written.
+fn close_epoch<M, O>(
+    setup: &Setup<'_, O::Item>,
+    run: &mut Run<M>,
+    objective: &mut O,
+    pass: Pass,
+) -> Result<(), TrainError>
+where
+    M: Module + Clone,
+    O: Objective<M>,
+{
+    let config = setup.config;
+    let epoch = run.state.epoch + 1; // 1-based
+    let valid = setup
+        .valid
+        .map(|v| setup.validate(&run.model, objective, v))
+        .transpose()?;
+    let record = EpochRecord {
+        epoch,
+        global_step: run.state.global_step,
+        lr: pass.lr,
+        train: pass.train,
+        valid,
+        step_losses: pass.step_losses,
+        mid_epoch_valid: pass.mid_epoch_valid,
+        seconds: pass.started.elapsed().as_secs_f64(),
+    };
+    let show = epoch.is_multiple_of(config.log_every) || epoch == config.epochs;
+    pass.progress.finish(&record, show);
+    update_schedule(config, &mut run.state, &record);
+    update_early_stopping(config, &mut run.state, &record);
+    objective.end_epoch(&run.model.valid(), &record);
+    run.state.history.epochs.push(record);
+    run.state.epoch = epoch;
+    if let Some(run_dir) = &config.run_dir {
+        write_log(run_dir, &run.state.history)?;
+        checkpoint::save(run_dir, config, &run.model, &run.optimizer, &run.state)?;
+    }
+    Ok(())
 }
 
 /// Runs the objective over a dataset in order, without gradients.
@@ -236,17 +348,38 @@ where
     let mut loss_sum = 0.0;
     let indices: Vec<usize> = (0..data.len()).collect();
     for chunk in indices.chunks(batch_size.max(1)) {
-        let items = chunk
-            .iter()
-            .map(|&k| data.get(k).map_err(TrainError::step))
-            .collect::<Result<Vec<_>, _>>()?;
-        let out = objective.step(&model, items, device)?;
+        let out = objective.step(&model, items(data, chunk)?, device)?;
         loss_sum += scalar(&out.loss)? * out.stats.items as f64;
         stats.merge(&out.stats);
     }
     Ok(Metrics::from_sums(loss_sum, &stats))
 }
 
+/// The items at `indices`, in that order.
+fn items<I>(data: &dyn Dataset<I>, indices: &[usize]) -> Result<Vec<I>, TrainError> {
+    indices
+        .iter()
+        .map(|&index| {
+            data.get(index).map_err(|e| TrainError::Dataset {
+                index,
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Counts a rise of the training loss over the previous epoch as one halving of the learning
+/// rate, under the one schedule that reads the count.
+fn update_schedule(config: &TrainConfig, state: &mut LoopState, record: &EpochRecord) {
+    if config.schedule == Schedule::HalveOnRise
+        && let Some(prev) = state.history.last()
+        && record.train.loss > prev.train.loss
+    {
+        state.halvings += 1;
+    }
+}
+
+/// Counts validations without improvement of the watched metric; stops after `patience`.
 fn update_early_stopping(config: &TrainConfig, state: &mut LoopState, record: &EpochRecord) {
     let Some(rule) = config.early_stopping else {
         return;
@@ -275,14 +408,10 @@ fn update_early_stopping(config: &TrainConfig, state: &mut LoopState, record: &E
 /// resumed run's log is exactly an uninterrupted run's.
 fn write_log(run_dir: &Path, history: &History) -> Result<(), TrainError> {
     let path = run_dir.join("metrics.jsonl");
-    let tmp = run_dir.join(format!(".metrics.jsonl.tmp-{}", std::process::id()));
     let mut text = Vec::new();
     for e in &history.epochs {
-        serde_json::to_writer(&mut text, e).map_err(|e| TrainError::Step(e.to_string()))?;
+        serde_json::to_writer(&mut text, e).map_err(|e| TrainError::io(&path)(e.into()))?;
         text.push(b'\n');
     }
-    let mut f = fs::File::create(&tmp).map_err(TrainError::io(&tmp))?;
-    f.write_all(&text).map_err(TrainError::io(&tmp))?;
-    f.sync_all().map_err(TrainError::io(&tmp))?;
-    fs::rename(&tmp, &path).map_err(TrainError::io(&path))
+    rnn_atomic::write(&path, &text).map_err(TrainError::io(&path))
 }

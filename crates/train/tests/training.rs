@@ -72,7 +72,7 @@ impl Objective<Classifier> for SumSign {
         let n = batch.len();
         let values: Vec<f32> = batch.iter().flat_map(|i| i.values.clone()).collect();
         let x = Tensor::<3>::from_data(TensorData::new(values, [n, 6, 1]), device);
-        let (out, _) = model.lstm.forward(x, None).map_err(TrainError::step)?;
+        let (out, _) = model.lstm.forward(x, None)?;
         let last = out.narrow(1, 5, 1).reshape([n, 8]);
         let labels: Vec<usize> = batch.iter().map(|i| i.label).collect();
         let mut result = tasks::classification(model.head.forward(last), &labels)?;
@@ -436,7 +436,7 @@ impl Objective<Exploding> for LargeTarget {
             .map(|i| 100.0 * i.values.iter().sum::<f32>())
             .collect();
         let x = Tensor::<3>::from_data(TensorData::new(values, [n, 6, 1]), device);
-        let (out, _) = model.rnn.forward(x, None).map_err(TrainError::step)?;
+        let (out, _) = model.rnn.forward(x, None)?;
         let last = out.narrow(1, 5, 1).reshape([n, 16]);
         let target = Tensor::<2>::from_data(TensorData::new(targets, [n, 1]), device);
         tasks::regression(model.head.forward(last), target)

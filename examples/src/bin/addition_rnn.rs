@@ -53,13 +53,10 @@ struct Seq2Seq {
 impl Seq2Seq {
     /// `[batch, question_len, chars]` one-hot → logits `[batch, answer_len, chars]`.
     fn forward(&self, x: Tensor<3>) -> Result<Tensor<3>, TrainError> {
-        let (_, state) = self.encoder.forward(x, None).map_err(TrainError::step)?;
+        let (_, state) = self.encoder.forward(x, None)?;
         let encoded = last_layer(state.into_h(), 1);
         let repeated = repeat_vector(encoded, self.answer_len);
-        let (decoded, _) = self
-            .decoder
-            .forward(repeated, None)
-            .map_err(TrainError::step)?;
+        let (decoded, _) = self.decoder.forward(repeated, None)?;
         Ok(self.dense.forward(decoded)) // Linear maps the last axis: TimeDistributed
     }
 }

@@ -81,10 +81,7 @@ impl Model {
     /// Logits `[batch, 2]` from each sequence's last relevant LSTM output;
     /// `input: [batch, seq, 1]`.
     fn logits(&self, input: Tensor<3>, lengths: &[usize]) -> Result<Tensor<2>, TrainError> {
-        let (output, _) = self
-            .lstm
-            .forward_with_lengths(input, lengths, None)
-            .map_err(TrainError::step)?;
+        let (output, _) = self.lstm.forward_with_lengths(input, lengths, None)?;
         let last = tasks::last_relevant(output, lengths)?;
         Ok(self.out.forward(last))
     }

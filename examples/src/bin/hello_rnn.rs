@@ -99,7 +99,7 @@ impl Model {
             let mut outs = Vec::new();
             for t in 0..chars.len() {
                 let x_t = x.clone().narrow(1, t, 1).reshape([1, 4]);
-                let next = cell.step(x_t, h).map_err(TrainError::step)?;
+                let next = cell.step(x_t, h)?;
                 outs.push(next.clone());
                 h = Some(next);
             }
@@ -111,15 +111,13 @@ impl Model {
                 .rnn
                 .as_ref()
                 .ok_or_else(|| TrainError::step("embedding model without RNN"))?;
-            rnn.forward(emb.forward(ids), None)
-                .map_err(TrainError::step)?
-                .0
+            rnn.forward(emb.forward(ids), None)?.0
         } else if let Some(rnn) = &self.rnn {
-            rnn.forward(x, None).map_err(TrainError::step)?.0
+            rnn.forward(x, None)?.0
         } else if let Some(lstm) = &self.lstm {
-            lstm.forward(x, None).map_err(TrainError::step)?.0
+            lstm.forward(x, None)?.0
         } else if let Some(gru) = &self.gru {
-            gru.forward(x, None).map_err(TrainError::step)?.0
+            gru.forward(x, None)?.0
         } else {
             return Err(TrainError::step("empty model"));
         };

@@ -56,10 +56,7 @@ impl Objective<Model> for SinToCos {
             input: x,
             target: y,
         } = SinCosBatcher.batch(batch, device);
-        let (out, h) = model
-            .rnn
-            .forward(x, self.state.take())
-            .map_err(TrainError::step)?;
+        let (out, h) = model.rnn.forward(x, self.state.take())?;
         self.state.keep(h);
         let prediction = model.out.forward(out); // Linear maps the last axis: [n, t, 32] → [n, t, 1]
         let values = |p: &Tensor<3>| {

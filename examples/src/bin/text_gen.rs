@@ -56,7 +56,7 @@ struct CharModel {
 impl CharModel {
     /// `[batch, maxlen, vocab]` one-hot → next-character logits `[batch, vocab]`.
     fn forward(&self, x: Tensor<3>) -> Result<Tensor<2>, TrainError> {
-        let (_, state) = self.rnn.forward(x, None).map_err(TrainError::step)?;
+        let (_, state) = self.rnn.forward(x, None)?;
         Ok(self.dense.forward(last_layer(state.into_h(), 1)))
     }
 }
