@@ -23,12 +23,17 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
-    /// Opens the chosen backend, seeds it and tells the user what runs where.
+    /// Opens the chosen backend, makes it Burn's default device for this process, seeds it
+    /// and tells the user what runs where. Call it first thing in `main`.
     ///
     /// # Errors
     /// When the backend cannot be opened (e.g. wgpu without an adapter).
     pub fn select(&self) -> Result<Selected, BackendError> {
-        let selected = Backend::resolve(self.backend)?.select()?;
+        let backend = Backend::resolve(self.backend)?;
+        // SAFETY: the examples call this at the top of `main`, before any other thread exists
+        // (no device is open yet; the thread pools start lazily, at the first tensor operation).
+        unsafe { backend.make_process_default() };
+        let selected = backend.select()?;
         selected.device().seed(self.seed);
         selected.training_device().seed(self.seed);
         eprintln!("backend: {}", selected.describe());
@@ -69,13 +74,13 @@ pub enum OptimizerChoice {
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
     /// Passes over the training data [default: the tutorial's].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub epochs: Option<usize>,
     /// Items per batch [default: the tutorial's].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub batch_size: Option<usize>,
-    /// Learning rate [default: the tutorial's].
-    #[arg(long)]
+    /// Learning rate, a finite number > 0 [default: the tutorial's].
+    #[arg(long, value_parser = positive_rate)]
     pub lr: Option<f64>,
     /// Optimizer [default: the tutorial's], with PyTorch's default hyper-parameters.
     #[arg(long, value_enum)]
@@ -152,6 +157,44 @@ pub fn existing_dir(value: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// `--corpus` and other input files: must be an existing regular file (exit code 2 otherwise).
+///
+/// # Errors
+/// When the path does not exist or is a directory.
+pub fn existing_file(value: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(value);
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_dir() => Err("is a directory, not a file".into()),
+        Ok(_) => Ok(path),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Clap value parser for a count that must be at least 1 (epochs, batch size, layer sizes).
+///
+/// # Errors
+/// When the value is not a whole number or is 0.
+pub fn at_least_one(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Clap value parser for a learning rate: a finite number greater than 0.
+///
+/// # Errors
+/// When the value is not a number, not finite (`nan`, `inf`), or not positive.
+pub fn positive_rate(value: &str) -> Result<f64, String> {
+    let rate: f64 = value.parse().map_err(|e| format!("{e}"))?;
+    if rate.is_finite() && rate > 0.0 {
+        Ok(rate)
+    } else {
+        Err("must be a finite number greater than 0".into())
+    }
+}
+
 /// Whether `p` can be a dropout probability: in `[0, 1)` (Burn's `DropoutConfig::init`
 /// panics otherwise).
 pub fn is_dropout_probability(p: f64) -> bool {
@@ -168,6 +211,23 @@ pub fn probability(value: &str) -> Result<f64, String> {
         Ok(p)
     } else {
         Err("must be in [0, 1)".into())
+    }
+}
+
+/// Whether standard output may carry colour: a terminal, and `NO_COLOR` unset or empty
+/// (<https://no-color.org>).
+pub fn stdout_has_colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// A right/wrong mark (☑ / ☒), green or red where [`stdout_has_colour`].
+pub fn verdict(right: bool) -> &'static str {
+    match (right, stdout_has_colour()) {
+        (true, true) => "\x1b[92m☑\x1b[0m",
+        (false, true) => "\x1b[91m☒\x1b[0m",
+        (true, false) => "☑",
+        (false, false) => "☒",
     }
 }
 

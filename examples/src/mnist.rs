@@ -165,7 +165,7 @@ pub struct Cli {
     #[command(flatten)]
     data: DataArgs,
     /// Hidden units per direction.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = crate::at_least_one)]
     hidden: usize,
     /// The recurrent cell (the tutorial's is the LSTM).
     #[arg(long, value_enum, default_value_t = CellKind::Lstm)]

@@ -163,6 +163,11 @@ fn tutorial_programs_run_on_tiny_settings() {
             msg.contains(expect),
             "{bin}: expected {expect:?} in:\n{msg}"
         );
+        // Output to a pipe carries no colour or cursor codes (addition_rnn's ☑/☒ included).
+        assert!(
+            !msg.contains('\x1b'),
+            "{bin}: escape codes in a pipe:\n{msg}"
+        );
     }
     assert!(tmp.join("sin_cos/prediction.png").is_file());
     assert!(tmp.join("sin_cos/learning_curve.png").is_file());
@@ -270,4 +275,73 @@ fn out_of_range_dropout_is_a_usage_error() {
             "{msg}"
         );
     }
+}
+
+#[test]
+fn bad_training_numbers_are_usage_errors_before_any_work() {
+    let bin = env!("CARGO_BIN_EXE_sin_cos");
+    let cases: [(&[&str], &str); 6] = [
+        (&["--lr", "nan"], "--lr"),
+        (&["--lr", "0"], "--lr"),
+        (&["--lr=-1e-3"], "--lr"),
+        (&["--epochs", "0"], "--epochs"),
+        (&["--batch-size", "0"], "--batch-size"),
+        (&["--lr", "inf"], "--lr"),
+    ];
+    for (args, flag) in cases {
+        let out = run(bin, args, &[]);
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {msg}");
+        let first = msg.lines().next().unwrap_or_default();
+        assert!(first.starts_with("error:") && first.contains(flag), "{msg}");
+        // Parse-time: nothing was opened or loaded.
+        assert!(!msg.contains("backend:"), "{args:?}: {msg}");
+    }
+    let dir = std::env::temp_dir();
+    let out = run(
+        env!("CARGO_BIN_EXE_text_gen"),
+        &["--corpus", dir.to_str().unwrap()],
+        &[],
+    );
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains("--corpus") && msg.contains("is a directory"),
+        "{msg}"
+    );
+    assert_eq!(msg.matches("directory").count(), 1, "the cause once: {msg}");
+    let out = run(env!("CARGO_BIN_EXE_mnist_rnn"), &["--hidden", "0"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// A CPU run never opens the GPU driver, not even when resuming (burn-optim loads optimizer
+/// state on Burn's default device, which would otherwise be wgpu in these binaries).
+#[test]
+fn a_flex_run_and_its_resume_probe_no_gpu() {
+    let dir = std::env::temp_dir().join(format!("rnn-cli-resume-{}", std::process::id()));
+    let out_dir = dir.to_str().unwrap();
+    let bin = env!("CARGO_BIN_EXE_sin_cos");
+    let base = ["--backend", "flex", "--out", out_dir, "--quiet"];
+    for (epochs, resume) in [("1", false), ("2", true)] {
+        let mut args = base.to_vec();
+        args.extend(["--epochs", epochs, "--windows", "40"]);
+        if resume {
+            args.push("--resume");
+        }
+        let mut cmd = Command::new(bin);
+        cmd.args(&args)
+            .env_remove("RNN_BACKEND")
+            .env_remove("BURN_DEVICE")
+            .env_remove("XDG_RUNTIME_DIR");
+        let out = cmd.output().expect("example binary runs");
+        let msg = text(&out);
+        assert!(out.status.success(), "{msg}");
+        for probe in ["XDG_RUNTIME_DIR", "Vulkan", "vulkan", "wgpu"] {
+            assert!(!msg.contains(probe), "resume={resume}: {probe} in {msg}");
+        }
+        // The resumed run trains epoch 2 only.
+        assert_eq!(msg.contains("epoch 1:"), !resume, "{msg}");
+        assert!(msg.contains("epoch 2:") == resume, "{msg}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

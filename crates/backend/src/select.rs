@@ -58,6 +58,27 @@ impl Selected {
 }
 
 impl Backend {
+    /// Makes this backend the one Burn falls back to when a library asks for its default
+    /// device (`BURN_DEVICE`), unless the user already set that variable (to something).
+    ///
+    /// Burn's own default is the first GPU backend compiled in: a program built with wgpu that
+    /// runs on flex would otherwise open Vulkan whenever Burn reaches for its default device —
+    /// burn-optim does when it loads an optimizer's state (`--resume`) — probing the GPU
+    /// driver on a CPU run and failing where none is installed.
+    ///
+    /// # Safety
+    /// Sets a process environment variable: call it before the program starts other threads
+    /// and before [`Backend::select`] opens a device (at the top of `main`, as the examples
+    /// do), since another thread reading the environment at the same time is undefined
+    /// behaviour on some platforms.
+    pub unsafe fn make_process_default(self) {
+        const BURN_DEVICE: &str = "BURN_DEVICE";
+        if std::env::var_os(BURN_DEVICE).is_none_or(|v| v.is_empty()) {
+            // SAFETY: the caller guarantees that no other thread touches the environment.
+            unsafe { std::env::set_var(BURN_DEVICE, self.name()) };
+        }
+    }
+
     /// Opens the backend's default device.
     ///
     /// # Errors

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// A layer could not be built or run.
-    #[error("model: {0}")]
+    #[error(transparent)]
     Model(#[from] rnn_models::ModelError),
     /// A backend could not be selected or failed while running.
     #[error("backend: {0}")]
@@ -13,7 +13,7 @@ pub enum BenchError {
     #[error("PyTorch: {0}")]
     Torch(String),
     /// A report file could not be written.
-    #[error("{0}: {1}")]
+    #[error("I/O error on {}", .0.display())]
     Io(PathBuf, #[source] std::io::Error),
     /// The chart could not be drawn.
     #[error("chart: {0}")]

@@ -156,7 +156,7 @@ pub fn fetch(
                 Err(DatasetError::Download { attempts, .. }) => {
                     failures.push(format!("{url}: {}", attempts.join("; ")))
                 }
-                Err(e) => failures.push(format!("{url}: {e}")),
+                Err(e) => failures.push(format!("{url}: {}", e.with_causes())),
             }
         }
         if !target.is_file() {

@@ -107,8 +107,9 @@ pub enum DatasetError {
         /// The dataset's length.
         len: usize,
     },
-    /// An I/O error with the file it happened on.
-    #[error("{path}: {source}")]
+    /// An I/O error with the file it happened on; the cause is the error's source (shown
+    /// once by `{:#}` or an error report, not repeated in this message).
+    #[error("I/O error on {}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -118,6 +119,19 @@ pub enum DatasetError {
 }
 
 impl DatasetError {
+    /// The message followed by its causes, each said once: for one-line notes that go on
+    /// without the error (a mirror that failed, a download given up for a fallback).
+    pub fn with_causes(&self) -> String {
+        let mut line = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            line.push_str(": ");
+            line.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        line
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> DatasetError {
         let path = path.into();
         move |source| DatasetError::Io { path, source }
@@ -138,5 +152,20 @@ impl DatasetError {
             value: value.to_string(),
             expected: expected.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod io_message_tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_says_its_cause_once() {
+        let source = std::io::Error::other("Is a directory (os error 21)");
+        let err = DatasetError::io("/tmp/book")(source);
+        assert_eq!(err.to_string(), "I/O error on /tmp/book");
+        let line = err.with_causes();
+        assert_eq!(line, "I/O error on /tmp/book: Is a directory (os error 21)");
+        assert_eq!(line.matches("Is a directory").count(), 1);
     }
 }

@@ -240,7 +240,7 @@ impl Mnist {
                         DataSource::Downloaded(dir),
                     );
                 }
-                Err(e) => eprintln!("download failed: {e}"),
+                Err(e) => eprintln!("download failed: {}", e.with_causes()),
             }
         }
         if options.kind == MnistKind::Fashion {

@@ -31,7 +31,7 @@ struct Cli {
     #[arg(long, default_value_t = 3)]
     digits: usize,
     /// Hidden units of encoder and decoder.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = examples::at_least_one)]
     hidden: usize,
     /// Do not reverse the question string.
     #[arg(long)]
@@ -107,11 +107,7 @@ impl Objective<Seq2Seq> for Addition {
             } else {
                 item.question.clone()
             };
-            let mark = if guess == item.answer {
-                "\x1b[92m☑\x1b[0m"
-            } else {
-                "\x1b[91m☒\x1b[0m"
-            };
+            let mark = examples::verdict(guess == item.answer);
             println!("Q {question} T {} {mark} {guess}", item.answer);
         }
     }

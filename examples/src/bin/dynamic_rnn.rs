@@ -26,7 +26,7 @@ struct Cli {
     #[command(flatten)]
     train: TrainArgs,
     /// Hidden units of the LSTM.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = examples::at_least_one)]
     hidden: usize,
     /// Weight initialization: TensorFlow's (Glorot weights, zero biases, forget-gate bias 1),
     /// which plain SGD needs here, or PyTorch's (uniform ±1/√hidden), with which SGD stays at

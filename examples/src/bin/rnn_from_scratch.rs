@@ -28,7 +28,7 @@ struct Cli {
     #[arg(long)]
     corpus: Option<PathBuf>,
     /// Hidden units.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = examples::at_least_one)]
     hidden: usize,
     /// Characters per training sequence.
     #[arg(long, default_value_t = 25)]

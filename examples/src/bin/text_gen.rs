@@ -28,7 +28,7 @@ struct Cli {
     #[command(flatten)]
     train: TrainArgs,
     /// UTF-8 text to learn from [default: the built-in Gettysburg Address, public domain].
-    #[arg(long)]
+    #[arg(long, value_parser = examples::existing_file)]
     corpus: Option<PathBuf>,
     /// Characters of context.
     #[arg(long, default_value_t = 40)]
@@ -37,7 +37,7 @@ struct Cli {
     #[arg(long, default_value_t = 3)]
     step: usize,
     /// Recurrent units.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = examples::at_least_one)]
     hidden: usize,
     /// The recurrent cell (Keras' example uses an LSTM).
     #[arg(long, value_enum, default_value_t = CellKind::Lstm)]
