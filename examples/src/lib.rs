@@ -64,8 +64,10 @@ pub fn batch_first_layer(
 pub enum OptimizerChoice {
     /// Plain stochastic gradient descent.
     Sgd,
-    /// Adam.
+    /// Adam (L2 weight decay inside the gradient, as `torch.optim.Adam`).
     Adam,
+    /// AdamW (decoupled weight decay, 0.01 unless `--weight-decay` says otherwise).
+    Adamw,
     /// RMSprop.
     Rmsprop,
 }
@@ -82,6 +84,10 @@ pub struct TrainArgs {
     /// Learning rate, a finite number > 0 [default: the tutorial's].
     #[arg(long, value_parser = positive_rate)]
     pub lr: Option<f64>,
+    /// Weight decay λ ≥ 0: decoupled for AdamW, an L2 penalty for SGD, Adam and RMSprop
+    /// [default: 0, AdamW's 0.01].
+    #[arg(long, value_parser = non_negative)]
+    pub weight_decay: Option<f32>,
     /// Optimizer [default: the tutorial's], with PyTorch's default hyper-parameters.
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerChoice>,
@@ -109,11 +115,16 @@ impl TrainArgs {
         let optimizer = match self.optimizer {
             Some(OptimizerChoice::Sgd) => Optimizer::sgd(optimizer.lr()),
             Some(OptimizerChoice::Adam) => Optimizer::adam(optimizer.lr()),
+            Some(OptimizerChoice::Adamw) => Optimizer::adamw(optimizer.lr()),
             Some(OptimizerChoice::Rmsprop) => Optimizer::rmsprop(optimizer.lr()),
             None => optimizer,
         };
         let optimizer = match self.lr {
             Some(lr) => optimizer.with_lr(lr),
+            None => optimizer,
+        };
+        let optimizer = match self.weight_decay {
+            Some(decay) => optimizer.with_weight_decay(decay),
             None => optimizer,
         };
         TrainConfig {
@@ -195,6 +206,19 @@ pub fn positive_rate(value: &str) -> Result<f64, String> {
     }
 }
 
+/// Clap value parser for a weight decay: a finite number ≥ 0.
+///
+/// # Errors
+/// When the value is not a number, not finite, or negative.
+pub fn non_negative(value: &str) -> Result<f32, String> {
+    let v: f32 = value.parse().map_err(|e| format!("{e}"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err("must be a finite number ≥ 0".into())
+    }
+}
+
 /// Whether `p` can be a dropout probability: in `[0, 1)` (Burn's `DropoutConfig::init`
 /// panics otherwise).
 pub fn is_dropout_probability(p: f64) -> bool {
@@ -239,6 +263,49 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        train: TrainArgs,
+    }
+
+    fn optimizer(args: &[&str]) -> Optimizer {
+        let flags = Flags::try_parse_from(std::iter::once("example").chain(args.iter().copied()))
+            .expect("flags parse");
+        flags.train.config(0, 3, 8, Optimizer::sgd(0.5)).optimizer
+    }
+
+    #[test]
+    fn optimizer_flags_override_the_tutorials_choice() {
+        assert_eq!(optimizer(&[]), Optimizer::sgd(0.5));
+        assert_eq!(
+            optimizer(&["--weight-decay", "0.2"]),
+            Optimizer::sgd(0.5).with_weight_decay(0.2)
+        );
+        assert_eq!(
+            optimizer(&["--optimizer", "adamw", "--lr", "0.003"]),
+            Optimizer::adamw(0.003)
+        );
+        assert_eq!(
+            optimizer(&["--optimizer", "adamw", "--weight-decay", "0"]),
+            Optimizer::adamw(0.5).with_weight_decay(0.0)
+        );
+        for bad in ["-0.1", "nan", "inf"] {
+            let arg = format!("--weight-decay={bad}");
+            assert!(
+                Flags::try_parse_from(["example", arg.as_str()]).is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -54,6 +54,9 @@ pub enum Optimizer {
         alpha: f32,
         /// `eps`.
         eps: f32,
+        /// L2 penalty added to the gradient (0 in configs written before it existed).
+        #[serde(default)]
+        weight_decay: f32,
     },
 }
 
@@ -85,6 +88,38 @@ impl Optimizer {
             lr,
             alpha: 0.99,
             eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// AdamW with PyTorch's defaults (`weight_decay = 0.01`, decoupled from the gradient).
+    pub fn adamw(lr: f64) -> Self {
+        Optimizer::AdamW {
+            lr,
+            weight_decay: 0.01,
+        }
+    }
+
+    /// The same optimizer with another weight decay: decoupled for AdamW
+    /// (`w ← w − lr·λ·w` beside the Adam step), an L2 penalty added to the gradient
+    /// (`g ← g + λ·w`) for Adam, SGD and RMSprop — PyTorch's `weight_decay` in each.
+    pub fn with_weight_decay(mut self, new: f32) -> Self {
+        match &mut self {
+            Optimizer::Adam { weight_decay, .. }
+            | Optimizer::AdamW { weight_decay, .. }
+            | Optimizer::Sgd { weight_decay, .. }
+            | Optimizer::RmsProp { weight_decay, .. } => *weight_decay = new,
+        }
+        self
+    }
+
+    /// The weight decay; see [`Self::with_weight_decay`].
+    pub fn weight_decay(&self) -> f32 {
+        match self {
+            Optimizer::Adam { weight_decay, .. }
+            | Optimizer::AdamW { weight_decay, .. }
+            | Optimizer::Sgd { weight_decay, .. }
+            | Optimizer::RmsProp { weight_decay, .. } => *weight_decay,
         }
     }
 
@@ -149,10 +184,16 @@ impl Optimizer {
                 .with_weight_decay(decay(*weight_decay))
                 .with_gradient_clipping(clip)
                 .init(),
-            Optimizer::RmsProp { alpha, eps, .. } => RmsPropConfig::new()
+            Optimizer::RmsProp {
+                alpha,
+                eps,
+                weight_decay,
+                ..
+            } => RmsPropConfig::new()
                 .with_alpha(*alpha)
                 .with_epsilon(*eps)
                 .with_momentum(0.0)
+                .with_weight_decay(decay(*weight_decay))
                 .with_grad_clipping(clip)
                 .init(),
         }
@@ -273,6 +314,10 @@ impl TrainConfig {
         if !(lr.is_finite() && lr > 0.0) {
             return bad("lr", lr.to_string(), "a positive number");
         }
+        let decay = self.optimizer.weight_decay();
+        if !(decay.is_finite() && decay >= 0.0) {
+            return bad("weight_decay", decay.to_string(), "a number ≥ 0");
+        }
         match self.clip {
             Some(Clip::Norm(v)) | Some(Clip::Value(v)) if !(v.is_finite() && v > 0.0) => {
                 return bad("clip", v.to_string(), "a positive number");
@@ -310,6 +355,79 @@ impl TrainConfig {
             Schedule::Constant => base,
             Schedule::Step { every, gamma } => base * gamma.powi((epoch / every.max(1)) as i32),
             Schedule::HalveOnRise => base * 0.5f64.powi(halvings as i32),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::{Initializer, Linear, LinearConfig};
+    use burn::optim::GradientsParams;
+    use burn::tensor::{Device, Tensor};
+
+    use super::*;
+
+    /// One step of `optimizer` (rate 0.1) on a single weight `w0` whose gradient is `g`.
+    fn one_step(optimizer: &Optimizer, w0: f64, g: f32) -> f32 {
+        let device = Device::flex().autodiff();
+        let linear: Linear = LinearConfig::new(1, 1)
+            .with_bias(false)
+            .with_initializer(Initializer::Constant { value: w0 })
+            .init(&device);
+        // loss = g · w, so dloss/dw = g.
+        let x = Tensor::<2>::from_floats([[g]], &device);
+        let loss = linear.forward(x).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &linear);
+        let linear = optimizer.build(None).step(0.1, linear, grads);
+        let w = linear.weight.val().into_data().to_vec::<f32>().unwrap();
+        w[0]
+    }
+
+    fn close(got: f32, want: f64) {
+        assert!((got as f64 - want).abs() < 1e-4, "got {got}, want {want}");
+    }
+
+    #[test]
+    fn weight_decay_changes_the_update_as_its_formula_says() {
+        let (w0, lambda) = (2.0, 0.5);
+        // SGD, L2: w − lr·(g + λw).
+        close(one_step(&Optimizer::sgd(0.1), w0, 0.3), 2.0 - 0.1 * 0.3);
+        let sgd = Optimizer::sgd(0.1).with_weight_decay(lambda);
+        close(one_step(&sgd, w0, 0.3), 2.0 - 0.1 * (0.3 + 0.5 * 2.0));
+        // AdamW, decoupled: the first Adam step moves by lr·sign(g), the decay by lr·λ·w.
+        let adamw = Optimizer::adamw(0.1).with_weight_decay(lambda);
+        close(one_step(&adamw, w0, 0.3), 2.0 - 0.1 - 0.1 * 0.5 * 2.0);
+        close(
+            one_step(&Optimizer::adamw(0.1).with_weight_decay(0.0), w0, 0.3),
+            1.9,
+        );
+        // Adam, L2 inside the gradient: g + λw = −0.3 + 1.0 flips the step's direction.
+        close(one_step(&Optimizer::adam(0.1), w0, -0.3), 2.1);
+        let adam = Optimizer::adam(0.1).with_weight_decay(lambda);
+        close(one_step(&adam, w0, -0.3), 1.9);
+        // RMSprop, L2: the first step is lr·g'/√((1−α)·g'²) = lr·sign(g')/√0.01.
+        close(one_step(&Optimizer::rmsprop(0.1), w0, -0.3), 3.0);
+        let rmsprop = Optimizer::rmsprop(0.1).with_weight_decay(lambda);
+        close(one_step(&rmsprop, w0, -0.3), 1.0);
+    }
+
+    #[test]
+    fn a_negative_or_non_finite_weight_decay_is_rejected() {
+        for bad in [-0.1, f32::NAN, f32::INFINITY] {
+            let config = TrainConfig {
+                optimizer: Optimizer::adamw(1e-3).with_weight_decay(bad),
+                ..TrainConfig::new(1, 1)
+            };
+            assert!(
+                matches!(
+                    config.check(),
+                    Err(TrainError::InvalidConfig {
+                        field: "weight_decay",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
         }
     }
 }
