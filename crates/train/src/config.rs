@@ -379,7 +379,7 @@ mod tests {
         let loss = linear.forward(x).sum();
         let grads = GradientsParams::from_grads(loss.backward(), &linear);
         let linear = optimizer.build(None).step(0.1, linear, grads);
-        let w = linear.weight.val().into_data().to_vec::<f32>().unwrap();
+        let w = linear.weight.val().into_data().try_to_vec::<f32>().unwrap();
         w[0]
     }
 
