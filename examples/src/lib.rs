@@ -7,9 +7,10 @@ pub mod mnist;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use burn::data::dataset::Dataset;
 use clap::Args;
 use rnn_backend::{Backend, BackendError, Selected};
-use rnn_train::{Optimizer, TrainConfig};
+use rnn_train::{Optimizer, Subset, TrainConfig, TrainError, holdout};
 
 /// Flags common to every example.
 #[derive(Debug, Clone, Args)]
@@ -88,6 +89,11 @@ pub struct TrainArgs {
     /// [default: 0, AdamW's 0.01].
     #[arg(long, value_parser = non_negative)]
     pub weight_decay: Option<f32>,
+    /// Hold out this fraction of the training data, chosen at random with --seed, as the
+    /// validation set reported each epoch; the test set is then used once, at the end
+    /// [default: no validation].
+    #[arg(long, value_parser = open_fraction)]
+    pub valid_fraction: Option<f64>,
     /// Optimizer [default: the tutorial's], with PyTorch's default hyper-parameters.
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerChoice>,
@@ -103,6 +109,30 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// The data to train on and the validation set `--valid-fraction` carves out of it
+    /// (`None` without the flag).
+    ///
+    /// # Errors
+    /// When the fraction leaves either side empty.
+    pub fn split<'a, I>(
+        &self,
+        train: &'a dyn Dataset<I>,
+        seed: u64,
+    ) -> Result<(Subset<'a, I>, Option<Subset<'a, I>>), TrainError> {
+        match self.valid_fraction {
+            Some(fraction) => {
+                let (train, valid) = holdout(train, fraction, seed)?;
+                eprintln!(
+                    "validation: {} of {} training items held out",
+                    valid.len(),
+                    train.len() + valid.len()
+                );
+                Ok((train, Some(valid)))
+            }
+            None => Ok((Subset::all(train), None)),
+        }
+    }
+
     /// The run's config: these flags over the tutorial's `epochs`, `batch_size` and optimizer
     /// (whose learning rate `--lr` replaces).
     pub fn config(
@@ -203,6 +233,19 @@ pub fn positive_rate(value: &str) -> Result<f64, String> {
         Ok(rate)
     } else {
         Err("must be a finite number greater than 0".into())
+    }
+}
+
+/// Clap value parser for a fraction strictly between 0 and 1.
+///
+/// # Errors
+/// When the value is not a number or lies outside `(0, 1)`.
+pub fn open_fraction(value: &str) -> Result<f64, String> {
+    let v: f64 = value.parse().map_err(|e| format!("{e}"))?;
+    if v > 0.0 && v < 1.0 {
+        Ok(v)
+    } else {
+        Err("must be in (0, 1)".into())
     }
 }
 

@@ -210,7 +210,11 @@ pub fn run(cli: Cli, bidirectional: bool) -> anyhow::Result<()> {
             .train
             .config(cli.common.seed, epochs, 128, Optimizer::adam(1e-3))
     };
-    let fitted = fit(&config, model, &mut Classify, &train, Some(&test), &device)?;
+    // The test set is read once, after training; per-epoch validation comes from the training
+    // data (--valid-fraction).
+    let (fit_train, valid) = cli.train.split(&train, cli.common.seed)?;
+    let valid = valid.as_ref().map(|v| v as &dyn Dataset<_>);
+    let fitted = fit(&config, model, &mut Classify, &fit_train, valid, &device)?;
 
     let metrics = evaluate(&fitted.model, &mut Classify, &test, 500, selected.device())?;
     println!(

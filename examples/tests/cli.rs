@@ -345,3 +345,36 @@ fn a_flex_run_and_its_resume_probe_no_gpu() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn valid_fraction_holds_out_training_items_and_reports_them_each_epoch() {
+    let bin = env!("CARGO_BIN_EXE_dynamic_rnn");
+    let args = [
+        "--epochs",
+        "2",
+        "--quiet",
+        "--train-samples",
+        "200",
+        "--valid-fraction",
+        "0.2",
+    ];
+    let out = run(bin, &args, &[]);
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    assert!(
+        msg.contains("validation: 40 of 200 training items held out"),
+        "{msg}"
+    );
+    assert!(msg.contains("| valid loss"), "{msg}");
+    // Without the flag nothing is validated during training (the test set waits for the end).
+    let out = run(bin, &args[..5], &[]);
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    assert!(!msg.contains("valid loss"), "{msg}");
+    assert!(msg.contains("Testing accuracy"), "{msg}");
+    for bad in ["0", "1", "-0.5", "x"] {
+        let arg = format!("--valid-fraction={bad}");
+        let out = run(bin, &[&arg], &[]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out));
+    }
+}

@@ -132,7 +132,9 @@ fn run() -> Result<()> {
     // at the same rate gets to 98–99 % in 200 epochs, so it is the default.
     let mut config = cli.train.config(seed, 200, 128, Optimizer::adam(0.01));
     config.log_every = 20;
-    let fitted = fit(&config, model, &mut Classify, &train, None, &device)?;
+    let (fit_train, valid) = cli.train.split(&train, seed)?;
+    let valid = valid.as_ref().map(|v| v as &dyn Dataset<_>);
+    let fitted = fit(&config, model, &mut Classify, &fit_train, valid, &device)?;
 
     let test_metrics = evaluate(&fitted.model, &mut Classify, &test, 500, selected.device())?;
     println!(
