@@ -94,6 +94,10 @@ pub struct TrainArgs {
     /// [default: no validation].
     #[arg(long, value_parser = open_fraction)]
     pub valid_fraction: Option<f64>,
+    /// Return the weights of the epoch with the lowest validation loss instead of the last
+    /// epoch's (needs validation data, e.g. --valid-fraction).
+    #[arg(long)]
+    pub keep_best: bool,
     /// Optimizer [default: the tutorial's], with PyTorch's default hyper-parameters.
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerChoice>,
@@ -163,6 +167,7 @@ impl TrainArgs {
             run_dir: self.out.clone(),
             resume: self.resume,
             quiet: self.quiet,
+            keep_best: self.keep_best.then_some(rnn_train::Metric::Loss),
             ..TrainConfig::new(
                 self.epochs.unwrap_or(epochs),
                 self.batch_size.unwrap_or(batch_size),

@@ -366,6 +366,12 @@ fn valid_fraction_holds_out_training_items_and_reports_them_each_epoch() {
         "{msg}"
     );
     assert!(msg.contains("| valid loss"), "{msg}");
+    let mut keep = args.to_vec();
+    keep.push("--keep-best");
+    let out = run(bin, &keep, &[]);
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    assert!(msg.contains("kept the weights of epoch "), "{msg}");
     // Without the flag nothing is validated during training (the test set waits for the end).
     let out = run(bin, &args[..5], &[]);
     let msg = text(&out);

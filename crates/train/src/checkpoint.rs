@@ -1,6 +1,7 @@
 //! Checkpoints: model, optimizer and loop state, written atomically and verified on load.
 //!
-//! Layout: `run_dir/checkpoints/epoch-000007/{model.bpk, optim.bin, state.json}`. A checkpoint
+//! Layout: `run_dir/checkpoints/epoch-000007/{model.bpk, optim.bin, state.json}`, plus
+//! `best.bpk` (the best epoch's weights) when the run keeps the best. A checkpoint
 //! is written into a staging directory beside it (`rnn_atomic::Staging`), every file fsynced,
 //! then renamed into place, so a crash leaves either the whole checkpoint or none of it.
 //! `state.json` records the SHA-256 of the other two files; a checkpoint whose files do not
@@ -33,6 +34,9 @@ pub(crate) struct LoopState {
     pub best: Option<f64>,
     /// Validations without improvement.
     pub bad_validations: usize,
+    /// `keep_best`: the 1-based epoch whose weights are kept, and its metric value.
+    #[serde(default)]
+    pub best_epoch: Option<(usize, f64)>,
     /// The history up to here.
     pub history: History,
 }
@@ -44,6 +48,9 @@ struct StateFile {
     fingerprint: String,
     model_sha256: String,
     optim_sha256: String,
+    /// Of `best.bpk`, when the run keeps the best weights.
+    #[serde(default)]
+    best_sha256: Option<String>,
     state: LoopState,
 }
 
@@ -51,7 +58,7 @@ const FORMAT: u32 = 1;
 
 /// The settings that decide the numbers: changing them makes a resume meaningless.
 pub(crate) fn fingerprint(config: &TrainConfig) -> String {
-    serde_json::json!({
+    let mut fingerprint = serde_json::json!({
         "batch_size": config.batch_size,
         "seed": config.seed,
         "shuffle": config.shuffle,
@@ -59,8 +66,12 @@ pub(crate) fn fingerprint(config: &TrainConfig) -> String {
         "clip": config.clip,
         "schedule": config.schedule,
         "eval_every": config.eval_every,
-    })
-    .to_string()
+    });
+    // Only when set, so that runs from before `keep_best` existed still resume.
+    if let Some(metric) = config.keep_best {
+        fingerprint["keep_best"] = serde_json::json!(metric);
+    }
+    fingerprint.to_string()
 }
 
 fn checkpoints_dir(run_dir: &Path) -> PathBuf {
@@ -86,17 +97,21 @@ pub(crate) fn save<M: Module + Clone>(
     run_dir: &Path,
     config: &TrainConfig,
     model: &M,
+    best: Option<&M>,
     optimizer: &ModuleOptimizer,
     state: &LoopState,
 ) -> Result<PathBuf, TrainError> {
     let dir = checkpoints_dir(run_dir);
     fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
     let final_dir = dir.join(format!("epoch-{:06}", state.epoch));
-    let model_bytes = model
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| ck_error(&final_dir, e))?;
+    let to_bytes = |m: &M| {
+        m.clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| ck_error(&final_dir, e))
+    };
+    let model_bytes = to_bytes(model)?;
+    let best_bytes = best.map(to_bytes).transpose()?;
     let optim_bytes = optimizer
         .into_bytes()
         .map_err(|e| ck_error(&final_dir, e))?;
@@ -105,6 +120,7 @@ pub(crate) fn save<M: Module + Clone>(
         fingerprint: fingerprint(config),
         model_sha256: hex(&model_bytes),
         optim_sha256: hex(&optim_bytes),
+        best_sha256: best_bytes.as_deref().map(hex),
         state: state.clone(),
     };
     let json = serde_json::to_vec_pretty(&file).map_err(|e| ck_error(&final_dir, e))?;
@@ -112,11 +128,14 @@ pub(crate) fn save<M: Module + Clone>(
     // Dropped uncommitted on an error below, which removes the half-written directory.
     let staging = Staging::new(&final_dir).map_err(TrainError::io(&final_dir))?;
     fs::create_dir(staging.path()).map_err(TrainError::io(staging.path()))?;
-    let files: [(&str, &[u8]); 3] = [
+    let mut files: Vec<(&str, &[u8])> = vec![
         ("model.bpk", &model_bytes),
         ("optim.bin", &optim_bytes),
         ("state.json", &json),
     ];
+    if let Some(best) = &best_bytes {
+        files.push(("best.bpk", best));
+    }
     for (name, bytes) in files {
         let path = staging.path().join(name);
         fs::write(&path, bytes).map_err(TrainError::io(&path))?;
@@ -161,6 +180,8 @@ fn list(dir: &Path) -> Vec<(usize, PathBuf)> {
 /// What a resume starts from.
 pub(crate) struct Restored<M> {
     pub model: M,
+    /// The kept best weights, when the run keeps them.
+    pub best: Option<M>,
     pub optimizer: ModuleOptimizer,
     pub state: LoopState,
     pub path: PathBuf,
@@ -169,7 +190,7 @@ pub(crate) struct Restored<M> {
 /// Loads the newest checkpoint that verifies, skipping (and reporting) corrupt ones.
 ///
 /// `Ok(None)` when there is no checkpoint at all.
-pub(crate) fn load_latest<M: Module>(
+pub(crate) fn load_latest<M: Module + Clone>(
     run_dir: &Path,
     config: &TrainConfig,
     model: M,
@@ -179,22 +200,28 @@ pub(crate) fn load_latest<M: Module>(
     found.sort();
     for (_, path) in found.into_iter().rev() {
         match verify(&path) {
-            Ok((file, model_bytes, optim_bytes)) => {
-                if file.fingerprint != fingerprint(config) {
+            Ok(read) => {
+                if read.file.fingerprint != fingerprint(config) {
                     return Err(TrainError::ConfigMismatch { path });
                 }
-                let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(model_bytes))
-                    .map_err(|e| ck_error(&path, e))?;
-                let model = model
-                    .try_load_record(record)
-                    .map_err(|e| ck_error(&path, e))?;
+                let load = |bytes: Vec<u8>| {
+                    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+                        .map_err(|e| ck_error(&path, e))?;
+                    model
+                        .clone()
+                        .try_load_record(record)
+                        .map_err(|e| ck_error(&path, e))
+                };
+                let best = read.best.map(load).transpose()?;
+                let model = load(read.model)?;
                 let optimizer = optimizer
-                    .from_bytes(Bytes::from_bytes_vec(optim_bytes))
+                    .from_bytes(Bytes::from_bytes_vec(read.optim))
                     .map_err(|e| ck_error(&path, e))?;
                 return Ok(Some(Restored {
                     model,
+                    best,
                     optimizer,
-                    state: file.state,
+                    state: read.file.state,
                     path,
                 }));
             }
@@ -204,21 +231,41 @@ pub(crate) fn load_latest<M: Module>(
     Ok(None)
 }
 
+/// A checkpoint's files, read and checked against their hashes.
+struct Verified {
+    file: StateFile,
+    model: Vec<u8>,
+    optim: Vec<u8>,
+    best: Option<Vec<u8>>,
+}
+
 /// Reads a checkpoint and checks its hashes.
-fn verify(path: &Path) -> Result<(StateFile, Vec<u8>, Vec<u8>), String> {
+fn verify(path: &Path) -> Result<Verified, String> {
     let read = |name: &str| fs::read(path.join(name)).map_err(|e| format!("{name}: {e}"));
     let file: StateFile =
         serde_json::from_slice(&read("state.json")?).map_err(|e| format!("state.json: {e}"))?;
     if file.format != FORMAT {
         return Err(format!("format {} (expected {FORMAT})", file.format));
     }
-    let model = read("model.bpk")?;
-    let optim = read("optim.bin")?;
-    if hex(&model) != file.model_sha256 {
-        return Err("model.bpk does not match its SHA-256".into());
-    }
-    if hex(&optim) != file.optim_sha256 {
-        return Err("optim.bin does not match its SHA-256".into());
-    }
-    Ok((file, model, optim))
+    let checked = |name: &str, sha: &str| {
+        let bytes = read(name)?;
+        if hex(&bytes) == sha {
+            Ok(bytes)
+        } else {
+            Err(format!("{name} does not match its SHA-256"))
+        }
+    };
+    let model = checked("model.bpk", &file.model_sha256)?;
+    let optim = checked("optim.bin", &file.optim_sha256)?;
+    let best = file
+        .best_sha256
+        .as_deref()
+        .map(|sha| checked("best.bpk", sha))
+        .transpose()?;
+    Ok(Verified {
+        file,
+        model,
+        optim,
+        best,
+    })
 }

@@ -259,6 +259,11 @@ pub struct TrainConfig {
     pub eval_every: Option<usize>,
     /// Early stopping on a validation metric.
     pub early_stopping: Option<EarlyStopping>,
+    /// Return the weights of the epoch with the best value of this validation metric instead
+    /// of the last epoch's (needs a validation set). Checkpoints carry them, so a resumed run
+    /// keeps the same best.
+    #[serde(default)]
+    pub keep_best: Option<crate::Metric>,
     /// Where metrics, checkpoints and the learning-curve plot go. `None`: nothing is written.
     pub run_dir: Option<PathBuf>,
     /// Continue from the newest valid checkpoint in `run_dir`, if there is one.
@@ -284,6 +289,7 @@ impl TrainConfig {
             schedule: Schedule::Constant,
             eval_every: None,
             early_stopping: None,
+            keep_best: None,
             run_dir: None,
             resume: false,
             quiet: false,

@@ -35,6 +35,8 @@ pub struct Fitted<M> {
     pub history: History,
     /// The checkpoint the run resumed from, if any.
     pub resumed_from: Option<PathBuf>,
+    /// With `keep_best`: the 1-based epoch whose weights `model` holds, and its metric value.
+    pub best_epoch: Option<(usize, f64)>,
 }
 
 /// Trains `model` on `train`, validating on `valid` after every epoch.
@@ -65,6 +67,13 @@ where
     if train.is_empty() {
         return Err(TrainError::EmptyDataset);
     }
+    if config.keep_best.is_some() && valid.is_none() {
+        return Err(TrainError::InvalidConfig {
+            field: "keep_best",
+            value: "set".into(),
+            expected: "a validation set to choose the best epoch on",
+        });
+    }
     let device = if device.is_autodiff() {
         device.clone()
     } else {
@@ -86,10 +95,18 @@ where
     if let Some(run_dir) = &config.run_dir {
         crate::plot::learning_curve(&run_dir.join("learning_curve.png"), &run.state.history)?;
     }
+    let best_epoch = run.state.best_epoch;
+    if let (Some(metric), Some((epoch, value))) = (config.keep_best, best_epoch) {
+        eprintln!(
+            "kept the weights of epoch {epoch} (validation {} {value:.4})",
+            metric.name()
+        );
+    }
     Ok(Fitted {
-        model: run.model,
+        model: run.best.unwrap_or(run.model),
         history: run.state.history,
         resumed_from,
+        best_epoch,
     })
 }
 
@@ -129,6 +146,8 @@ impl<I> Setup<'_, I> {
 /// What the loop carries from epoch to epoch: exactly what a checkpoint saves.
 struct Run<M> {
     model: M,
+    /// With `keep_best`: the best epoch's weights so far.
+    best: Option<M>,
     optimizer: ModuleOptimizer,
     state: LoopState,
 }
@@ -152,6 +171,7 @@ fn start_or_resume<M: Module + Clone>(
 ) -> Result<(Run<M>, Option<PathBuf>), TrainError> {
     let mut run = Run {
         model,
+        best: None,
         optimizer: config.optimizer.build(config.clip),
         state: LoopState::default(),
     };
@@ -173,6 +193,7 @@ fn start_or_resume<M: Module + Clone>(
         }
         run = Run {
             model: restored.model,
+            best: restored.best,
             optimizer: restored.optimizer,
             state: restored.state,
         };
@@ -317,12 +338,21 @@ where
     pass.progress.finish(&record, show);
     update_schedule(config, &mut run.state, &record);
     update_early_stopping(config, &mut run.state, &record);
+    keep_if_best(config, run, &record);
     objective.end_epoch(&run.model.valid(), &record);
     run.state.history.epochs.push(record);
     run.state.epoch = epoch;
     if let Some(run_dir) = &config.run_dir {
         write_log(run_dir, &run.state.history)?;
-        checkpoint::save(run_dir, config, &run.model, &run.optimizer, &run.state)?;
+        let best = run.best.as_ref();
+        checkpoint::save(
+            run_dir,
+            config,
+            &run.model,
+            best,
+            &run.optimizer,
+            &run.state,
+        )?;
     }
     Ok(())
 }
@@ -401,6 +431,26 @@ fn update_early_stopping(config: &TrainConfig, state: &mut LoopState, record: &E
         if state.bad_validations >= rule.patience {
             state.history.stopped_early = true;
         }
+    }
+}
+
+/// `keep_best`: keeps the model's weights when this epoch's validation metric beats the best
+/// so far (the first validated epoch always does).
+fn keep_if_best<M: Clone>(config: &TrainConfig, run: &mut Run<M>, record: &EpochRecord) {
+    let Some(metric) = config.keep_best else {
+        return;
+    };
+    let Some(value) = record.valid.as_ref().and_then(|v| v.get(metric)) else {
+        return;
+    };
+    let better = match run.state.best_epoch {
+        None => true,
+        Some((_, best)) if metric.higher_is_better() => value > best,
+        Some((_, best)) => value < best,
+    };
+    if better {
+        run.state.best_epoch = Some((record.epoch, value));
+        run.best = Some(run.model.clone());
     }
 }
 

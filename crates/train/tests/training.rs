@@ -477,3 +477,89 @@ fn gradient_clipping_keeps_an_exploding_rnn_finite() {
     assert!(losses.iter().all(|l| l.is_finite()));
     assert!(losses.last().unwrap() < &losses[0], "{losses:?}");
 }
+
+/// `keep_best` returns the weights of the best validation epoch — here epoch 1, since the
+/// validation loss only rises — and a resumed run restores them from its checkpoint.
+#[test]
+fn keep_best_returns_the_best_epochs_weights_across_a_resume() {
+    use rnn_models::PytorchWeights;
+    use rnn_train::Metric;
+    let device = Device::flex().autodiff();
+    let (train, valid) = (data(64, 12), data(32, 13));
+    let initial = Classifier::new(&device);
+    let cfg = |epochs: usize, dir: Option<&std::path::Path>, resume: bool| TrainConfig {
+        keep_best: Some(Metric::Loss),
+        run_dir: dir.map(std::path::Path::to_path_buf),
+        resume,
+        ..config(epochs)
+    };
+    // One validation batch per epoch: validation k adds k to the loss.
+    let worsening = |validations: usize| SumSign {
+        worsen_validation: true,
+        validations,
+        ..SumSign::default()
+    };
+    let weights = |m: &Classifier| m.lstm.state_dict();
+
+    let one_epoch = fit(
+        &cfg(1, None, false),
+        initial.clone(),
+        &mut worsening(0),
+        &train,
+        Some(&valid),
+        &device,
+    )
+    .unwrap();
+    let straight = fit(
+        &cfg(4, None, false),
+        initial.clone(),
+        &mut worsening(0),
+        &train,
+        Some(&valid),
+        &device,
+    )
+    .unwrap();
+    assert_eq!(straight.best_epoch.map(|(e, _)| e), Some(1));
+    assert_eq!(straight.history.epochs.len(), 4);
+    assert_eq!(weights(&straight.model), weights(&one_epoch.model));
+
+    let dir = tmp_dir("keep-best");
+    fit(
+        &cfg(2, Some(&dir), false),
+        initial,
+        &mut worsening(0),
+        &train,
+        Some(&valid),
+        &device,
+    )
+    .unwrap();
+    // A fresh model, and the validation count where the first run left it.
+    let resumed = fit(
+        &cfg(4, Some(&dir), true),
+        Classifier::new(&device),
+        &mut worsening(2),
+        &train,
+        Some(&valid),
+        &device,
+    )
+    .unwrap();
+    assert!(resumed.resumed_from.is_some());
+    assert_eq!(resumed.best_epoch, straight.best_epoch);
+    assert_eq!(weights(&resumed.model), weights(&straight.model));
+
+    let no_valid = fit(
+        &cfg(1, None, false),
+        Classifier::new(&device),
+        &mut SumSign::default(),
+        &train,
+        None,
+        &device,
+    );
+    assert!(matches!(
+        no_valid,
+        Err(TrainError::InvalidConfig {
+            field: "keep_best",
+            ..
+        })
+    ));
+}
