@@ -90,7 +90,10 @@ impl<K: LayerKind> Cell<K> {
             None => (Tensor::zeros([batch, hidden], &input.device()), None),
         };
         let xp = self.weights.project_input(input);
-        let (h, c) = self.weights.stepper(self.shape.kind, hidden).step(xp, h, c);
+        let (h, c) = self
+            .weights
+            .stepper(self.shape.kind, hidden, None)
+            .step(xp, h, c);
         Ok(K::CellState::from_rows(vec![h], c.into_iter().collect()))
     }
 }

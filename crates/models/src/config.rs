@@ -31,6 +31,8 @@ macro_rules! stack_config {
             },
             batch_first: c.batch_first,
             dropout: c.dropout,
+            input_dropout: c.input_dropout,
+            recurrent_dropout: c.recurrent_dropout,
         }
     }};
 }
@@ -55,6 +57,16 @@ pub struct LstmConfig {
     /// Dropout on each layer's output except the last, in training only. Default 0.
     #[config(default = 0.0)]
     pub dropout: f64,
+    /// Dropout on each layer's input, in training: one mask per sequence, the same at every
+    /// step (Keras' `dropout`). Default 0.
+    #[config(default = 0.0)]
+    pub input_dropout: f64,
+    /// Dropout on the hidden state where it enters the recurrent weights, in training: one
+    /// mask per sequence, the same at every step (Gal & Ghahramani 2016; Keras'
+    /// `recurrent_dropout`; PyTorch has none). Training then takes the reference engine.
+    /// Default 0.
+    #[config(default = 0.0)]
+    pub recurrent_dropout: f64,
     /// Run a second, reverse-time LSTM per layer and concatenate. Default `false`.
     #[config(default = false)]
     pub bidirectional: bool,
@@ -102,6 +114,16 @@ pub struct GruConfig {
     /// Dropout on each layer's output except the last, in training only. Default 0.
     #[config(default = 0.0)]
     pub dropout: f64,
+    /// Dropout on each layer's input, in training: one mask per sequence, the same at every
+    /// step (Keras' `dropout`). Default 0.
+    #[config(default = 0.0)]
+    pub input_dropout: f64,
+    /// Dropout on the hidden state where it enters the recurrent weights, in training: one
+    /// mask per sequence, the same at every step (Gal & Ghahramani 2016; Keras'
+    /// `recurrent_dropout`; PyTorch has none). Training then takes the reference engine.
+    /// Default 0.
+    #[config(default = 0.0)]
+    pub recurrent_dropout: f64,
     /// Add a reverse-time direction per layer. Default `false`.
     #[config(default = false)]
     pub bidirectional: bool,
@@ -164,6 +186,16 @@ pub struct RnnConfig {
     /// Dropout on each layer's output except the last, in training only. Default 0.
     #[config(default = 0.0)]
     pub dropout: f64,
+    /// Dropout on each layer's input, in training: one mask per sequence, the same at every
+    /// step (Keras' `dropout`). Default 0.
+    #[config(default = 0.0)]
+    pub input_dropout: f64,
+    /// Dropout on the hidden state where it enters the recurrent weights, in training: one
+    /// mask per sequence, the same at every step (Gal & Ghahramani 2016; Keras'
+    /// `recurrent_dropout`; PyTorch has none). Training then takes the reference engine.
+    /// Default 0.
+    #[config(default = 0.0)]
+    pub recurrent_dropout: f64,
     /// Add a reverse-time direction per layer. Default `false`.
     #[config(default = false)]
     pub bidirectional: bool,
@@ -219,6 +251,10 @@ pub struct RecurrentConfig {
     pub batch_first: bool,
     /// Dropout between layers in training (default 0).
     pub dropout: f64,
+    /// Input dropout, one mask per sequence for all steps, in training (default 0).
+    pub input_dropout: f64,
+    /// Recurrent dropout, one mask per sequence for all steps, in training (default 0).
+    pub recurrent_dropout: f64,
     /// Weight initializer; `None` (default) is PyTorch's uniform `±1/√hidden_size`.
     pub initializer: Option<Initializer>,
     /// Bias initializer; `None` (default) draws the biases like the weights.
@@ -239,6 +275,8 @@ impl RecurrentConfig {
             bias: true,
             batch_first: false,
             dropout: 0.0,
+            input_dropout: 0.0,
+            recurrent_dropout: 0.0,
             initializer: None,
             bias_initializer: None,
             engine: Engine::Auto,
@@ -272,6 +310,18 @@ impl RecurrentConfig {
     /// Sets `dropout`.
     pub fn with_dropout(mut self, dropout: f64) -> Self {
         self.dropout = dropout;
+        self
+    }
+
+    /// Sets `input_dropout`.
+    pub fn with_input_dropout(mut self, input_dropout: f64) -> Self {
+        self.input_dropout = input_dropout;
+        self
+    }
+
+    /// Sets `recurrent_dropout`.
+    pub fn with_recurrent_dropout(mut self, recurrent_dropout: f64) -> Self {
+        self.recurrent_dropout = recurrent_dropout;
         self
     }
 

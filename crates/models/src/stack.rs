@@ -112,12 +112,12 @@ impl StackShape {
 }
 
 /// Rejects a dropout probability outside `[0, 1)`.
-pub(crate) fn check_dropout(dropout: f64) -> Result<(), ModelError> {
+pub(crate) fn check_dropout(field: &'static str, dropout: f64) -> Result<(), ModelError> {
     if dropout.is_finite() && (0.0..1.0).contains(&dropout) {
         Ok(())
     } else {
         Err(ModelError::InvalidConfig {
-            field: "dropout",
+            field,
             value: dropout.to_string(),
             expected: "a probability in [0, 1)",
         })
@@ -134,6 +134,11 @@ pub(crate) struct StackConfig {
     pub batch_first: bool,
     /// Dropout on each layer's output except the last, in training.
     pub dropout: f64,
+    /// Dropout on each layer's input, one mask per sequence for all its steps, in training.
+    pub input_dropout: f64,
+    /// Dropout on `h` where it enters `W_hh`, one mask per sequence for all its steps, in
+    /// training (Gal & Ghahramani 2016; Keras' `recurrent_dropout`).
+    pub recurrent_dropout: f64,
 }
 
 /// A stack of recurrent cells: `num_layers × directions` cells, layer-major, forward then reverse.
@@ -142,6 +147,8 @@ pub struct Stack {
     /// Cell `layer · directions + direction`.
     pub(crate) cells: Vec<CellWeights>,
     pub(crate) dropout: Dropout,
+    pub(crate) input_dropout: Dropout,
+    pub(crate) recurrent_dropout: Dropout,
     #[module(skip)]
     pub(crate) shape: StackShape,
     #[module(skip)]
@@ -206,7 +213,9 @@ impl Stack {
     pub(crate) fn init(config: &StackConfig, device: &Device) -> Result<Self, ModelError> {
         let shape = config.shape;
         shape.check(config.init.forget_bias)?;
-        check_dropout(config.dropout)?;
+        check_dropout("dropout", config.dropout)?;
+        check_dropout("input_dropout", config.input_dropout)?;
+        check_dropout("recurrent_dropout", config.recurrent_dropout)?;
         let mut cells = Vec::with_capacity(shape.num_layers * shape.directions());
         for layer in 0..shape.num_layers {
             for _ in 0..shape.directions() {
@@ -221,6 +230,8 @@ impl Stack {
         Ok(Self {
             cells,
             dropout: DropoutConfig::new(config.dropout).init(),
+            input_dropout: DropoutConfig::new(config.input_dropout).init(),
+            recurrent_dropout: DropoutConfig::new(config.recurrent_dropout).init(),
             shape,
             batch_first: config.batch_first,
             engine: Engine::default(),
@@ -310,7 +321,12 @@ impl Stack {
             let first = layer * dirs;
             let (h, c) = initial.rows(&s, first, dirs, batch, &device);
             let cells = &self.cells[first..first + dirs];
-            let layer_input = LayerInput { cells, x, h, c };
+            let layer_input = LayerInput {
+                cells,
+                x: self.drop_inputs(x, fused),
+                h,
+                c,
+            };
             let out = if fused {
                 self.run_fused(layer_input, lengths)
             } else {
@@ -327,13 +343,21 @@ impl Stack {
         Ok((reorient(x), S::from_rows(h_n, c_n)))
     }
 
+    /// Whether recurrent dropout draws masks on this device: a probability above 0 and a
+    /// training (autodiff) device. The fused kernels have no masks, so such calls take the
+    /// reference path.
+    fn recurrent_dropout_active(&self, device: &Device) -> bool {
+        self.recurrent_dropout.prob > 0.0 && device.is_autodiff()
+    }
+
     /// Whether this call takes the fused kernels: [`Engine::Auto`] on a device and dtype
-    /// they serve, without an LSTM projection.
+    /// they serve, without an LSTM projection or active recurrent dropout.
     pub(crate) fn uses_fused(&self, device: &Device, dtype: DType) -> bool {
         #[cfg(feature = "fused")]
         {
             self.engine == Engine::Auto
                 && self.shape.proj_size == 0
+                && !self.recurrent_dropout_active(device)
                 && crate::fused::available(device, dtype)
         }
         #[cfg(not(feature = "fused"))]
@@ -341,6 +365,23 @@ impl Stack {
             let _ = (device, dtype);
             false
         }
+    }
+
+    /// Input dropout: one mask per sequence and feature, the same at every step; `x` is
+    /// batch-major when `batch_major`, else time-major.
+    fn drop_inputs(&self, x: Tensor<3>, batch_major: bool) -> Tensor<3> {
+        if self.input_dropout.prob == 0.0 || !x.device().is_autodiff() {
+            return x;
+        }
+        let [a, b, features] = x.dims();
+        let (batch, mask_dims) = if batch_major {
+            (a, [a, 1, features])
+        } else {
+            (b, [1, b, features])
+        };
+        let ones = Tensor::<2>::ones([batch, features], &x.device());
+        let mask = self.input_dropout.forward(ones).reshape(mask_dims);
+        x * mask
     }
 
     /// One layer, both directions, through the fused op: batch-major `x: [batch, seq, in]`,
@@ -369,10 +410,15 @@ impl Stack {
         };
         let mut outputs = Vec::with_capacity(cells.len());
         let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
+        let [_, _, out_size] = h.dims();
         for (dir, cell) in cells.iter().enumerate() {
             let h0 = row(&h, dir);
             let c0 = c.as_ref().map(|c| row(c, dir));
-            let (out, h, c) = self.run_direction(cell, x.clone(), h0, c0, masks, dir == 1);
+            let mask = self.recurrent_dropout_active(&x.device()).then(|| {
+                let ones = Tensor::<2>::ones([batch, out_size], &x.device());
+                self.recurrent_dropout.forward(ones)
+            });
+            let (out, h, c) = self.run_direction(cell, x.clone(), h0, c0, masks, mask, dir == 1);
             outputs.push(out);
             h_n.push(h.unsqueeze_dim(0));
             c_n.extend(c.map(|c| c.unsqueeze_dim(0)));
@@ -392,6 +438,7 @@ impl Stack {
     /// One direction of one layer over the whole sequence, composed of Burn tensor ops.
     ///
     /// `x: [seq, batch, in]` → output `[seq, batch, out]`, final `h`, final `c`.
+    #[allow(clippy::too_many_arguments)]
     fn run_direction(
         &self,
         cell: &CellWeights,
@@ -399,6 +446,7 @@ impl Stack {
         mut h: Tensor<2>,
         mut c: Option<Tensor<2>>,
         masks: Option<&[StepMask]>,
+        recurrent_mask: Option<Tensor<2>>,
         reverse: bool,
     ) -> (Tensor<3>, Tensor<2>, Option<Tensor<2>>) {
         let [seq, batch, input] = x.dims();
@@ -407,7 +455,7 @@ impl Stack {
         let xp = cell
             .project_input(x.reshape([seq * batch, input]))
             .reshape([seq, batch, gh]);
-        let stepper = cell.stepper(self.shape.kind, self.shape.hidden_size);
+        let stepper = cell.stepper(self.shape.kind, self.shape.hidden_size, recurrent_mask);
         let mut steps: Vec<Option<Tensor<2>>> = xp
             .split(1, 0)
             .into_iter()

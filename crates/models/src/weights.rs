@@ -105,11 +105,18 @@ impl CellWeights {
     }
 
     /// Prepares the per-step recurrence: transposes the recurrent weights once per sequence
-    /// rather than once per step.
-    pub(crate) fn stepper(&self, kind: CellKind, hidden: usize) -> Stepper {
+    /// rather than once per step. `recurrent_mask: [batch, R]` (recurrent dropout, already
+    /// scaled) multiplies `h` wherever it enters `W_hh`, at every step.
+    pub(crate) fn stepper(
+        &self,
+        kind: CellKind,
+        hidden: usize,
+        recurrent_mask: Option<Tensor<2>>,
+    ) -> Stepper {
         Stepper {
             kind,
             hidden,
+            recurrent_mask,
             w_hh_t: self.weight_hh.val().transpose(),
             b_hh: self.bias_hh.as_ref().map(|b| b.val().unsqueeze_dim(0)),
             w_hr_t: self.weight_hr.as_ref().map(|w| w.val().transpose()),
@@ -121,6 +128,7 @@ impl CellWeights {
 pub(crate) struct Stepper {
     kind: CellKind,
     hidden: usize,
+    recurrent_mask: Option<Tensor<2>>,
     w_hh_t: Tensor<2>,
     b_hh: Option<Tensor<2>>,
     w_hr_t: Option<Tensor<2>>,
@@ -139,7 +147,13 @@ impl Stepper {
         h: Tensor<2>,
         c: Option<Tensor<2>>,
     ) -> (Tensor<2>, Option<Tensor<2>>) {
-        let mut hh = h.clone().matmul(self.w_hh_t.clone());
+        // Recurrent dropout (Gal & Ghahramani): the same mask at every step, on the recurrent
+        // projection's input only; GRU's `z ⊙ h` below keeps the unmasked state.
+        let h_in = match &self.recurrent_mask {
+            Some(mask) => h.clone() * mask.clone(),
+            None => h.clone(),
+        };
+        let mut hh = h_in.matmul(self.w_hh_t.clone());
         if let Some(b) = &self.b_hh {
             hh = hh + b.clone();
         }
