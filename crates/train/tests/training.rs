@@ -93,6 +93,14 @@ impl Objective<Classifier> for SumSign {
     }
 }
 
+/// Burn's device RNG is one per process: a test that seeds it and then draws weights, and
+/// `fit` (which reseeds it every epoch for dropout), must not interleave with another test's.
+/// Every test holds this lock for its whole run.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn config(epochs: usize) -> TrainConfig {
     TrainConfig {
         optimizer: Optimizer::adam(0.02),
@@ -109,6 +117,7 @@ fn tmp_dir(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn tiny_lstm_learns_well_beyond_chance() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     device.seed(1);
     let (train, valid) = (data(512, 1), data(256, 2));
@@ -135,6 +144,7 @@ fn tiny_lstm_learns_well_beyond_chance() {
 
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     let (train, valid) = (data(128, 3), data(64, 4));
     // One initial model for both runs: Burn's RNG is process-wide and other tests draw from it
@@ -187,6 +197,7 @@ fn resumed_run_equals_uninterrupted_run() {
 
 #[test]
 fn nan_loss_stops_with_step_and_keeps_last_checkpoint() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     device.seed(5);
     let (train, valid) = (data(64, 5), data(32, 6));
@@ -245,6 +256,7 @@ fn nan_loss_stops_with_step_and_keeps_last_checkpoint() {
 
 #[test]
 fn corrupt_checkpoint_is_skipped() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     device.seed(8);
     let (train, valid) = (data(64, 7), data(32, 8));
@@ -286,6 +298,7 @@ fn corrupt_checkpoint_is_skipped() {
 
 #[test]
 fn bad_configs_are_rejected() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     let train = data(8, 9);
     let bad = [
@@ -330,6 +343,7 @@ fn bad_configs_are_rejected() {
 /// gradient with respect to window 1's input; without the detach it would.
 #[test]
 fn carried_state_is_detached_between_windows() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     let lstm = LstmConfig::new(1, 4).init(&device).unwrap();
     let window = |v: f32| Tensor::<3>::full([3, 1, 1], v, &device).require_grad();
@@ -357,6 +371,7 @@ fn carried_state_is_detached_between_windows() {
 /// after epochs 2 and 3.
 #[test]
 fn early_stopping_ends_a_run_that_stops_improving() {
+    let _serial = serial();
     use rnn_train::{EarlyStopping, Metric};
     let device = Device::flex().autodiff();
     let (train, valid) = (data(64, 10), data(32, 11));
@@ -386,6 +401,7 @@ fn early_stopping_ends_a_run_that_stops_improving() {
 
 #[test]
 fn nan_in_the_inputs_is_named() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     let mut items: Vec<Item> = (0..64).map(|k| data(64, 9).get(k).unwrap()).collect();
     // Batches of 32 without shuffling: item 40 is item 8 of step 2.
@@ -445,6 +461,7 @@ impl Objective<Exploding> for LargeTarget {
 
 #[test]
 fn gradient_clipping_keeps_an_exploding_rnn_finite() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     let model = || {
         device.seed(3);
