@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use rnn_backend::{Backend, BackendError, Selected};
-use rnn_train::{Optimizer, TrainConfig};
+use rnn_train::{Optimizer, RunInfo, TrainConfig};
 
 /// Flags common to every example.
 #[derive(Debug, Clone, Args)]
@@ -39,6 +39,13 @@ impl CommonArgs {
         eprintln!("backend: {}", selected.describe());
         Ok(selected)
     }
+}
+
+/// What ran where, for the titles of the pictures and `report.html`: `program` (the binary's
+/// name) on the backend `selected` describes, dated now, with this command line. Set it as the
+/// [`TrainConfig::run_info`].
+pub fn run_info(program: &str, selected: &Selected) -> RunInfo {
+    RunInfo::new(program, selected.describe())
 }
 
 /// A batch-first layer of `kind` (the examples' `--cell`, a [`rnn_models::CellKind`]):
@@ -85,7 +92,8 @@ pub struct TrainArgs {
     /// Optimizer [default: the tutorial's], with PyTorch's default hyper-parameters.
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerChoice>,
-    /// Directory for metrics.jsonl, checkpoints and learning_curve.png (created if missing).
+    /// Directory for metrics.jsonl, checkpoints, learning_curve.png, the example's own pictures
+    /// and report.html (created if missing).
     #[arg(long, value_parser = writable_dir)]
     pub out: Option<PathBuf>,
     /// Continue from the newest checkpoint in --out.

@@ -184,6 +184,14 @@ fn resumed_run_equals_uninterrupted_run() {
     let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 4);
     assert!(dir.join("learning_curve.png").is_file());
+    // The report covers the whole resumed run, its learning curve inline.
+    let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        report.contains("<h1>training run: run report</h1>"),
+        "{report}"
+    );
+    assert!(report.contains("<tr><th>epochs run</th><td class=\"v\">4</td></tr>"));
+    assert!(report.contains("<img src=\"data:image/png;base64,iVBORw0KGgo"));
     // Every epoch records its wall time; the resumed run keeps the first run's.
     for (line, record) in log.lines().zip(&resumed.history.epochs) {
         let json: serde_json::Value = serde_json::from_str(line).unwrap();
