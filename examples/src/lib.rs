@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 use rnn_backend::{Backend, BackendError, Selected};
-use rnn_train::{Optimizer, RunInfo, TrainConfig};
+use rnn_train::{
+    ConfusionMatrix, History, Metrics, Optimizer, Report, RunInfo, TrainConfig, TrainError,
+};
 
 /// Flags common to every example.
 #[derive(Debug, Clone, Args)]
@@ -46,6 +48,39 @@ impl CommonArgs {
 /// [`TrainConfig::run_info`].
 pub fn run_info(program: &str, selected: &Selected) -> RunInfo {
     RunInfo::new(program, selected.describe())
+}
+
+/// After testing a classifier: draws `confusion` into `dir/confusion_matrix.png` and rewrites
+/// `dir/report.html` with the test `metrics` and that picture (the run's learning curve is
+/// already there).
+///
+/// # Errors
+/// When the picture or the report cannot be written.
+pub fn report_classifier(
+    dir: &Path,
+    config: &TrainConfig,
+    history: &History,
+    metrics: &Metrics,
+    confusion: &ConfusionMatrix,
+) -> Result<(), TrainError> {
+    let info = config.run_info.clone().unwrap_or_default();
+    let file = "confusion_matrix.png";
+    rnn_train::confusion_matrix(
+        &dir.join(file),
+        confusion,
+        "confusion matrix on the test set",
+        &info,
+    )?;
+    let path = Report::new(config, history)
+        .result(
+            "test accuracy",
+            format!("{:.2}%", metrics.accuracy.unwrap_or(0.0) * 100.0),
+        )
+        .result("test loss", format!("{:.4}", metrics.loss))
+        .picture("Confusion matrix on the test set", file)
+        .write(dir)?;
+    println!("wrote {} and {}", dir.join(file).display(), path.display());
+    Ok(())
 }
 
 /// A batch-first layer of `kind` (the examples' `--cell`, a [`rnn_models::CellKind`]):
