@@ -10,7 +10,10 @@ use std::process::ExitCode;
 use burn::data::dataset::Dataset;
 use clap::Args;
 use rnn_backend::{Backend, BackendError, Selected};
-use rnn_train::{Optimizer, Subset, TrainConfig, TrainError, holdout};
+use rnn_train::{
+    ConfusionMatrix, History, Metrics, Optimizer, Report, RunInfo, Subset, TrainConfig, TrainError,
+    holdout,
+};
 
 /// Flags common to every example.
 #[derive(Debug, Clone, Args)]
@@ -40,6 +43,46 @@ impl CommonArgs {
         eprintln!("backend: {}", selected.describe());
         Ok(selected)
     }
+}
+
+/// What ran where, for the titles of the pictures and `report.html`: `program` (the binary's
+/// name) on the backend `selected` describes, dated now, with this command line. Set it as the
+/// [`TrainConfig::run_info`].
+pub fn run_info(program: &str, selected: &Selected) -> RunInfo {
+    RunInfo::new(program, selected.describe())
+}
+
+/// After testing a classifier: draws `confusion` into `dir/confusion_matrix.png` and rewrites
+/// `dir/report.html` with the test `metrics` and that picture (the run's learning curve is
+/// already there).
+///
+/// # Errors
+/// When the picture or the report cannot be written.
+pub fn report_classifier(
+    dir: &Path,
+    config: &TrainConfig,
+    history: &History,
+    metrics: &Metrics,
+    confusion: &ConfusionMatrix,
+) -> Result<(), TrainError> {
+    let info = config.run_info.clone().unwrap_or_default();
+    let file = "confusion_matrix.png";
+    rnn_train::confusion_matrix(
+        &dir.join(file),
+        confusion,
+        "confusion matrix on the test set",
+        &info,
+    )?;
+    let path = Report::new(config, history)
+        .result(
+            "test accuracy",
+            format!("{:.2}%", metrics.accuracy.unwrap_or(0.0) * 100.0),
+        )
+        .result("test loss", format!("{:.4}", metrics.loss))
+        .picture("Confusion matrix on the test set", file)
+        .write(dir)?;
+    println!("wrote {} and {}", dir.join(file).display(), path.display());
+    Ok(())
 }
 
 /// A batch-first layer of `kind` (the examples' `--cell`, a [`rnn_models::CellKind`]):
@@ -101,7 +144,8 @@ pub struct TrainArgs {
     /// Optimizer [default: the tutorial's], with PyTorch's default hyper-parameters.
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerChoice>,
-    /// Directory for metrics.jsonl, checkpoints and learning_curve.png (created if missing).
+    /// Directory for metrics.jsonl, checkpoints, learning_curve.png, the example's own pictures
+    /// and report.html (created if missing).
     #[arg(long, value_parser = writable_dir)]
     pub out: Option<PathBuf>,
     /// Continue from the newest checkpoint in --out.

@@ -67,6 +67,8 @@ fn tutorial_programs_run_on_tiny_settings() {
     let tmp = std::env::temp_dir().join(format!("rnn-examples-{}", std::process::id()));
     let out_dir = tmp.join("sin_cos");
     let out_dir = out_dir.to_str().unwrap();
+    let (dynamic_dir, mnist_dir) = (tmp.join("dynamic_rnn"), tmp.join("mnist_rnn"));
+    let (dynamic_dir, mnist_dir) = (dynamic_dir.to_str().unwrap(), mnist_dir.to_str().unwrap());
     let corpus = tmp.join("corpus.txt");
     std::fs::create_dir_all(&tmp).unwrap();
     std::fs::write(
@@ -88,7 +90,7 @@ fn tutorial_programs_run_on_tiny_settings() {
         ),
         (
             env!("CARGO_BIN_EXE_dynamic_rnn"),
-            vec!["--epochs", "2", "--quiet"],
+            vec!["--epochs", "2", "--quiet", "--out", dynamic_dir],
             "Testing accuracy",
         ),
         (
@@ -106,6 +108,8 @@ fn tutorial_programs_run_on_tiny_settings() {
                 "--hidden",
                 "8",
                 "--quiet",
+                "--out",
+                mnist_dir,
             ],
             "Testing Accuracy",
         ),
@@ -171,6 +175,39 @@ fn tutorial_programs_run_on_tiny_settings() {
     }
     assert!(tmp.join("sin_cos/prediction.png").is_file());
     assert!(tmp.join("sin_cos/learning_curve.png").is_file());
+    // Each run's report.html holds its config and its pictures inline.
+    for (run, pictures, names) in [
+        ("sin_cos", 2, &["test stream MSE"][..]),
+        (
+            "dynamic_rnn",
+            2,
+            &["test accuracy", "confusion_matrix.png"][..],
+        ),
+        (
+            "mnist_rnn",
+            2,
+            &["test accuracy", "confusion_matrix.png"][..],
+        ),
+    ] {
+        let report = std::fs::read_to_string(tmp.join(run).join("report.html")).unwrap();
+        assert!(
+            report.contains(&format!("<h1>{run}: run report</h1>")),
+            "{run}"
+        );
+        assert!(report.contains("<th>batch_size</th>"), "{run}: no config");
+        assert_eq!(
+            report
+                .matches("<img src=\"data:image/png;base64,iVBORw0KGgo")
+                .count(),
+            pictures,
+            "{run}"
+        );
+        for name in names {
+            assert!(report.contains(name), "{run}: no {name}");
+        }
+    }
+    assert!(tmp.join("dynamic_rnn/confusion_matrix.png").is_file());
+    assert!(tmp.join("mnist_rnn/confusion_matrix.png").is_file());
     let _ = std::fs::remove_dir_all(&tmp);
 }
 

@@ -274,6 +274,10 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
     /// Print the epoch summary line every this many epochs (and after the last).
     pub log_every: usize,
+    /// Program, backend and date for the pictures' titles and `report.html`; not part of the
+    /// run's identity (a resumed run may carry another date). Default: `None` (untitled).
+    #[serde(skip)]
+    pub run_info: Option<crate::RunInfo>,
 }
 
 impl TrainConfig {
@@ -295,6 +299,7 @@ impl TrainConfig {
             quiet: false,
             keep_checkpoints: 2,
             log_every: 1,
+            run_info: None,
         }
     }
 

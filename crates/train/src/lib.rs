@@ -4,8 +4,10 @@
 //! task (how a batch of items becomes a loss, usually one call into [`tasks`]), pick a
 //! [`TrainConfig`], and call [`fit`]. You get shuffled batches, burn-optim's optimizers with
 //! gradient clipping, learning-rate schedules, per-epoch validation, a progress bar,
-//! `metrics.jsonl`, a learning-curve PNG, atomic checkpoints and exact `resume`, early
-//! stopping, and a clear error when the loss turns NaN.
+//! `metrics.jsonl`, a learning-curve PNG and a self-contained `report.html` (titled with the
+//! config's [`RunInfo`]), atomic checkpoints and exact `resume`, early stopping, and a clear
+//! error when the loss turns NaN. [`line_chart`] and [`confusion_matrix`] draw a program's own
+//! pictures, which [`Report`] adds to the page.
 //!
 //! Truncated BPTT: an objective keeps its hidden state between consecutive batches and
 //! detaches it after each step (see [`Objective`]); set `shuffle = false` for streams.
@@ -13,20 +15,24 @@
 mod carry;
 mod checkpoint;
 mod config;
+mod confusion;
 mod error;
 mod holdout;
 mod metrics;
 mod objective;
 mod plot;
 mod progress;
+mod report;
 pub mod tasks;
 mod trainer;
 
 pub use carry::{Carried, Detach};
 pub use config::{Clip, EarlyStopping, Optimizer, Schedule, TrainConfig};
+pub use confusion::ConfusionMatrix;
 pub use error::TrainError;
 pub use holdout::{Subset, holdout};
 pub use metrics::{BatchStats, EpochRecord, History, Metric, Metrics};
 pub use objective::{Objective, StepOutput, non_finite};
-pub use plot::{learning_curve, series_png};
+pub use plot::{LineChart, Series, confusion_matrix, learning_curve, line_chart};
+pub use report::{Report, RunInfo};
 pub use trainer::{Fitted, evaluate, fit};

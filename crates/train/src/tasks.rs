@@ -13,6 +13,18 @@ use crate::{BatchStats, StepOutput, TrainError};
 /// # Errors
 /// [`TrainError::Step`] when `targets` does not have one class per row or a class is out of range.
 pub fn classification(logits: Tensor<2>, targets: &[usize]) -> Result<StepOutput, TrainError> {
+    classification_with_predictions(logits, targets).map(|(output, _)| output)
+}
+
+/// [`classification`], also returning the predicted class of every row (the argmax the
+/// accuracy is counted from), e.g. for a [`ConfusionMatrix`](crate::ConfusionMatrix).
+///
+/// # Errors
+/// As [`classification`].
+pub fn classification_with_predictions(
+    logits: Tensor<2>,
+    targets: &[usize],
+) -> Result<(StepOutput, Vec<usize>), TrainError> {
     let [batch, classes] = logits.dims();
     check_targets(targets, batch, classes)?;
     let (loss, predictions) = cross_entropy(logits, targets)?;
@@ -21,14 +33,15 @@ pub fn classification(logits: Tensor<2>, targets: &[usize]) -> Result<StepOutput
         .zip(targets)
         .filter(|(p, t)| p == t)
         .count();
-    Ok(StepOutput {
+    let output = StepOutput {
         loss,
         stats: BatchStats {
             items: batch,
             correct: Some((correct, batch)),
             ..BatchStats::default()
         },
-    })
+    };
+    Ok((output, predictions))
 }
 
 /// Cross-entropy at every step of every sequence, with per-step accuracy and exact-sequence

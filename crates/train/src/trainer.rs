@@ -42,7 +42,7 @@ pub struct Fitted<M> {
 /// Trains `model` on `train`, validating on `valid` after every epoch.
 ///
 /// `device` is the training device; it is given autodiff if it lacks it. With a `run_dir`,
-/// `metrics.jsonl`, `learning_curve.png` and `checkpoints/` are written there, and with
+/// `metrics.jsonl`, `learning_curve.png`, `report.html` and `checkpoints/` are written there, and with
 /// `resume` the newest valid checkpoint is continued so that the run ends exactly as an
 /// uninterrupted one would (on deterministic CPU backends).
 ///
@@ -93,7 +93,13 @@ where
         close_epoch(&setup, &mut run, objective, pass)?;
     }
     if let Some(run_dir) = &config.run_dir {
-        crate::plot::learning_curve(&run_dir.join("learning_curve.png"), &run.state.history)?;
+        let info = config.run_info.clone().unwrap_or_default();
+        crate::plot::learning_curve(
+            &run_dir.join("learning_curve.png"),
+            &run.state.history,
+            &info,
+        )?;
+        crate::Report::new(config, &run.state.history).write(run_dir)?;
     }
     let best_epoch = run.state.best_epoch;
     if let (Some(metric), Some((epoch, value))) = (config.keep_best, best_epoch) {

@@ -93,6 +93,14 @@ impl Objective<Classifier> for SumSign {
     }
 }
 
+/// Burn's device RNG is one per process: a test that seeds it and then draws weights, and
+/// `fit` (which reseeds it every epoch for dropout), must not interleave with another test's.
+/// Every test holds this lock for its whole run.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn config(epochs: usize) -> TrainConfig {
     TrainConfig {
         optimizer: Optimizer::adam(0.02),
@@ -109,6 +117,7 @@ fn tmp_dir(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn tiny_lstm_learns_well_beyond_chance() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     device.seed(1);
     let (train, valid) = (data(512, 1), data(256, 2));
@@ -135,6 +144,7 @@ fn tiny_lstm_learns_well_beyond_chance() {
 
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     let (train, valid) = (data(128, 3), data(64, 4));
     // One initial model for both runs: Burn's RNG is process-wide and other tests draw from it
@@ -174,6 +184,14 @@ fn resumed_run_equals_uninterrupted_run() {
     let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 4);
     assert!(dir.join("learning_curve.png").is_file());
+    // The report covers the whole resumed run, its learning curve inline.
+    let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        report.contains("<h1>training run: run report</h1>"),
+        "{report}"
+    );
+    assert!(report.contains("<tr><th>epochs run</th><td class=\"v\">4</td></tr>"));
+    assert!(report.contains("<img src=\"data:image/png;base64,iVBORw0KGgo"));
     // Every epoch records its wall time; the resumed run keeps the first run's.
     for (line, record) in log.lines().zip(&resumed.history.epochs) {
         let json: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -187,6 +205,7 @@ fn resumed_run_equals_uninterrupted_run() {
 
 #[test]
 fn nan_loss_stops_with_step_and_keeps_last_checkpoint() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     device.seed(5);
     let (train, valid) = (data(64, 5), data(32, 6));
@@ -245,6 +264,7 @@ fn nan_loss_stops_with_step_and_keeps_last_checkpoint() {
 
 #[test]
 fn corrupt_checkpoint_is_skipped() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     device.seed(8);
     let (train, valid) = (data(64, 7), data(32, 8));
@@ -286,6 +306,7 @@ fn corrupt_checkpoint_is_skipped() {
 
 #[test]
 fn bad_configs_are_rejected() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     let train = data(8, 9);
     let bad = [
@@ -330,6 +351,7 @@ fn bad_configs_are_rejected() {
 /// gradient with respect to window 1's input; without the detach it would.
 #[test]
 fn carried_state_is_detached_between_windows() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     let lstm = LstmConfig::new(1, 4).init(&device).unwrap();
     let window = |v: f32| Tensor::<3>::full([3, 1, 1], v, &device).require_grad();
@@ -357,6 +379,7 @@ fn carried_state_is_detached_between_windows() {
 /// after epochs 2 and 3.
 #[test]
 fn early_stopping_ends_a_run_that_stops_improving() {
+    let _serial = serial();
     use rnn_train::{EarlyStopping, Metric};
     let device = Device::flex().autodiff();
     let (train, valid) = (data(64, 10), data(32, 11));
@@ -386,6 +409,7 @@ fn early_stopping_ends_a_run_that_stops_improving() {
 
 #[test]
 fn nan_in_the_inputs_is_named() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     let mut items: Vec<Item> = (0..64).map(|k| data(64, 9).get(k).unwrap()).collect();
     // Batches of 32 without shuffling: item 40 is item 8 of step 2.
@@ -445,6 +469,7 @@ impl Objective<Exploding> for LargeTarget {
 
 #[test]
 fn gradient_clipping_keeps_an_exploding_rnn_finite() {
+    let _serial = serial();
     let device = Device::flex().autodiff();
     let model = || {
         device.seed(3);
@@ -482,6 +507,7 @@ fn gradient_clipping_keeps_an_exploding_rnn_finite() {
 /// validation loss only rises — and a resumed run restores them from its checkpoint.
 #[test]
 fn keep_best_returns_the_best_epochs_weights_across_a_resume() {
+    let _serial = serial();
     use rnn_models::PytorchWeights;
     use rnn_train::Metric;
     let device = Device::flex().autodiff();

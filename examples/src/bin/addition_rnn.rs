@@ -154,9 +154,10 @@ fn run() -> Result<()> {
         reverse: data_config.reverse,
         samples,
     };
-    let config = cli
+    let mut config = cli
         .train
         .config(cli.common.seed, 40, 128, Optimizer::adam(1e-3));
+    config.run_info = Some(examples::run_info("addition_rnn", &selected));
     let fitted = fit(&config, model, &mut task, &train, Some(&valid), &device)?;
     if let Some(v) = fitted.history.last().and_then(|e| e.valid) {
         println!(

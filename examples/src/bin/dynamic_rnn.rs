@@ -16,7 +16,9 @@ use clap::{Parser, ValueEnum};
 use examples::{CommonArgs, TrainArgs};
 use rnn_datasets::{SequenceBatcher, ToySequence, ToySequences, ToySequencesConfig};
 use rnn_models::{Lstm, LstmConfig};
-use rnn_train::{Objective, Optimizer, StepOutput, TrainError, evaluate, fit, tasks};
+use rnn_train::{
+    ConfusionMatrix, Objective, Optimizer, StepOutput, TrainError, evaluate, fit, tasks,
+};
 
 /// Linear vs random sequences of length 3..=20, as in the TensorFlow tutorial.
 #[derive(Parser, Debug)]
@@ -87,7 +89,14 @@ impl Model {
     }
 }
 
-struct Classify;
+/// The two classes, by label.
+const NAMES: [&str; 2] = ["linear", "random"];
+
+/// Cross-entropy on the two classes; each evaluation pass also fills `confusion`.
+struct Classify {
+    confusion: ConfusionMatrix,
+    evaluating: bool,
+}
 
 impl Objective<Model> for Classify {
     type Item = ToySequence;
@@ -100,7 +109,18 @@ impl Objective<Model> for Classify {
     ) -> Result<StepOutput, TrainError> {
         let batch = SequenceBatcher.batch(batch, device);
         let logits = model.logits(batch.input, &batch.lengths)?;
-        tasks::classification(logits, &batch.labels)
+        let (output, predicted) = tasks::classification_with_predictions(logits, &batch.labels)?;
+        if self.evaluating {
+            self.confusion.record(&batch.labels, &predicted);
+        }
+        Ok(output)
+    }
+
+    fn start_pass(&mut self, training: bool) {
+        self.evaluating = !training;
+        if self.evaluating {
+            self.confusion.clear();
+        }
     }
 }
 
@@ -132,16 +152,30 @@ fn run() -> Result<()> {
     // at the same rate gets to 98–99 % in 200 epochs, so it is the default.
     let mut config = cli.train.config(seed, 200, 128, Optimizer::adam(0.01));
     config.log_every = 20;
+    config.run_info = Some(examples::run_info("dynamic_rnn", &selected));
+    let mut classify = Classify {
+        confusion: ConfusionMatrix::new(NAMES),
+        evaluating: false,
+    };
     let (fit_train, valid) = cli.train.split(&train, seed)?;
     let valid = valid.as_ref().map(|v| v as &dyn Dataset<_>);
-    let fitted = fit(&config, model, &mut Classify, &fit_train, valid, &device)?;
+    let fitted = fit(&config, model, &mut classify, &fit_train, valid, &device)?;
 
-    let test_metrics = evaluate(&fitted.model, &mut Classify, &test, 500, selected.device())?;
+    let test_metrics = evaluate(&fitted.model, &mut classify, &test, 500, selected.device())?;
     println!(
         "Testing accuracy: {:.2}% (loss {:.4})",
         test_metrics.accuracy.unwrap_or(0.0) * 100.0,
         test_metrics.loss
     );
+    if let Some(dir) = &cli.train.out {
+        examples::report_classifier(
+            dir,
+            &config,
+            &fitted.history,
+            &test_metrics,
+            &classify.confusion,
+        )?;
+    }
     if cli.show_errors {
         show_errors(
             &fitted.model,
@@ -169,7 +203,6 @@ fn show_errors(
         .into_data()
         .try_to_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
-    const NAMES: [&str; 2] = ["linear", "random"];
     let scale = max_value as f64;
     for (item, pair) in items.iter().zip(logits.chunks_exact(2)) {
         let predicted = usize::from(pair[1] > pair[0]);

@@ -200,6 +200,7 @@ fn run() -> Result<()> {
         .config(cli.common.seed, 15, 1, Optimizer::adam(lr));
     config.quiet = true;
     config.log_every = usize::MAX;
+    config.run_info = Some(examples::run_info("hello_rnn", &selected));
     let fitted = fit(&config, model, &mut HelloToOhlol, &data, None, &device)?;
     // Judged on the trained model (the last epoch's training statistics predate its update).
     let target: String = hello_ohlol()

@@ -180,9 +180,10 @@ fn run() -> Result<()> {
         generate: cli.generate,
         rng: StdRng::seed_from_u64(cli.common.seed),
     };
-    let config = cli
+    let mut config = cli
         .train
         .config(cli.common.seed, 20, 128, Optimizer::rmsprop(0.01));
+    config.run_info = Some(examples::run_info("text_gen", &selected));
     let fitted = fit(&config, model, &mut task, &train, Some(&valid), &device)?;
     let losses: Vec<f64> = fitted
         .history
