@@ -63,17 +63,37 @@ impl DataArgs {
         }
     }
 
-    /// The ten class names: Fashion-MNIST's garments or the digits.
-    pub fn class_names(&self) -> [&'static str; 10] {
-        self.kind_and_layout().0.class_names()
-    }
-
     /// Loads the train and test splits and says where they came from.
+    ///
+    /// On a first run with nothing at hand — Fashion-MNIST asked for by default, no
+    /// `--data-dir`, no files in `$RNN_DATA_DIR` or the cache, no Debian package and no network —
+    /// this trains on the embedded 5,000-digit MNIST sample instead, with a one-line notice,
+    /// so the main job runs anywhere. `--data-dir` given and empty stays an error.
     ///
     /// # Errors
     /// When no data is found or a file is malformed.
-    pub fn load(&self) -> Result<(Mnist, Mnist), rnn_datasets::DatasetError> {
+    pub fn load(&self) -> Result<Loaded, rnn_datasets::DatasetError> {
         let (kind, layout) = self.kind_and_layout();
+        match self.load_kind(kind, layout) {
+            Err(rnn_datasets::DatasetError::NotFound { .. })
+                if kind == MnistKind::Fashion && self.data_dir.is_none() =>
+            {
+                eprintln!(
+                    "note: Fashion-MNIST is not on this machine and could not be downloaded; \
+                     training on the embedded MNIST digit sample instead \
+                     (`apt-get install dataset-fashion-mnist` gets the real data offline)"
+                );
+                self.load_kind(MnistKind::Digits, layout)
+            }
+            loaded => loaded,
+        }
+    }
+
+    fn load_kind(
+        &self,
+        kind: MnistKind,
+        layout: SequenceLayout,
+    ) -> Result<Loaded, rnn_datasets::DatasetError> {
         let options = |split| MnistOptions {
             layout,
             data_dir: self.data_dir.clone(),
@@ -88,8 +108,23 @@ impl DataArgs {
             train.len(),
             test.len()
         );
-        Ok((train, test))
+        Ok(Loaded {
+            train,
+            test,
+            classes: kind.class_names(),
+        })
     }
+}
+
+/// The data a run trains and tests on.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The training split (before `--limit`).
+    pub train: Mnist,
+    /// The test split, read once after training.
+    pub test: Mnist,
+    /// The ten class names of the images actually loaded.
+    pub classes: [&'static str; 10],
 }
 
 /// A recurrent layer (LSTM by default) over the sequence and a linear layer on the final
@@ -182,10 +217,12 @@ impl Objective<RowClassifier> for Classify {
     }
 }
 
-/// The first `limit` items of a dataset (all when `None`).
+/// `limit` items spread evenly over the dataset (all when `None`): every class keeps its
+/// share even where the files are sorted by label, as the embedded digit sample is.
 pub fn take(data: Mnist, limit: Option<usize>) -> InMemDataset<SequenceItem> {
-    let n = limit.unwrap_or(usize::MAX).min(data.len());
-    InMemDataset::new((0..n).filter_map(|i| data.get(i).ok()).collect())
+    let len = data.len();
+    let n = limit.unwrap_or(usize::MAX).min(len);
+    InMemDataset::new((0..n).filter_map(|k| data.get(k * len / n).ok()).collect())
 }
 
 /// Classify MNIST-family images read as sequences with an LSTM (`mnist_rnn`) or a
@@ -222,7 +259,11 @@ pub struct Cli {
 /// Missing data, a backend that cannot start, a failed training step.
 pub fn run(cli: Cli, bidirectional: bool) -> anyhow::Result<()> {
     let selected = cli.common.select()?;
-    let (train, test) = cli.data.load()?;
+    let Loaded {
+        train,
+        test,
+        classes,
+    } = cli.data.load()?;
     let (steps, features) = train.item_shape();
     eprintln!("sequences: {steps} steps of {features} features");
     let train = take(train, cli.data.limit);
@@ -253,7 +294,7 @@ pub fn run(cli: Cli, bidirectional: bool) -> anyhow::Result<()> {
     };
     // The test set is read once, after training; per-epoch validation comes from the training
     // data (--valid-fraction).
-    let mut classify = Classify::new(cli.data.class_names());
+    let mut classify = Classify::new(classes);
     let (fit_train, valid) = cli.train.split(&train, cli.common.seed)?;
     let valid = valid.as_ref().map(|v| v as &dyn Dataset<_>);
     let fitted = fit(&config, model, &mut classify, &fit_train, valid, &device)?;
@@ -267,4 +308,26 @@ pub fn run(cli: Cli, bidirectional: bool) -> anyhow::Result<()> {
         crate::report_classifier(dir, &config, &fitted.history, &metrics, &classify.confusion)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::data::dataset::Dataset;
+    use rnn_datasets::{Mnist, SequenceLayout, Split};
+
+    #[test]
+    fn a_limit_keeps_every_class_of_a_sample_sorted_by_label() {
+        let sample = Mnist::embedded(Split::Train, SequenceLayout::Rows).unwrap();
+        let subset = super::take(sample, Some(200));
+        assert_eq!(subset.len(), 200);
+        let mut per_class = [0usize; 10];
+        for i in 0..subset.len() {
+            per_class[subset.get(i).unwrap().label] += 1;
+        }
+        // 400 of each digit in the sample: 20 of each in an evenly spread 200.
+        assert!(
+            per_class.iter().all(|&n| (15..=25).contains(&n)),
+            "{per_class:?}"
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask ci`: the gates every change passes, in the order that fails fastest.
 
+use std::path::Path;
 use std::time::Instant;
 
 use crate::{cargo, run_step};
@@ -36,6 +37,7 @@ const STANDALONE: &[&[&str]] = &[
 /// Runs fmt, clippy, the tests and the stand-alone checks. Extra arguments go to `cargo test` (e.g. `-- --nocapture`).
 pub fn run(test_args: &[String]) -> Result<(), String> {
     let start = Instant::now();
+    vulkan_driver()?;
 
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
@@ -67,4 +69,96 @@ pub fn run(test_args: &[String]) -> Result<(), String> {
 
     eprintln!("==> ci passed in {:.0?}", start.elapsed());
     Ok(())
+}
+
+/// Where the Vulkan loader looks for driver manifests (ICDs) on Linux.
+const ICD_DIRS: &[&str] = &[
+    "/usr/share/vulkan/icd.d",
+    "/usr/local/share/vulkan/icd.d",
+    "/etc/vulkan/icd.d",
+];
+
+/// Where distributions put the Vulkan loader itself.
+const LOADER_PATHS: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu/libvulkan.so.1",
+    "/usr/lib/aarch64-linux-gnu/libvulkan.so.1",
+    "/usr/lib64/libvulkan.so.1",
+    "/usr/lib/libvulkan.so.1",
+];
+
+/// The wgpu tests need a Vulkan loader and at least one driver (lavapipe runs on any CPU).
+/// Checked before anything builds, so a missing package is named in the first second rather
+/// than as an adapter error after the build. `VK_ICD_FILENAMES` / `VK_DRIVER_FILES` (a driver
+/// set by hand) skip the manifest search; other systems than Linux are not checked.
+fn vulkan_driver() -> Result<(), String> {
+    if !cfg!(target_os = "linux") {
+        return Ok(());
+    }
+    let driver_by_env = ["VK_ICD_FILENAMES", "VK_DRIVER_FILES"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    check_vulkan(LOADER_PATHS, ICD_DIRS, driver_by_env)
+}
+
+/// The check itself, over the given places: a loader among `loaders` and a manifest in one of
+/// `icd_dirs` (or a driver named by the environment).
+fn check_vulkan(loaders: &[&str], icd_dirs: &[&str], driver_by_env: bool) -> Result<(), String> {
+    let loader = loaders.iter().any(|p| Path::new(p).exists());
+    let driver = driver_by_env || icd_dirs.iter().any(|dir| has_manifest(Path::new(dir)));
+    let missing = match (loader, driver) {
+        (true, true) => return Ok(()),
+        (false, false) => "neither the Vulkan loader (libvulkan.so.1) nor a Vulkan driver".into(),
+        (false, true) => "no Vulkan loader (libvulkan.so.1)".into(),
+        (true, false) => format!("no Vulkan driver manifest in {}", icd_dirs.join(", ")),
+    };
+    Err(format!(
+        "the wgpu tests need Vulkan, and this machine has {missing}.\n\
+         Install the CPU driver (lavapipe) and the loader, then run `cargo xtask ci` again:\n\
+         \n    sudo apt-get install -y mesa-vulkan-drivers libvulkan1\n"
+    ))
+}
+
+/// Whether `dir` holds a driver manifest (`*.json`).
+fn has_manifest(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|ext| ext == "json"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_missing_vulkan_driver_names_the_packages_to_install() {
+        let dir = scratch("icd");
+        let loader = dir.join("libvulkan.so.1");
+        std::fs::write(&loader, b"").unwrap();
+        let (loader, icd) = (loader.to_str().unwrap(), dir.to_str().unwrap());
+        // A loader but no manifest yet.
+        let err = check_vulkan(&[loader], &[icd], false).unwrap_err();
+        assert!(err.contains("no Vulkan driver manifest"), "{err}");
+        assert!(
+            err.contains("apt-get install -y mesa-vulkan-drivers libvulkan1"),
+            "{err}"
+        );
+        // Neither.
+        let err = check_vulkan(&["/nonexistent/libvulkan.so.1"], &[icd], false).unwrap_err();
+        assert!(err.contains("neither"), "{err}");
+        // A driver named by the environment stands in for the manifest.
+        assert!(check_vulkan(&[loader], &[icd], true).is_ok());
+        // With a manifest, all is there.
+        std::fs::write(dir.join("lvp_icd.x86_64.json"), b"{}").unwrap();
+        assert!(check_vulkan(&[loader], &[icd], false).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
