@@ -27,8 +27,8 @@ struct Setup {
     device: Device,
 }
 
-fn setup(kind: CellKind) -> Setup {
-    let device = Device::flex().autodiff();
+fn setup(kind: CellKind, device: &Device) -> Setup {
+    let device = device.clone().autodiff();
     device.seed(11);
     let (batch, seq, input, hidden) = (3, 5, 4, 6);
     let layer = RecurrentConfig::new(kind, input, hidden)
@@ -109,10 +109,9 @@ fn run(s: &Setup, engine: Engine, lengths: Option<&[usize]>) -> Run {
     Run { tensors }
 }
 
-#[test]
-fn fused_and_reference_agree_without_biases() {
+fn agree_without_biases(device: &Device) {
     for kind in CellKind::ALL {
-        let setup = setup(kind);
+        let setup = setup(kind, device);
         for lengths in [None, Some(&[5, 2, 4][..])] {
             let fused = run(&setup, Engine::Auto, lengths);
             let reference = run(&setup, Engine::Reference, lengths);
@@ -130,5 +129,17 @@ fn fused_and_reference_agree_without_biases() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn fused_and_reference_agree_without_biases_flex() {
+    agree_without_biases(&Device::flex());
+}
+
+#[test]
+fn fused_and_reference_agree_without_biases_wgpu() {
+    if let Some(device) = common::device(rnn_backend::Backend::Wgpu) {
+        agree_without_biases(&device);
     }
 }

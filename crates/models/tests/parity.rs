@@ -336,21 +336,22 @@ mod cuda {
     }
 
     #[test]
-    fn auto_takes_the_reference_path_on_cuda() {
+    fn auto_takes_the_fused_kernels_on_cuda() {
         let device = device(Backend::Cuda).expect("cuda device");
         let lstm = LstmConfig::new(3, 4).init(&device).unwrap();
-        assert!(!lstm.is_fused_on(&device));
-        assert!(!lstm.is_fused_on(&device.clone().autodiff()));
+        assert!(lstm.is_fused_on(&device));
+        assert!(lstm.is_fused_on(&device.clone().autodiff()));
     }
 }
 
-/// The grid above only proves the fused kernels if `Auto` really takes them on the CPU.
+/// The grid above only proves the fused kernels if `Auto` really takes them, on the CPU
+/// backends and on wgpu.
 #[test]
-fn auto_takes_the_fused_kernels_on_cpu_backends_only() {
+fn auto_takes_the_fused_kernels_on_every_backend() {
     for (backend, expected) in [
         (Backend::Flex, true),
         (Backend::NdArray, true),
-        (Backend::Wgpu, false),
+        (Backend::Wgpu, true),
     ] {
         let Some(device) = device(backend) else {
             continue;

@@ -1,14 +1,18 @@
 //! Fused recurrent kernels with a hand-written backward (feature `fused`, on by default).
 //!
-//! On the CPU backends compiled in (features `flex`, `ndarray`), a whole layer — both directions
-//! of a bidirectional one — is a single operation: one GEMM projects all steps' inputs, each
-//! step runs one recurrent GEMM and one pass over the gates, and backward runs BPTT by hand with
-//! the input and weight gradients as large GEMMs over the whole batch. Autodiff sees one node
-//! instead of thousands of small ones. Elsewhere (wgpu, CUDA, f16 tensors, LSTM with
-//! `proj_size`) layers run the composed reference path, which stays selectable everywhere
-//! through [`Engine::Reference`](crate::Engine::Reference).
+//! On the backends compiled in — the CPU backends (features `flex`, `ndarray`) and the CubeCL
+//! GPU backends (features `wgpu`, `cuda`) — a whole layer, both directions of a bidirectional
+//! one, is a single operation: one GEMM projects all steps' inputs, each step runs one
+//! recurrent GEMM and one pass over the gates, and backward runs BPTT by hand with the input
+//! and weight gradients as large GEMMs over the whole sequence. Autodiff sees one node instead
+//! of thousands of small ones. Elsewhere (other backends, f16 tensors, LSTM with `proj_size`)
+//! layers run the composed reference path, which stays selectable everywhere through
+//! [`Engine::Reference`](crate::Engine::Reference).
 //!
-//! - [`op`]: the Burn operation (backend extension) and its autodiff node
+//! - [`op`]: the Burn operation (backend extension), its autodiff node, and [`op::FusedKernels`],
+//!   what each backend implements
+//! - [`host`]: the CPU backends' implementation, on host buffers
+//! - `gpu`: the CubeCL implementation, on the device (features `wgpu`, `cuda`)
 //! - [`parallel`]: one layer over the whole batch — big GEMMs, parallel time loops
 //! - [`kernel`]: the time loops of one direction over a slice of the batch
 //! - [`layout`]: how the op packs its outputs into one tensor
@@ -20,6 +24,9 @@
 
 mod cpu;
 mod gemm;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod gpu;
+mod host;
 mod kernel;
 mod layout;
 mod math;
@@ -48,6 +55,11 @@ pub(crate) fn available(device: &Device, dtype: DType) -> bool {
         DispatchDevice::Flex(_) => true,
         #[cfg(feature = "ndarray")]
         DispatchDevice::NdArray(_) => true,
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        DispatchDevice::Cube(device) => matches!(
+            device.runtime(),
+            burn::backend::RuntimeId::Wgpu | burn::backend::RuntimeId::Cuda
+        ),
         _ => false,
     }
 }

@@ -1,31 +1,28 @@
-//! The fused recurrence as one Burn operation: a backend extension whose CPU implementations
-//! run [`parallel::forward`] on host buffers, and whose autodiff implementation records a single
-//! graph node with [`parallel::backward`] as its hand-written backward.
+//! The fused recurrence as one Burn operation: a backend extension ([`FusedRecurrence`]) whose
+//! autodiff implementation records a single graph node with a hand-written backward.
 //!
-//! The op returns one packed 1-D tensor laid out by [`PackedLayout`]: an autodiff node has one
-//! output, and slicing the three parts back out costs little next to the recurrence.
+//! Each backend brings its kernels through [`FusedKernels`] — a forward that may keep what its
+//! backward needs, and that backward: the CPU backends on host buffers ([`super::host`]), the
+//! CubeCL backend on the device ([`super::gpu`]). The op returns one packed 1-D tensor laid out
+//! by [`PackedLayout`]: an autodiff node has one output, and slicing the three parts back out
+//! costs little next to the recurrence.
 
 // burn-ndarray is deprecated in Burn 0.22 but still a supported backend of this toolkit.
 #![allow(deprecated)]
 
 use std::sync::Arc;
 
-#[cfg(feature = "flex")]
-use burn::backend::Flex;
-#[cfg(feature = "ndarray")]
-use burn::backend::NdArray;
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, ExtensionType, TensorData, TensorMetadata, backend_extension};
-use burn::tensor::DType;
+use burn::backend::{Backend, ExtensionType, backend_extension};
 
-use super::kernel::{Dims, Params, Saved};
+use super::kernel::Dims;
 use super::layout::PackedLayout;
-use super::parallel::{self, Layer};
+use super::parallel::Layer;
 
 /// Everything about a call that is not a tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +41,8 @@ impl Spec {
         PackedLayout::new(&self.dims, self.directions)
     }
 
-    fn layer(&self) -> Layer<'_> {
+    /// The CPU kernels' view of the call.
+    pub fn layer(&self) -> Layer<'_> {
         Layer {
             d: self.dims,
             lengths: self.lengths.as_deref(),
@@ -91,7 +89,7 @@ pub(crate) struct RecurrentInputs<B: Backend> {
 
 /// Which input a tensor is, in the order the op lists the ones present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
+pub(crate) enum Role {
     X,
     WIh,
     WHh,
@@ -103,7 +101,7 @@ enum Role {
 
 impl<B: Backend> RecurrentInputs<B> {
     /// The tensors present, each with its role; `x` always first.
-    fn into_parts(self) -> Vec<(Role, FloatTensor<B>)> {
+    pub fn into_parts(self) -> Vec<(Role, FloatTensor<B>)> {
         let mut parts = vec![
             (Role::X, self.x),
             (Role::WIh, self.w_ih),
@@ -118,10 +116,99 @@ impl<B: Backend> RecurrentInputs<B> {
         }
         parts
     }
+
+    /// The inverse of [`Self::into_parts`].
+    fn from_parts(parts: Vec<(Role, FloatTensor<B>)>) -> Self {
+        let mut parts = parts.into_iter();
+        let mut next = |role: Role| match parts.next() {
+            Some((r, t)) if r == role => t,
+            _ => unreachable!("into_parts lists x, w_ih, w_hh first"),
+        };
+        let (x, w_ih, w_hh) = (next(Role::X), next(Role::WIh), next(Role::WHh));
+        let (mut b_ih, mut b_hh, mut h0, mut c0) = (None, None, None, None);
+        for (role, tensor) in parts {
+            match role {
+                Role::BIh => b_ih = Some(tensor),
+                Role::BHh => b_hh = Some(tensor),
+                Role::H0 => h0 = Some(tensor),
+                Role::C0 => c0 = Some(tensor),
+                Role::X | Role::WIh | Role::WHh => unreachable!("listed once, first"),
+            }
+        }
+        Self {
+            x,
+            w_ih,
+            w_hh,
+            biases: match (b_ih, b_hh) {
+                (Some(b_ih), Some(b_hh)) => Biases::Both(b_ih, b_hh),
+                _ => Biases::Absent,
+            },
+            h0: h0.unwrap_or_else(|| unreachable!("h0 is always present")),
+            c0: c0.map_or(InitialCell::Absent, InitialCell::Lstm),
+        }
+    }
+}
+
+/// The gradients of the op's inputs. Absent inputs have none; `x` has none when not asked for.
+pub(crate) struct InputGrads<B: Backend> {
+    /// `[batch, seq, input]`.
+    pub x: Option<FloatTensor<B>>,
+    /// `[D·G·H, input]`.
+    pub w_ih: FloatTensor<B>,
+    /// `[D·G·H, hidden]`.
+    pub w_hh: FloatTensor<B>,
+    /// `b_ih`, `b_hh`: `[D·G·H]` each.
+    pub biases: Option<(FloatTensor<B>, FloatTensor<B>)>,
+    /// `[D, batch, hidden]`.
+    pub h0: FloatTensor<B>,
+    /// `[D, batch, hidden]`, LSTM only.
+    pub c0: Option<FloatTensor<B>>,
+}
+
+impl<B: Backend> InputGrads<B> {
+    /// The gradient of the input with `role`.
+    fn take(&mut self, role: Role) -> Option<FloatTensor<B>> {
+        match role {
+            Role::X => self.x.take(),
+            Role::WIh => Some(self.w_ih.clone()),
+            Role::WHh => Some(self.w_hh.clone()),
+            Role::BIh => self.biases.as_ref().map(|(b, _)| b.clone()),
+            Role::BHh => self.biases.as_ref().map(|(_, b)| b.clone()),
+            Role::H0 => Some(self.h0.clone()),
+            Role::C0 => self.c0.take(),
+        }
+    }
+}
+
+/// A backend's implementation of the op: what both the plain and the autodiff backend call.
+pub(crate) trait FusedKernels: Backend {
+    /// What forward keeps for backward.
+    type Saved: Send + Sync + std::fmt::Debug + 'static;
+
+    /// Runs the layer; returns the packed output ([`Spec::layout`]) and, when `save`, what
+    /// [`Self::backward`] needs.
+    fn forward(
+        inputs: RecurrentInputs<Self>,
+        spec: &Spec,
+        save: bool,
+    ) -> (FloatTensor<Self>, Option<Self::Saved>);
+
+    /// BPTT from the packed output's gradient `grad`; `x`'s gradient only when `need_x`.
+    fn backward(
+        saved: &Self::Saved,
+        spec: &Spec,
+        grad: FloatTensor<Self>,
+        need_x: bool,
+    ) -> InputGrads<Self>;
 }
 
 /// Backends that run the fused recurrence.
-#[backend_extension(Autodiff, Flex: cfg(feature = "flex"), NdArray: cfg(feature = "ndarray"))]
+#[backend_extension(
+    Autodiff,
+    Flex: cfg(feature = "flex"),
+    NdArray: cfg(feature = "ndarray"),
+    Cube: cfg(any(feature = "wgpu", feature = "cuda")),
+)]
 pub(crate) trait FusedRecurrence: Backend {
     /// One layer, both directions if bidirectional; returns the packed output
     /// ([`Spec::layout`]).
@@ -131,162 +218,59 @@ pub(crate) trait FusedRecurrence: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// Reads a tensor of a CPU backend into host memory as `f32`.
-fn host<B: Backend>(tensor: FloatTensor<B>) -> Vec<f32> {
-    // Reading a CPU backend's buffer completes synchronously and cannot fail for a live tensor;
-    // a failure here is a broken backend, not a user error.
-    let data = burn::backend::try_read_sync(B::float_into_data(tensor))
-        .expect("a CPU tensor reads synchronously")
-        .expect("a CPU tensor reads without error");
-    let data = if data.dtype() == DType::F32 {
-        data
-    } else {
-        data.convert::<f32>()
-    };
-    data.try_into_vec::<f32>()
-        .expect("converted to f32 just above")
-}
-
-fn to_backend<B: Backend>(values: Vec<f32>, shape: &[usize], device: &B::Device) -> FloatTensor<B> {
-    B::float_from_data(TensorData::new(values, shape.to_vec()), device)
-}
-
-/// Host copies of the op's inputs; absent ones stay empty.
-#[derive(Debug, Default)]
-struct HostInputs {
-    x: Vec<f32>,
-    w_ih: Vec<f32>,
-    w_hh: Vec<f32>,
-    b_ih: Option<Vec<f32>>,
-    b_hh: Option<Vec<f32>>,
-    h0: Vec<f32>,
-    /// LSTM only.
-    c0: Vec<f32>,
-}
-
-impl HostInputs {
-    fn read<B: Backend>(parts: Vec<(Role, FloatTensor<B>)>) -> Self {
-        let mut host_inputs = Self::default();
-        for (role, tensor) in parts {
-            let values = host::<B>(tensor);
-            match role {
-                Role::X => host_inputs.x = values,
-                Role::WIh => host_inputs.w_ih = values,
-                Role::WHh => host_inputs.w_hh = values,
-                Role::BIh => host_inputs.b_ih = Some(values),
-                Role::BHh => host_inputs.b_hh = Some(values),
-                Role::H0 => host_inputs.h0 = values,
-                Role::C0 => host_inputs.c0 = values,
+/// The inference path: forward only, nothing saved.
+macro_rules! untracked {
+    ($backend:ty) => {
+        impl FusedRecurrence for $backend {
+            fn fused_recurrence(inputs: RecurrentInputs<Self>, spec: Spec) -> FloatTensor<Self> {
+                <Self as FusedKernels>::forward(inputs, &spec, false).0
             }
         }
-        host_inputs
-    }
-
-    fn params(&self) -> Params<'_> {
-        Params {
-            w_ih: &self.w_ih,
-            w_hh: &self.w_hh,
-            b_ih: self.b_ih.as_deref(),
-            b_hh: self.b_hh.as_deref(),
-        }
-    }
-
-    fn forward(&self, spec: &Spec, save: bool) -> (Vec<f32>, Option<Vec<Saved>>) {
-        let layer = spec.layer();
-        parallel::forward(
-            layer.default_chunks(),
-            layer,
-            &self.params(),
-            &self.x,
-            &self.h0,
-            &self.c0,
-            save,
-        )
-    }
-}
-
-/// The inference path of a CPU backend: forward only, nothing saved.
-fn run_untracked<B: Backend>(inputs: RecurrentInputs<B>, spec: &Spec) -> FloatTensor<B> {
-    let device = inputs.x.device();
-    let host = HostInputs::read::<B>(inputs.into_parts());
-    let (packed, _) = host.forward(spec, false);
-    to_backend::<B>(packed, &[spec.layout().len()], &device)
+    };
 }
 
 #[cfg(feature = "flex")]
-impl FusedRecurrence for Flex {
-    fn fused_recurrence(inputs: RecurrentInputs<Self>, spec: Spec) -> FloatTensor<Self> {
-        run_untracked::<Self>(inputs, &spec)
-    }
-}
-
+untracked!(burn::backend::Flex);
 #[cfg(feature = "ndarray")]
-impl FusedRecurrence for NdArray {
-    fn fused_recurrence(inputs: RecurrentInputs<Self>, spec: Spec) -> FloatTensor<Self> {
-        run_untracked::<Self>(inputs, &spec)
-    }
-}
+untracked!(burn::backend::NdArray);
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+untracked!(burn_cubecl::CubeBackend);
 
 /// What the autodiff node keeps between forward and backward.
 #[derive(Debug)]
-struct NodeState<D> {
+struct NodeState<B: FusedKernels> {
     spec: Spec,
-    inputs: HostInputs,
     /// The role of each parent, in order.
     roles: Vec<Role>,
-    /// Per direction.
-    saved: Vec<Saved>,
-    device: D,
+    saved: B::Saved,
 }
 
 /// The op's backward with its `N` parents (4 to 7: biases and `c0` are optional).
 #[derive(Debug)]
 struct FusedBackward;
 
-impl<B: Backend, const N: usize> Backward<B, N> for FusedBackward {
-    type State = Arc<NodeState<B::Device>>;
+impl<B: FusedKernels, const N: usize> Backward<B, N> for FusedBackward {
+    type State = Arc<NodeState<B>>;
 
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
         let state = ops.state;
-        let (d, dirs) = (state.spec.dims, state.spec.directions);
-        let packed = host::<B>(grads.consume::<B>(&ops.node));
-        let (d_out, d_hn, d_cn) = state.spec.layout().split(&packed);
+        let grad = grads.consume::<B>(&ops.node);
         // The input's gradient is one GEMM over all rows; skip it when nothing wants it (a
         // first layer fed data). `x` is always the first parent.
         let need_x = ops.parents[0].is_some();
-        let layer = state.spec.layer();
-        let mut g = parallel::backward(
-            layer.default_chunks(),
-            layer,
-            need_x,
-            &state.inputs.params(),
-            &state.inputs.x,
-            &state.saved,
-            d_out,
-            d_hn,
-            d_cn,
-        );
-        let gh = dirs * d.gate_width();
-        let state_shape = vec![dirs, d.batch, d.hidden];
+        let mut input_grads = B::backward(&state.saved, &state.spec, grad, need_x);
         for (parent, role) in ops.parents.into_iter().zip(&state.roles) {
             // A parent without a node needs no gradient (a constant such as the data).
             let Some(node) = parent else { continue };
-            let (grad, shape) = match role {
-                Role::X => (std::mem::take(&mut g.x), vec![d.batch, d.seq, d.input]),
-                Role::WIh => (std::mem::take(&mut g.w_ih), vec![gh, d.input]),
-                Role::WHh => (std::mem::take(&mut g.w_hh), vec![gh, d.hidden]),
-                Role::BIh => (std::mem::take(&mut g.b_ih), vec![gh]),
-                Role::BHh => (std::mem::take(&mut g.b_hh), vec![gh]),
-                Role::H0 => (std::mem::take(&mut g.h0), state_shape.clone()),
-                Role::C0 => (std::mem::take(&mut g.c0), state_shape.clone()),
-            };
-            grads.register::<B>(node.id, to_backend::<B>(grad, &shape, &state.device));
+            if let Some(grad) = input_grads.take(*role) {
+                grads.register::<B>(node.id, grad);
+            }
         }
     }
 }
 
 /// Runs the op on an autodiff backend with its `N` present inputs as the node's parents.
-fn record<B: Backend, C: CheckpointStrategy, const N: usize>(
+fn record<B: FusedKernels, C: CheckpointStrategy, const N: usize>(
     parts: Vec<(Role, FloatTensor<Autodiff<B, C>>)>,
     spec: Spec,
 ) -> FloatTensor<Autodiff<B, C>> {
@@ -300,33 +284,24 @@ fn record<B: Backend, C: CheckpointStrategy, const N: usize>(
         Ok(nodes) => nodes,
         Err(_) => unreachable!("record is called with N = the number of parts"),
     };
-    let device = parts[0].1.primitive().device();
-    let primitives: Vec<(Role, FloatTensor<B>)> = parts
-        .into_iter()
-        .map(|(role, t)| (role, t.into_primitive()))
-        .collect();
-    let host_inputs = HostInputs::read::<B>(primitives);
-    let len = spec.layout().len();
+    let inputs = RecurrentInputs::<B>::from_parts(
+        parts
+            .into_iter()
+            .map(|(role, t)| (role, t.into_primitive()))
+            .collect(),
+    );
     match FusedBackward.prepare::<C>(nodes).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
-            let (packed, saved) = host_inputs.forward(&spec, true);
-            let state = Arc::new(NodeState {
-                spec,
-                inputs: host_inputs,
-                roles,
-                saved: saved.unwrap_or_default(),
-                device: device.clone(),
-            });
-            prep.finish(state, to_backend::<B>(packed, &[len], &device))
+            let (packed, saved) = B::forward(inputs, &spec, true);
+            let saved = saved.unwrap_or_else(|| unreachable!("forward saves when asked"));
+            let state = Arc::new(NodeState { spec, roles, saved });
+            prep.finish(state, packed)
         }
-        OpsKind::UnTracked(prep) => {
-            let (packed, _) = host_inputs.forward(&spec, false);
-            prep.finish(to_backend::<B>(packed, &[len], &device))
-        }
+        OpsKind::UnTracked(prep) => prep.finish(B::forward(inputs, &spec, false).0),
     }
 }
 
-impl<B: Backend, C: CheckpointStrategy> FusedRecurrence for Autodiff<B, C> {
+impl<B: FusedKernels, C: CheckpointStrategy> FusedRecurrence for Autodiff<B, C> {
     fn fused_recurrence(inputs: RecurrentInputs<Self>, spec: Spec) -> FloatTensor<Self> {
         let parts = inputs.into_parts();
         // Autodiff nodes have a fixed parent count: one instantiation per set of inputs.

@@ -1,0 +1,503 @@
+//! [`FusedKernels`] for Burn's CubeCL backend (wgpu, CUDA): the whole layer stays on the device.
+//!
+//! The shape of cuDNN's standard algorithm (Appleyard et al., arXiv 1604.01946). Forward: the
+//! inputs are gathered into each direction's reading order, one batched matmul projects every
+//! step of both directions, then per step one batched recurrent matmul (`h_s · W_hhᵀ`, both
+//! directions) and one kernel for the gates and the state update ([`kernels`]); one more kernel
+//! packs the output. Backward: per step one gate-gradient kernel and one batched matmul for the
+//! recurrent gradient; `dW_ih`, `dW_hh`, the biases and `dx` are whole-sequence matmuls and sums
+//! after the loop. Nothing returns to the host inside the time loop; variable lengths are masked
+//! on the device. Two launches per step each way.
+
+mod kernels;
+
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Shape, Slice, TensorData};
+use burn::tensor::DType;
+use burn_cubecl::CubeBackend;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::{empty_device_contiguous_dtype, zeros_client};
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+
+use super::op::{Biases, FusedKernels, InitialCell, InputGrads, RecurrentInputs, Spec};
+use crate::CellKind;
+
+type B = CubeBackend;
+
+/// Units per cube of the element-wise launches.
+const UNITS: u32 = 256;
+
+/// What forward keeps for backward, all on the device.
+#[derive(Debug)]
+pub(crate) struct GpuSaved {
+    /// Inputs in step order, `[D, T·B, I]`.
+    xs: CubeTensor,
+    /// `[D, G·H, I]`.
+    w_ih: CubeTensor,
+    /// `[D, G·H, H]`.
+    w_hh: CubeTensor,
+    /// `[B]`, as `f32`.
+    lengths: CubeTensor,
+    /// `[T + 1, D, B, H]`.
+    hs: CubeTensor,
+    /// `[T + 1, D, B, H]` (LSTM; a placeholder otherwise).
+    cs: CubeTensor,
+    /// `[T, D, B, W]`: LSTM `i, f, g, o`; GRU `r, z, n, W_hn h + b_hn` (empty for RNN).
+    acts: CubeTensor,
+    has_biases: bool,
+}
+
+/// The sizes every launch takes.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    kind: CellKind,
+    dirs: usize,
+    seq: usize,
+    batch: usize,
+    input: usize,
+    hidden: usize,
+}
+
+impl Sizes {
+    fn new(spec: &Spec) -> Self {
+        let d = spec.dims;
+        Self {
+            kind: d.kind,
+            dirs: spec.directions,
+            seq: d.seq,
+            batch: d.batch,
+            input: d.input,
+            hidden: d.hidden,
+        }
+    }
+
+    /// `G·H`.
+    fn gates(&self) -> usize {
+        self.kind.gate_count() * self.hidden
+    }
+
+    /// `D·B·H`: one state.
+    fn state(&self) -> usize {
+        self.dirs * self.batch * self.hidden
+    }
+
+    /// Width of a step's saved activations and of its gate gradients: GRU keeps a fourth
+    /// block (`W_hn h + b_hn` forward, the input side's `dn` backward).
+    fn act_width(&self) -> usize {
+        match self.kind {
+            CellKind::Lstm | CellKind::Gru => 4 * self.hidden,
+            CellKind::RnnTanh | CellKind::RnnRelu => self.hidden,
+        }
+    }
+
+    fn u32(n: usize) -> u32 {
+        u32::try_from(n).expect("the GPU kernels index with 32-bit sizes")
+    }
+}
+
+fn dense(like: &CubeTensor, dims: &[usize]) -> CubeTensor {
+    empty_device_contiguous_dtype(
+        like.client.clone(),
+        like.device.clone(),
+        Shape::from(dims.to_vec()),
+        DType::F32,
+    )
+}
+
+fn zeros(like: &CubeTensor, dims: &[usize]) -> CubeTensor {
+    zeros_client(
+        like.client.clone(),
+        like.device.clone(),
+        Shape::from(dims.to_vec()),
+        DType::F32,
+    )
+}
+
+/// One unit per element of `n`.
+fn elementwise(t: &CubeTensor, n: usize) -> (CubeCount, CubeDim) {
+    let dim = CubeDim::new_1d(UNITS);
+    (
+        cubecl::calculate_cube_count_elemwise(&t.client, n, dim),
+        dim,
+    )
+}
+
+fn reshape(t: CubeTensor, dims: &[usize]) -> CubeTensor {
+    B::float_reshape(t, Shape::from(dims.to_vec()))
+}
+
+/// Entries `range` of `t`'s first axis.
+fn rows(t: CubeTensor, range: std::ops::Range<usize>) -> CubeTensor {
+    B::float_slice(t, &[Slice::from(range)])
+}
+
+/// Columns `range` of the last axis of a rank-3 tensor.
+fn columns(t: CubeTensor, range: std::ops::Range<usize>) -> CubeTensor {
+    B::float_slice(t, &[Slice::from(..), Slice::from(..), Slice::from(range)])
+}
+
+/// `dst[dst_offset..][..count] = src[src_offset..][..count]`; `src` dense.
+fn copy_range(
+    src: &CubeTensor,
+    dst: &CubeTensor,
+    src_offset: usize,
+    dst_offset: usize,
+    count: usize,
+) {
+    let (cubes, dim) = elementwise(dst, count);
+    kernels::copy_range::launch(
+        &dst.client,
+        cubes,
+        dim,
+        src.clone().into_tensor_arg(),
+        dst.clone().into_tensor_arg(),
+        Sizes::u32(src_offset),
+        Sizes::u32(dst_offset),
+        Sizes::u32(count),
+    );
+}
+
+/// `src: [B, T, row]` (dense) into step order `[D, T, B, width]`, direction `d` reading
+/// columns `d·dir_offset ..` of each row.
+fn gather(
+    z: &Sizes,
+    src: &CubeTensor,
+    lengths: &CubeTensor,
+    width: usize,
+    row: usize,
+    dir_offset: usize,
+) -> CubeTensor {
+    let dst = dense(src, &[z.dirs, z.seq, z.batch, width]);
+    let (cubes, dim) = elementwise(src, z.dirs * z.seq * z.batch * width);
+    kernels::gather_steps::launch(
+        &src.client,
+        cubes,
+        dim,
+        src.clone().into_tensor_arg(),
+        lengths.clone().into_tensor_arg(),
+        dst.clone().into_tensor_arg(),
+        Sizes::u32(z.seq),
+        Sizes::u32(z.batch),
+        Sizes::u32(width),
+        Sizes::u32(row),
+        Sizes::u32(dir_offset),
+    );
+    dst
+}
+
+/// The lengths as an `f32` device tensor (every sequence full when `None`).
+fn lengths_tensor(spec: &Spec, device: &burn_cubecl::CubeDevice) -> CubeTensor {
+    let d = spec.dims;
+    let values: Vec<f32> = match &spec.lengths {
+        Some(lengths) => lengths.iter().map(|&l| l as f32).collect(),
+        None => vec![d.seq as f32; d.batch],
+    };
+    B::float_from_data(TensorData::new(values, [d.batch]), device)
+}
+
+/// The bias added to the input projection, `[D, 1, G·H]`: `b_ih + b_hh`, except that GRU's
+/// `b_hn` stays on the recurrent side (returned second, `[D·H]`).
+fn input_bias(z: &Sizes, b_ih: CubeTensor, b_hh: CubeTensor) -> (CubeTensor, Option<CubeTensor>) {
+    let (d, gh, h) = (z.dirs, z.gates(), z.hidden);
+    if z.kind != CellKind::Gru {
+        return (reshape(B::float_add(b_ih, b_hh), &[d, 1, gh]), None);
+    }
+    let b_hh = reshape(b_hh, &[d, 1, gh]);
+    let b_rz = columns(b_hh.clone(), 0..2 * h);
+    let b_hn = into_contiguous(columns(b_hh, 2 * h..gh));
+    let no_n = zeros(&b_hn, &[d, 1, h]);
+    let b_x = B::float_add(
+        reshape(b_ih, &[d, 1, gh]),
+        B::float_cat(vec![b_rz, no_n], 2),
+    );
+    (b_x, Some(reshape(b_hn, &[d * h])))
+}
+
+impl FusedKernels for CubeBackend {
+    type Saved = GpuSaved;
+
+    fn forward(
+        inputs: RecurrentInputs<Self>,
+        spec: &Spec,
+        save: bool,
+    ) -> (FloatTensor<Self>, Option<Self::Saved>) {
+        let z = Sizes::new(spec);
+        let (dn, t, bn, h, gh) = (z.dirs, z.seq, z.batch, z.hidden, z.gates());
+        let x = into_contiguous(inputs.x);
+        let lengths = lengths_tensor(spec, &x.device);
+        let xs = reshape(
+            gather(&z, &x, &lengths, z.input, z.input, 0),
+            &[dn, t * bn, z.input],
+        );
+        let w_ih = reshape(inputs.w_ih, &[dn, gh, z.input]);
+        let w_hh = reshape(inputs.w_hh, &[dn, gh, h]);
+
+        // Every step's input projection, both directions: [D, T·B, G·H].
+        let mut xp = B::float_matmul(xs.clone(), B::float_transpose(w_ih.clone()));
+        let (has_biases, mut b_hn) = match inputs.biases {
+            Biases::Both(b_ih, b_hh) => {
+                let (b_x, b_hn) = input_bias(&z, b_ih, b_hh);
+                xp = B::float_add(xp, b_x);
+                (true, b_hn)
+            }
+            Biases::Absent => (false, None),
+        };
+        let xp = into_contiguous(xp);
+        if z.kind == CellKind::Gru && b_hn.is_none() {
+            b_hn = Some(zeros(&x, &[dn * h]));
+        }
+
+        let states = [t + 1, dn, bn, h];
+        let hs = dense(&x, &states);
+        copy_range(&into_contiguous(inputs.h0), &hs, 0, 0, z.state());
+        let cs = match inputs.c0 {
+            InitialCell::Lstm(c0) => {
+                let cs = dense(&x, &states);
+                copy_range(&into_contiguous(c0), &cs, 0, 0, z.state());
+                cs
+            }
+            InitialCell::Absent => dense(&x, &[1]),
+        };
+        // An Elman step's backward reads only the states.
+        let acts = if z.kind.is_elman() {
+            dense(&x, &[1])
+        } else {
+            dense(&x, &[t, dn, bn, z.act_width()])
+        };
+        let w_hh_t = B::float_transpose(w_hh.clone());
+        let (cubes, dim) = elementwise(&x, z.state());
+        let sizes = |s: usize| (Sizes::u32(s), Sizes::u32(t), Sizes::u32(bn), Sizes::u32(h));
+        for s in 0..t {
+            let h_s = reshape(rows(hs.clone(), s..s + 1), &[dn, bn, h]);
+            let hh = B::float_matmul(h_s, w_hh_t.clone());
+            let (step, seq, batch, hidden) = sizes(s);
+            let client = &x.client;
+            match z.kind {
+                CellKind::Lstm => kernels::lstm_step::launch(
+                    client,
+                    cubes.clone(),
+                    dim,
+                    xp.clone().into_tensor_arg(),
+                    hh.into_tensor_arg(),
+                    lengths.clone().into_tensor_arg(),
+                    hs.clone().into_tensor_arg(),
+                    cs.clone().into_tensor_arg(),
+                    acts.clone().into_tensor_arg(),
+                    step,
+                    seq,
+                    batch,
+                    hidden,
+                ),
+                CellKind::Gru => kernels::gru_step::launch(
+                    client,
+                    cubes.clone(),
+                    dim,
+                    xp.clone().into_tensor_arg(),
+                    hh.into_tensor_arg(),
+                    b_hn.clone().expect("set above for GRU").into_tensor_arg(),
+                    lengths.clone().into_tensor_arg(),
+                    hs.clone().into_tensor_arg(),
+                    acts.clone().into_tensor_arg(),
+                    step,
+                    seq,
+                    batch,
+                    hidden,
+                ),
+                CellKind::RnnTanh | CellKind::RnnRelu => kernels::rnn_step::launch(
+                    client,
+                    cubes.clone(),
+                    dim,
+                    xp.clone().into_tensor_arg(),
+                    hh.into_tensor_arg(),
+                    lengths.clone().into_tensor_arg(),
+                    hs.clone().into_tensor_arg(),
+                    step,
+                    seq,
+                    batch,
+                    hidden,
+                    z.kind == CellKind::RnnRelu,
+                ),
+            }
+        }
+
+        let packed = dense(&x, &[spec.layout().len()]);
+        let (cubes, dim) = elementwise(&x, spec.layout().len());
+        kernels::emit_output::launch(
+            &x.client,
+            cubes,
+            dim,
+            hs.clone().into_tensor_arg(),
+            cs.clone().into_tensor_arg(),
+            lengths.clone().into_tensor_arg(),
+            packed.clone().into_tensor_arg(),
+            Sizes::u32(t),
+            Sizes::u32(bn),
+            Sizes::u32(dn),
+            Sizes::u32(h),
+            z.kind == CellKind::Lstm,
+        );
+        let saved = save.then(|| GpuSaved {
+            xs,
+            w_ih,
+            w_hh,
+            lengths,
+            hs,
+            cs,
+            acts,
+            has_biases,
+        });
+        (packed, saved)
+    }
+
+    fn backward(
+        saved: &Self::Saved,
+        spec: &Spec,
+        grad: FloatTensor<Self>,
+        need_x: bool,
+    ) -> InputGrads<Self> {
+        let z = Sizes::new(spec);
+        let (dn, t, bn, h, gh) = (z.dirs, z.seq, z.batch, z.hidden, z.gates());
+        let layout = spec.layout();
+        let grad = into_contiguous(grad);
+        let GpuSaved {
+            xs,
+            w_ih,
+            w_hh,
+            lengths,
+            hs,
+            cs,
+            acts,
+            has_biases,
+        } = saved;
+
+        // The output's gradient in step order, [D, T, B, H]; the final states' gradients seed
+        // the carried ones.
+        let d_out = gather(&z, &grad, lengths, h, dn * h, h);
+        let lstm = z.kind == CellKind::Lstm;
+        let dstate = dense(&grad, &[if lstm { 2 } else { 1 }, dn, bn, h]);
+        copy_range(&grad, &dstate, layout.h_n().start, 0, z.state());
+        if let Some(c_n) = layout.c_n() {
+            copy_range(&grad, &dstate, c_n.start, z.state(), z.state());
+        }
+        let aw = z.act_width();
+        let dg = dense(&grad, &[t, dn, bn, aw]);
+        let mut rec = zeros(&grad, &[dn, bn, h]);
+        let (cubes, dim) = elementwise(&grad, z.state());
+        let client = &grad.client;
+        for s in (0..t).rev() {
+            let (step, seq, batch, hidden) =
+                (Sizes::u32(s), Sizes::u32(t), Sizes::u32(bn), Sizes::u32(h));
+            match z.kind {
+                CellKind::Lstm => kernels::lstm_back::launch(
+                    client,
+                    cubes.clone(),
+                    dim,
+                    rec.into_tensor_arg(),
+                    dstate.clone().into_tensor_arg(),
+                    d_out.clone().into_tensor_arg(),
+                    lengths.clone().into_tensor_arg(),
+                    acts.clone().into_tensor_arg(),
+                    cs.clone().into_tensor_arg(),
+                    dg.clone().into_tensor_arg(),
+                    step,
+                    seq,
+                    batch,
+                    hidden,
+                ),
+                CellKind::Gru => kernels::gru_back::launch(
+                    client,
+                    cubes.clone(),
+                    dim,
+                    rec.into_tensor_arg(),
+                    dstate.clone().into_tensor_arg(),
+                    d_out.clone().into_tensor_arg(),
+                    lengths.clone().into_tensor_arg(),
+                    acts.clone().into_tensor_arg(),
+                    hs.clone().into_tensor_arg(),
+                    dg.clone().into_tensor_arg(),
+                    step,
+                    seq,
+                    batch,
+                    hidden,
+                ),
+                CellKind::RnnTanh | CellKind::RnnRelu => kernels::rnn_back::launch(
+                    client,
+                    cubes.clone(),
+                    dim,
+                    rec.into_tensor_arg(),
+                    dstate.clone().into_tensor_arg(),
+                    d_out.clone().into_tensor_arg(),
+                    lengths.clone().into_tensor_arg(),
+                    hs.clone().into_tensor_arg(),
+                    dg.clone().into_tensor_arg(),
+                    step,
+                    seq,
+                    batch,
+                    hidden,
+                    z.kind == CellKind::RnnRelu,
+                ),
+            }
+            // The recurrent side's gate gradients of this step times W_hh: [D, B, H].
+            let dg_s = reshape(rows(dg.clone(), s..s + 1), &[dn, bn, aw]);
+            rec = B::float_matmul(columns(dg_s, 0..gh), w_hh.clone());
+        }
+        let state_shape = [dn, bn, h];
+        let dh = reshape(rows(dstate.clone(), 0..1), &state_shape);
+        let h0 = B::float_add(rec, dh);
+        let c0 = lstm.then(|| into_contiguous(reshape(rows(dstate.clone(), 1..2), &state_shape)));
+
+        // Whole-sequence products, per direction: [D, T·B, ·].
+        let by_direction = |t4: CubeTensor, width: usize| {
+            reshape(
+                into_contiguous(B::float_swap_dims(t4, 0, 1)),
+                &[dn, t * bn, width],
+            )
+        };
+        let dg_all = by_direction(dg.clone(), aw);
+        let dg_hh = columns(dg_all.clone(), 0..gh);
+        let dg_ih = match z.kind {
+            // The input side's candidate gradient is `dn`, the fourth block.
+            CellKind::Gru => B::float_cat(
+                vec![
+                    columns(dg_all.clone(), 0..2 * h),
+                    columns(dg_all, 3 * h..4 * h),
+                ],
+                2,
+            ),
+            _ => dg_hh.clone(),
+        };
+        let h_prev = by_direction(rows(hs.clone(), 0..t), h);
+        let w_hh_grad = B::float_matmul(B::float_transpose(dg_hh.clone()), h_prev);
+        let w_ih_grad = B::float_matmul(B::float_transpose(dg_ih.clone()), xs.clone());
+        let bias_grad = |g: CubeTensor| reshape(B::float_sum_dim(g, 1), &[dn * gh]);
+        let biases = has_biases.then(|| (bias_grad(dg_ih.clone()), bias_grad(dg_hh)));
+        let x = need_x.then(|| {
+            let dxs = B::float_matmul(dg_ih, w_ih.clone());
+            let dx = dense(&grad, &[bn, t, z.input]);
+            let (cubes, dim) = elementwise(&grad, bn * t * z.input);
+            kernels::scatter_steps::launch(
+                client,
+                cubes,
+                dim,
+                dxs.into_tensor_arg(),
+                lengths.clone().into_tensor_arg(),
+                dx.clone().into_tensor_arg(),
+                Sizes::u32(t),
+                Sizes::u32(bn),
+                Sizes::u32(dn),
+                Sizes::u32(z.input),
+            );
+            dx
+        });
+        InputGrads {
+            x,
+            w_ih: reshape(w_ih_grad, &[dn * gh, z.input]),
+            w_hh: reshape(w_hh_grad, &[dn * gh, h]),
+            biases,
+            h0,
+            c0,
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! [`FusedKernels`] for the CPU backends: the inputs are read into host memory once, the
+//! recurrence runs on [`parallel::forward`] / [`parallel::backward`], and the results go back as
+//! backend tensors.
+
+// burn-ndarray is deprecated in Burn 0.22 but still a supported backend of this toolkit.
+#![allow(deprecated)]
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, TensorData, TensorMetadata};
+use burn::tensor::DType;
+
+use super::kernel::{Params, Saved};
+use super::op::{FusedKernels, InputGrads, RecurrentInputs, Role, Spec};
+use super::parallel;
+
+/// Reads a tensor of a CPU backend into host memory as `f32`.
+fn host<B: Backend>(tensor: FloatTensor<B>) -> Vec<f32> {
+    // Reading a CPU backend's buffer completes synchronously and cannot fail for a live tensor;
+    // a failure here is a broken backend, not a user error.
+    let data = burn::backend::try_read_sync(B::float_into_data(tensor))
+        .expect("a CPU tensor reads synchronously")
+        .expect("a CPU tensor reads without error");
+    let data = if data.dtype() == DType::F32 {
+        data
+    } else {
+        data.convert::<f32>()
+    };
+    data.try_into_vec::<f32>()
+        .expect("converted to f32 just above")
+}
+
+fn to_backend<B: Backend>(values: Vec<f32>, shape: &[usize], device: &B::Device) -> FloatTensor<B> {
+    B::float_from_data(TensorData::new(values, shape.to_vec()), device)
+}
+
+/// Host copies of the op's inputs; absent ones stay empty.
+#[derive(Debug, Default)]
+struct HostInputs {
+    x: Vec<f32>,
+    w_ih: Vec<f32>,
+    w_hh: Vec<f32>,
+    b_ih: Option<Vec<f32>>,
+    b_hh: Option<Vec<f32>>,
+    h0: Vec<f32>,
+    /// LSTM only.
+    c0: Vec<f32>,
+}
+
+impl HostInputs {
+    fn read<B: Backend>(inputs: RecurrentInputs<B>) -> Self {
+        let mut host_inputs = Self::default();
+        for (role, tensor) in inputs.into_parts() {
+            let values = host::<B>(tensor);
+            match role {
+                Role::X => host_inputs.x = values,
+                Role::WIh => host_inputs.w_ih = values,
+                Role::WHh => host_inputs.w_hh = values,
+                Role::BIh => host_inputs.b_ih = Some(values),
+                Role::BHh => host_inputs.b_hh = Some(values),
+                Role::H0 => host_inputs.h0 = values,
+                Role::C0 => host_inputs.c0 = values,
+            }
+        }
+        host_inputs
+    }
+
+    fn params(&self) -> Params<'_> {
+        Params {
+            w_ih: &self.w_ih,
+            w_hh: &self.w_hh,
+            b_ih: self.b_ih.as_deref(),
+            b_hh: self.b_hh.as_deref(),
+        }
+    }
+}
+
+/// What a CPU backend's forward keeps for backward: the inputs and, per direction, the
+/// activations.
+#[derive(Debug)]
+pub(crate) struct HostSaved<D> {
+    inputs: HostInputs,
+    saved: Vec<Saved>,
+    device: D,
+}
+
+fn forward<B: Backend>(
+    inputs: RecurrentInputs<B>,
+    spec: &Spec,
+    save: bool,
+) -> (FloatTensor<B>, Option<HostSaved<B::Device>>) {
+    let device = inputs.x.device();
+    let host_inputs = HostInputs::read::<B>(inputs);
+    let layer = spec.layer();
+    let (packed, saved) = parallel::forward(
+        layer.default_chunks(),
+        layer,
+        &host_inputs.params(),
+        &host_inputs.x,
+        &host_inputs.h0,
+        &host_inputs.c0,
+        save,
+    );
+    let packed = to_backend::<B>(packed, &[spec.layout().len()], &device);
+    let saved = saved.map(|saved| HostSaved {
+        inputs: host_inputs,
+        saved,
+        device,
+    });
+    (packed, saved)
+}
+
+fn backward<B: Backend>(
+    state: &HostSaved<B::Device>,
+    spec: &Spec,
+    grad: FloatTensor<B>,
+    need_x: bool,
+) -> InputGrads<B> {
+    let (d, dirs) = (spec.dims, spec.directions);
+    let packed = host::<B>(grad);
+    let (d_out, d_hn, d_cn) = spec.layout().split(&packed);
+    let layer = spec.layer();
+    let g = parallel::backward(
+        layer.default_chunks(),
+        layer,
+        need_x,
+        &state.inputs.params(),
+        &state.inputs.x,
+        &state.saved,
+        d_out,
+        d_hn,
+        d_cn,
+    );
+    let gh = dirs * d.gate_width();
+    let state_shape = [dirs, d.batch, d.hidden];
+    let device = &state.device;
+    let tensor = |values: Vec<f32>, shape: &[usize]| to_backend::<B>(values, shape, device);
+    let has_biases = state.inputs.b_ih.is_some();
+    InputGrads {
+        x: need_x.then(|| tensor(g.x, &[d.batch, d.seq, d.input])),
+        w_ih: tensor(g.w_ih, &[gh, d.input]),
+        w_hh: tensor(g.w_hh, &[gh, d.hidden]),
+        biases: has_biases.then(|| (tensor(g.b_ih, &[gh]), tensor(g.b_hh, &[gh]))),
+        h0: tensor(g.h0, &state_shape),
+        c0: d.is_lstm().then(|| tensor(g.c0, &state_shape)),
+    }
+}
+
+/// The CPU backends' kernels.
+macro_rules! host_kernels {
+    ($backend:ty) => {
+        impl FusedKernels for $backend {
+            type Saved = HostSaved<burn::backend::tensor::Device<$backend>>;
+
+            fn forward(
+                inputs: RecurrentInputs<Self>,
+                spec: &Spec,
+                save: bool,
+            ) -> (FloatTensor<Self>, Option<Self::Saved>) {
+                forward::<Self>(inputs, spec, save)
+            }
+
+            fn backward(
+                saved: &Self::Saved,
+                spec: &Spec,
+                grad: FloatTensor<Self>,
+                need_x: bool,
+            ) -> InputGrads<Self> {
+                backward::<Self>(saved, spec, grad, need_x)
+            }
+        }
+    };
+}
+
+#[cfg(feature = "flex")]
+host_kernels!(burn::backend::Flex);
+#[cfg(feature = "ndarray")]
+host_kernels!(burn::backend::NdArray);
