@@ -18,6 +18,7 @@ pub mod case;
 mod error;
 pub mod measure;
 pub mod peak;
+mod progress;
 pub mod report;
 pub mod runners;
 pub mod torch;
@@ -25,6 +26,7 @@ pub mod torch;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use progress::Progress;
 use rnn_backend::Backend;
 use serde::{Deserialize, Serialize};
 
@@ -142,8 +144,10 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
     let gemm_peak = options.gemm_peak();
     let mut measurements = Vec::new();
     let mut backends = Vec::new();
+    let per_case = options.modes_to_run().len() * options.implementations().len();
+    let progress = Progress::new(options.backends.len() * cases.len() * per_case);
     for &backend in &options.backends {
-        let (info, measured) = measure_backend(options, backend, &cases)?;
+        let (info, measured) = measure_backend(options, backend, &cases, &progress)?;
         backends.push(info);
         measurements.extend(measured);
     }
@@ -212,6 +216,7 @@ fn measure_backend(
     options: &Options,
     backend: Backend,
     cases: &[Case],
+    progress: &Progress,
 ) -> Result<(report::BackendInfo, Vec<Measurement>), BenchError> {
     let selected = backend
         .select()
@@ -229,28 +234,31 @@ fn measure_backend(
             && !options.quick
             && case.train_flops() > SOFTWARE_GPU_MAX_FLOPS
         {
-            eprintln!(
+            progress.line(&format!(
                 "{:8} skipped on {} (software GPU; too slow to time)",
                 case.name,
                 backend.name()
-            );
+            ));
+            progress.advance(options.modes_to_run().len() * options.implementations().len());
             continue;
         }
         for mode in options.modes_to_run() {
             for implementation in options.implementations() {
-                let Some(step) = runners::prepare(implementation, case, mode, selected.device())?
-                else {
+                let step = runners::prepare(implementation, case, mode, selected.device())?;
+                let Some(step) = step else {
+                    progress.advance(1);
                     continue;
                 };
                 let (stats, peak_bytes) = measure_step(step, budget)?;
-                eprintln!(
+                progress.line(&format!(
                     "{:8} {:5} {:8} {:15} {:9.2} ms",
                     case.name,
                     format!("{mode:?}").to_lowercase(),
                     backend.name(),
                     implementation.label(),
                     stats.median_ms
-                );
+                ));
+                progress.advance(1);
                 measurements.push(Measurement {
                     case: case.name.clone(),
                     mode,

@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::torch::TorchRun;
@@ -326,7 +325,7 @@ impl Report {
             s.push_str(&scaling);
         }
         s.push_str(
-            "\nChart (bench.png): per case, training-step time relative to the slowest implementation in that case; bars left to right: ours on each backend (blue shades), burn-nn (grey), PyTorch best (orange).\n",
+            "\nChart (bench.png): per case, the median training-step time of each implementation and backend on a log scale, with a legend.\n",
         );
         s
     }
@@ -345,64 +344,50 @@ impl Report {
         self.chart(&dir.join("bench.png"))
     }
 
-    /// Bars of training-step time per case, normalized to the slowest in each case.
+    /// Training-step time per case on a log scale: one bar per implementation and backend
+    /// (ours, our composed path when timed, burn-nn, PyTorch at its best).
     fn chart(&self, path: &Path) -> Result<(), BenchError> {
-        let mut groups: Vec<Vec<(f64, RGBColor)>> = Vec::new();
-        let blues = [
-            RGBColor(20, 60, 200),
-            RGBColor(70, 130, 230),
-            RGBColor(140, 190, 250),
-        ];
-        for case in &self.cases {
-            let mut bars = Vec::new();
-            for (b, backend) in self.backends.iter().enumerate() {
-                if let Some(s) =
-                    self.find(&case.name, Mode::Train, &backend.name, Implementation::Ours)
-                {
-                    bars.push((s.median_ms, blues[b % blues.len()]));
+        let mut series = Vec::new();
+        let mut values = Vec::new();
+        let per_case = |pick: &dyn Fn(&str) -> Option<Stats>| -> Vec<Option<f64>> {
+            self.cases
+                .iter()
+                .map(|c| pick(&c.name).map(|s| s.median_ms))
+                .collect()
+        };
+        for imp in [
+            Implementation::Ours,
+            Implementation::OursReference,
+            Implementation::BurnNn,
+        ] {
+            for backend in &self.backends {
+                let times = per_case(&|case| self.find(case, Mode::Train, &backend.name, imp));
+                if times.iter().any(Option::is_some) {
+                    series.push(format!("{} ({})", imp.label(), backend.name));
+                    values.push(times);
                 }
             }
-            if let Some(s) = self
-                .backends
-                .first()
-                .and_then(|b| self.find(&case.name, Mode::Train, &b.name, Implementation::BurnNn))
-            {
-                bars.push((s.median_ms, RGBColor(150, 150, 150)));
-            }
-            if let Some(s) = self.torch_best(&case.name, Mode::Train) {
-                bars.push((s.median_ms, RGBColor(240, 140, 30)));
-            }
-            let max = bars.iter().map(|b| b.0).fold(0.0, f64::max);
-            if max > 0.0 {
-                groups.push(bars.into_iter().map(|(v, c)| (v / max, c)).collect());
-            }
         }
-        let io = |e| BenchError::Io(path.to_path_buf(), e);
-        let staging = rnn_atomic::Staging::new(path).map_err(io)?;
-        let err = |e: &dyn std::fmt::Display| BenchError::Chart(e.to_string());
-        {
-            let root = BitMapBackend::new(staging.path(), (1000, 400)).into_drawing_area();
-            root.fill(&WHITE).map_err(|e| err(&e))?;
-            let slots: usize = groups.iter().map(|g| g.len() + 1).sum::<usize>().max(1);
-            let mut chart = ChartBuilder::on(&root)
-                .margin(20)
-                .build_cartesian_2d(0f64..slots as f64, 0f64..1.05)
-                .map_err(|e| err(&e))?;
-            let mut x = 0.0;
-            for group in &groups {
-                for &(v, color) in group {
-                    chart
-                        .draw_series(std::iter::once(Rectangle::new(
-                            [(x + 0.1, 0.0), (x + 0.9, v)],
-                            color.filled(),
-                        )))
-                        .map_err(|e| err(&e))?;
-                    x += 1.0;
-                }
-                x += 1.0;
-            }
-            root.present().map_err(|e| err(&e))?;
+        let torch = per_case(&|case| self.torch_best(case, Mode::Train));
+        if torch.iter().any(Option::is_some) {
+            series.push("PyTorch (best of stock / tuned malloc)".to_string());
+            values.push(torch);
         }
-        staging.commit().map_err(io)
+        let categories: Vec<String> = self.cases.iter().map(|c| c.name.clone()).collect();
+        let chart = rnn_train::BarChart {
+            title: "training step time per case (lower is faster)",
+            y_label: "milliseconds per training step (median)",
+            categories: &categories,
+            series: &series,
+            values: &values,
+        };
+        let info = rnn_train::RunInfo::new(
+            "rnn-bench",
+            format!("{} · {} threads", self.machine.cpu, self.machine.threads),
+        );
+        rnn_train::bar_chart(path, &chart, &info).map_err(|e| match e {
+            rnn_train::TrainError::Io { source, .. } => BenchError::Io(path.to_path_buf(), source),
+            other => BenchError::Chart(other.to_string()),
+        })
     }
 }

@@ -33,6 +33,8 @@ pub use error::TrainError;
 pub use holdout::{Subset, holdout};
 pub use metrics::{BatchStats, EpochRecord, History, Metric, Metrics};
 pub use objective::{Objective, StepOutput, non_finite};
-pub use plot::{LineChart, Series, confusion_matrix, learning_curve, line_chart};
+pub use plot::{
+    BarChart, LineChart, Series, bar_chart, confusion_matrix, learning_curve, line_chart,
+};
 pub use report::{Report, RunInfo};
 pub use trainer::{Fitted, evaluate, fit};

@@ -1,11 +1,12 @@
-//! PNG pictures of a run: the learning curve, line charts (a prediction against its target)
-//! and confusion matrices. Every picture has a title, labelled axes with ticks and a legend.
+//! PNG pictures of a run: the learning curve, line charts (a prediction against its target),
+//! confusion matrices and grouped bar charts (a benchmark's times). Every picture has a title, labelled axes with ticks and a legend.
 //!
 //! Text is drawn with DejaVu Sans, embedded in the binary (`assets/`, with its licence) and
 //! registered with plotters' `ab_glyph` backend on first use: nothing is read from the system.
 //! Each picture is drawn by a function generic over the plotters backend (the tests draw into
 //! a pixel buffer) and written atomically through [`Staging`].
 
+mod bar_chart;
 mod confusion;
 mod learning_curve;
 mod line_chart;
@@ -21,6 +22,7 @@ use rnn_atomic::Staging;
 
 use crate::{RunInfo, TrainError};
 
+pub use bar_chart::{BarChart, bar_chart};
 pub use confusion::confusion_matrix;
 pub use learning_curve::learning_curve;
 pub use line_chart::{LineChart, Series, line_chart};
