@@ -34,6 +34,12 @@ const STANDALONE: &[&[&str]] = &[
     &["-p", "rnn-train"],
 ];
 
+/// Narrower instruction sets the fused CPU kernels fall back to (`RNN_CPU_ISA`).
+const FALLBACK_ISAS: &[&str] = &["avx2", "portable"];
+
+/// rnn-models' test binaries that run every layer through the fused kernels.
+const LAYER_TESTS: &[&str] = &["parity", "engines", "finite_diff"];
+
 /// Runs fmt, clippy, the tests and the stand-alone checks. Extra arguments go to `cargo test` (e.g. `-- --nocapture`).
 pub fn run(test_args: &[String]) -> Result<(), String> {
     let start = Instant::now();
@@ -58,6 +64,16 @@ pub fn run(test_args: &[String]) -> Result<(), String> {
     let mut test = cargo();
     test.args(["test", "--workspace"]).args(test_args);
     run_step("cargo test --workspace", test)?;
+
+    // The fused CPU kernels pick the widest instruction set the CPU has; run the layer tests
+    // again through each narrower build so the fallbacks stay covered (same build, no rebuild).
+    for isa in FALLBACK_ISAS {
+        let mut test = cargo();
+        test.args(["test", "--workspace"])
+            .args(LAYER_TESTS.iter().flat_map(|t| ["--test", t]))
+            .env("RNN_CPU_ISA", isa);
+        run_step(&format!("layer tests with RNN_CPU_ISA={isa}"), test)?;
+    }
 
     // Users depend on single crates: each library must build alone with only its own features
     // (the workspace build above unifies features and would hide a missing one).

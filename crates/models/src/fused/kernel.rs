@@ -13,7 +13,7 @@
 //! pass over the gates, forward and backward.
 
 #[cfg(target_arch = "x86_64")]
-use super::cpu::has_avx2;
+use super::cpu::{has_avx2, has_avx512};
 use super::math::{sigmoid, tanh};
 use super::packed::PackedB;
 use super::pool::Buf;
@@ -257,8 +257,13 @@ pub(crate) struct Backward<'a> {
 }
 
 impl Forward<'_> {
-    /// Runs the time loop (the AVX2 build where the CPU has it).
+    /// Runs the time loop (the AVX-512 or AVX2 build where the CPU has it).
     pub fn run(self) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx512() {
+            // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (checked at run time).
+            return unsafe { forward_avx512(self) };
+        }
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
@@ -269,8 +274,13 @@ impl Forward<'_> {
 }
 
 impl Backward<'_> {
-    /// Runs BPTT (the AVX2 build where the CPU has it).
+    /// Runs BPTT (the AVX-512 or AVX2 build where the CPU has it).
     pub fn run(self) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx512() {
+            // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (checked at run time).
+            return unsafe { backward_avx512(self) };
+        }
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
@@ -291,6 +301,20 @@ fn forward_avx2(f: Forward<'_>) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn backward_avx2(b: Backward<'_>) {
+    backward_impl(b)
+}
+
+/// [`forward_impl`] compiled for AVX-512: 16 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn forward_avx512(f: Forward<'_>) {
+    forward_impl(f)
+}
+
+/// [`backward_impl`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn backward_avx512(b: Backward<'_>) {
     backward_impl(b)
 }
 

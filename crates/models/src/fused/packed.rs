@@ -3,12 +3,14 @@
 //! Why by hand: the per-step GEMMs of a recurrence multiply a small batch slice by the same
 //! recurrent weights every step. The `gemm` crate re-packs those weights on every call (1 MB
 //! per step for hidden 256), which held it to 37–62 GFLOP/s on these shapes (`rnn-bench
-//! --gemm-shapes`). Packing once into 16-column panels lets a 4×16 AVX2/FMA micro-kernel stream
-//! each panel from L1 across all rows of the slice.
+//! --gemm-shapes`). Packing once into 16-column panels lets a micro-kernel stream each panel
+//! from L1 across all rows of the slice: 8 rows × 16 columns (one register per row) with
+//! AVX-512, 4 × 16 with AVX2/FMA, plain Rust elsewhere; the fastest the CPU has is picked at run
+//! time and the tests run every one the CPU has.
 
 use super::pool::Buf;
 
-/// Columns per panel: two AVX2 registers.
+/// Columns per panel: two AVX2 registers, one AVX-512 register.
 const PANEL: usize = 16;
 
 /// `B: [k, n]` repacked as `ceil(n / 16)` panels of `[k, 16]` (zero-padded).
@@ -50,6 +52,12 @@ impl PackedB {
             "packed GEMM: shapes disagree"
         );
         #[cfg(target_arch = "x86_64")]
+        if super::cpu::has_avx512() {
+            // SAFETY: the CPU has AVX-512F (checked just above); sizes were checked above.
+            unsafe { self.matmul_avx512(dst, a, lda, m) };
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
         if super::cpu::has_avx2() {
             // SAFETY: the CPU has AVX2 and FMA (checked just above); sizes were checked above.
             unsafe { self.matmul_avx2(dst, a, lda, m) };
@@ -73,6 +81,67 @@ impl PackedB {
                     }
                 }
                 dst[i * n + col0..i * n + col0 + width].copy_from_slice(&acc[..width]);
+            }
+        }
+    }
+
+    /// 8 rows × 16 columns per micro-kernel call (eight accumulator registers, one broadcast
+    /// and one FMA per row and `k`), one row at a time for the remainder; partial panels are
+    /// written with a masked store.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn matmul_avx512(&self, dst: &mut [f32], a: &[f32], lda: usize, m: usize) {
+        use std::arch::x86_64::*;
+        const ROWS: usize = 8;
+        let (k, n) = (self.k, self.n);
+        for (p, panel) in self.data.chunks_exact(k * PANEL).enumerate() {
+            let col0 = p * PANEL;
+            let width = PANEL.min(n - col0);
+            // The low `width` lanes: a partial panel's padding never reaches `dst`.
+            let mask: __mmask16 = if width == PANEL {
+                u16::MAX
+            } else {
+                (1u16 << width) - 1
+            };
+            let mut i = 0;
+            while i + ROWS <= m {
+                // SAFETY: rows i..i+8 of `a` hold k elements each (row r at r·lda; checked by
+                // `matmul_strided`), the panel holds k·16 elements, and every masked store
+                // writes row i+r of `dst` (dst.len() == m·n) at columns col0..col0+width.
+                unsafe {
+                    let mut c = [_mm512_setzero_ps(); ROWS];
+                    let rows: [*const f32; ROWS] =
+                        std::array::from_fn(|r| a.as_ptr().add((i + r) * lda));
+                    let mut b = panel.as_ptr();
+                    for kk in 0..k {
+                        let bv = _mm512_loadu_ps(b);
+                        b = b.add(PANEL);
+                        for r in 0..ROWS {
+                            let x = _mm512_set1_ps(*rows[r].add(kk));
+                            c[r] = _mm512_fmadd_ps(x, bv, c[r]);
+                        }
+                    }
+                    for (r, acc) in c.iter().enumerate() {
+                        let out = dst.as_mut_ptr().add((i + r) * n + col0);
+                        _mm512_mask_storeu_ps(out, mask, *acc);
+                    }
+                }
+                i += ROWS;
+            }
+            while i < m {
+                // SAFETY: as above, for the single row i.
+                unsafe {
+                    let mut acc = _mm512_setzero_ps();
+                    let row = a.as_ptr().add(i * lda);
+                    let mut b = panel.as_ptr();
+                    for kk in 0..k {
+                        acc =
+                            _mm512_fmadd_ps(_mm512_set1_ps(*row.add(kk)), _mm512_loadu_ps(b), acc);
+                        b = b.add(PANEL);
+                    }
+                    _mm512_mask_storeu_ps(dst.as_mut_ptr().add(i * n + col0), mask, acc);
+                }
+                i += 1;
             }
         }
     }
@@ -160,7 +229,14 @@ mod tests {
     #[test]
     fn packed_products_match_the_definition() {
         // Sizes that exercise full and partial panels and the row remainder.
-        for &(m, k, n) in &[(1, 1, 1), (5, 3, 17), (8, 7, 32), (7, 13, 40), (32, 16, 64)] {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (5, 3, 17),
+            (8, 7, 32),
+            (7, 13, 40),
+            (32, 16, 64),
+            (19, 9, 33),
+        ] {
             let a: Vec<f32> = (0..m * k)
                 .map(|v| ((v * 7 % 11) as f32 - 5.0) * 0.1)
                 .collect();
@@ -172,6 +248,23 @@ mod tests {
             packed.matmul(&mut fast, &a, m);
             let mut portable = vec![f32::NAN; m * n];
             packed.matmul_portable(&mut portable, &a, k, m);
+            // Every instruction-set variant this CPU runs, whichever `matmul` picked.
+            let mut variants = vec![portable.clone()];
+            #[cfg(target_arch = "x86_64")]
+            {
+                if crate::fused::cpu::has_avx2() {
+                    let mut out = vec![f32::NAN; m * n];
+                    // SAFETY: AVX2/FMA present; sizes as for `matmul`.
+                    unsafe { packed.matmul_avx2(&mut out, &a, k, m) };
+                    variants.push(out);
+                }
+                if crate::fused::cpu::has_avx512() {
+                    let mut out = vec![f32::NAN; m * n];
+                    // SAFETY: AVX-512F present; sizes as for `matmul`.
+                    unsafe { packed.matmul_avx512(&mut out, &a, k, m) };
+                    variants.push(out);
+                }
+            }
             // The same rows spread `k + 3` apart.
             let lda = k + 3;
             let mut spread = vec![f32::NAN; m * lda];
@@ -184,7 +277,9 @@ mod tests {
             for i in 0..m {
                 for j in 0..n {
                     let want: f32 = (0..k).map(|kk| a[i * k + kk] * b[kk * n + j]).sum();
-                    for got in [fast[i * n + j], portable[i * n + j]] {
+                    let got_all = std::iter::once(fast[i * n + j])
+                        .chain(variants.iter().map(|v| v[i * n + j]));
+                    for got in got_all {
                         assert!(
                             (got - want).abs() < 1e-4,
                             "{m}×{k}×{n} at ({i},{j}): {got} vs {want}"
