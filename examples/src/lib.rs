@@ -11,8 +11,8 @@ use burn::data::dataset::Dataset;
 use clap::Args;
 use rnn_backend::{Backend, BackendError, Selected};
 use rnn_train::{
-    ConfusionMatrix, History, Metrics, Optimizer, Report, RunInfo, Subset, TrainConfig, TrainError,
-    holdout,
+    ConfusionMatrix, Devices, History, Metrics, Optimizer, Report, RunInfo, Subset, TrainConfig,
+    TrainError, holdout,
 };
 
 /// Flags common to every example.
@@ -119,6 +119,10 @@ pub enum OptimizerChoice {
 /// Training flags; each example supplies its tutorial's defaults.
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
+    /// Train data-parallel on this many devices of the backend (GPU backends): each batch is
+    /// split across them and their gradients summed before one optimizer step.
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    pub devices: usize,
     /// Passes over the training data [default: the tutorial's].
     #[arg(long, value_parser = at_least_one)]
     pub epochs: Option<usize>,
@@ -157,6 +161,19 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// The devices to train on: `selected`'s training device, or `--devices` of them.
+    ///
+    /// # Errors
+    /// When the backend has fewer devices than asked for (a CPU backend has one).
+    pub fn devices(&self, selected: &Selected) -> anyhow::Result<Devices> {
+        if self.devices == 1 {
+            return Ok(Devices::from(selected.training_device()));
+        }
+        let devices = selected.devices(self.devices)?;
+        eprintln!("data parallel on {} devices", devices.len());
+        Ok(Devices::new(devices)?)
+    }
+
     /// The data to train on and the validation set `--valid-fraction` carves out of it
     /// (`None` without the flag).
     ///

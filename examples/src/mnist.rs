@@ -297,7 +297,8 @@ pub fn run(cli: Cli, bidirectional: bool) -> anyhow::Result<()> {
     let mut classify = Classify::new(classes);
     let (fit_train, valid) = cli.train.split(&train, cli.common.seed)?;
     let valid = valid.as_ref().map(|v| v as &dyn Dataset<_>);
-    let fitted = fit(&config, model, &mut classify, &fit_train, valid, &device)?;
+    let devices = cli.train.devices(&selected)?;
+    let fitted = fit(&config, model, &mut classify, &fit_train, valid, devices)?;
 
     let metrics = evaluate(&fitted.model, &mut classify, &test, 500, selected.device())?;
     println!(

@@ -421,3 +421,50 @@ fn valid_fraction_holds_out_training_items_and_reports_them_each_epoch() {
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out));
     }
 }
+
+#[test]
+fn data_parallel_needs_a_gpu_backend_and_an_objective_without_carried_state() {
+    // flex is one device: a clear refusal before any training.
+    let out = run(
+        env!("CARGO_BIN_EXE_dynamic_rnn"),
+        &["--devices", "2", "--epochs", "1"],
+        &[],
+    );
+    let msg = text(&out);
+    assert!(!out.status.success(), "{msg}");
+    assert!(
+        msg.contains("--devices 2") && msg.contains("GPU backend"),
+        "{msg}"
+    );
+    assert!(!msg.contains("epoch 1"), "refused before training: {msg}");
+    // On wgpu (two lavapipe devices here), a batch-splitting objective trains...
+    if std::env::var_os("RNN_TEST_SKIP_WGPU").is_none() {
+        let out = run(
+            env!("CARGO_BIN_EXE_dynamic_rnn"),
+            &[
+                "--backend",
+                "wgpu",
+                "--devices",
+                "2",
+                "--epochs",
+                "1",
+                "--train-samples",
+                "256",
+            ],
+            &[],
+        );
+        let msg = text(&out);
+        assert!(out.status.success(), "{msg}");
+        assert!(msg.contains("data parallel on 2 devices"), "{msg}");
+        assert!(msg.contains("Testing accuracy"), "{msg}");
+        // ...and truncated BPTT (sin_cos carries its state) is refused with the reason.
+        let out = run(
+            env!("CARGO_BIN_EXE_sin_cos"),
+            &["--backend", "wgpu", "--devices", "2", "--epochs", "1"],
+            &[],
+        );
+        let msg = text(&out);
+        assert!(!out.status.success(), "{msg}");
+        assert!(msg.contains("carries state"), "{msg}");
+    }
+}

@@ -32,6 +32,23 @@ pub enum BackendError {
         /// The backends compiled into this binary.
         compiled: Vec<&'static str>,
     },
+    /// Fewer devices of the backend than data-parallel training asked for.
+    #[error(
+        "--devices {asked}: backend '{name}' has {found} device(s) here{}",
+        if *.found == 1 && (*.name == "flex" || *.name == "ndarray") {
+            " (a CPU backend is one device: its threads already share every batch; data-parallel training needs a GPU backend such as wgpu or cuda)"
+        } else {
+            ""
+        }
+    )]
+    TooFewDevices {
+        /// The backend asked for.
+        name: &'static str,
+        /// Devices asked for.
+        asked: usize,
+        /// Devices found.
+        found: usize,
+    },
     /// The environment variable holds something other than UTF-8.
     #[error("{var} is not valid UTF-8")]
     NotUnicode {

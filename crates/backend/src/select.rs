@@ -28,6 +28,35 @@ impl Selected {
         self.device.clone().autodiff()
     }
 
+    /// `count` inference devices of this backend for data-parallel training, the selected one
+    /// first. GPU backends list what Burn enumerates (every GPU; on a machine without one,
+    /// wgpu's default adapter and its CPU adapter are two devices on lavapipe).
+    ///
+    /// # Errors
+    /// [`BackendError::TooFewDevices`] when the backend has fewer: the CPU backends are one
+    /// device each (their threads already share every batch).
+    pub fn devices(&self, count: usize) -> Result<Vec<Device>, BackendError> {
+        let mut devices = vec![self.device.clone()];
+        if count > 1 {
+            for other in self.backend.other_devices() {
+                if devices.len() == count {
+                    break;
+                }
+                if !devices.contains(&other) {
+                    devices.push(other);
+                }
+            }
+        }
+        if devices.len() < count.max(1) {
+            return Err(BackendError::TooFewDevices {
+                name: self.backend.name(),
+                asked: count,
+                found: devices.len(),
+            });
+        }
+        Ok(devices)
+    }
+
     /// The wgpu adapter's name (e.g. `"llvmpipe (LLVM 15.0.6, 256 bits)"`), `None` elsewhere.
     pub fn adapter(&self) -> Option<&str> {
         self.adapter.as_deref()
@@ -130,6 +159,31 @@ fn probe(device: Device) -> Result<Device, String> {
             Err(format!("a probe computation returned {sum} instead of 3"))
         }
     })
+}
+
+impl Backend {
+    /// Devices of this backend besides the default one, in Burn's enumeration order (none for
+    /// the CPU backends).
+    fn other_devices(self) -> Vec<Device> {
+        match self {
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => {
+                use burn::tensor::{DeviceKind, DeviceType};
+                let mut all = Device::enumerate(DeviceType::Wgpu).into_vec();
+                // A CPU adapter (lavapipe) counts as a device of its own.
+                all.push(Device::wgpu(DeviceKind::Cpu));
+                all.into_iter()
+                    .filter(|d| probe(d.clone()).is_ok())
+                    .collect()
+            }
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => {
+                use burn::tensor::DeviceType;
+                Device::enumerate(DeviceType::Cuda).into_vec()
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 fn open(backend: Backend) -> Result<(Device, Option<String>), String> {

@@ -55,6 +55,13 @@ pub trait Objective<M> {
     /// Called before each training epoch and each validation pass: drop carried state here.
     fn start_pass(&mut self, _training: bool) {}
 
+    /// Whether the objective carries state from one training batch to the next (truncated
+    /// BPTT with [`crate::Carried`]). Such an objective trains on one device only: data
+    /// parallelism splits each batch. Default: no.
+    fn carries_state(&self) -> bool {
+        false
+    }
+
     /// Called after each epoch with the validation-mode model and the epoch's record, e.g. to
     /// print a few predictions.
     fn end_epoch(&mut self, _model: &M, _record: &EpochRecord) {}

@@ -13,13 +13,14 @@ use std::time::Instant;
 
 use burn::data::dataset::Dataset;
 use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::checkpoint::{self, LoopState};
+use crate::devices::{Devices, shards};
 use crate::progress::Progress;
 use crate::tasks::scalar;
 use crate::{
@@ -41,7 +42,11 @@ pub struct Fitted<M> {
 
 /// Trains `model` on `train`, validating on `valid` after every epoch.
 ///
-/// `device` is the training device; it is given autodiff if it lacks it. With a `run_dir`,
+/// `devices` is the training device (`&device`; it is given autodiff if it lacks it) or
+/// several ([`Devices`]) for data parallelism: each batch is then split across them and their
+/// gradients summed on the first before one optimizer step (see [`Devices`]; the objective's
+/// loss must be the mean over the batch's items, as the losses in [`crate::tasks`] are). The
+/// model, optimizer state and validation stay on the first device. With a `run_dir`,
 /// `metrics.jsonl`, `learning_curve.png`, `report.html` and `checkpoints/` are written there, and with
 /// `resume` the newest valid checkpoint is continued so that the run ends exactly as an
 /// uninterrupted one would (on deterministic CPU backends).
@@ -50,14 +55,15 @@ pub struct Fitted<M> {
 ///
 /// # Errors
 /// [`TrainError`] for a bad config, an empty training set, a failing step, a NaN/Inf loss
-/// (the last good checkpoint stays) or a checkpoint that cannot be written or read.
+/// (the last good checkpoint stays), a checkpoint that cannot be written or read, or several
+/// devices for an objective that carries state from batch to batch.
 pub fn fit<M, O>(
     config: &TrainConfig,
     model: M,
     objective: &mut O,
     train: &dyn Dataset<O::Item>,
     valid: Option<&dyn Dataset<O::Item>>,
-    device: &Device,
+    devices: impl Into<Devices>,
 ) -> Result<Fitted<M>, TrainError>
 where
     M: Module + Clone,
@@ -74,17 +80,21 @@ where
             expected: "a validation set to choose the best epoch on",
         });
     }
-    let device = if device.is_autodiff() {
-        device.clone()
-    } else {
-        device.clone().autodiff()
-    };
+    let devices = devices.into();
+    if devices.len() > 1 && objective.carries_state() {
+        return Err(TrainError::InvalidConfig {
+            field: "devices",
+            value: devices.len().to_string(),
+            expected: "one device for an objective that carries state from batch to batch \
+                       (truncated BPTT): data parallelism splits every batch",
+        });
+    }
     let setup = Setup {
         config,
         train,
         valid,
-        valid_device: device.clone().inner(),
-        device,
+        valid_device: devices.main().clone().inner(),
+        devices,
     };
     let (mut run, resumed_from) = start_or_resume(config, model)?;
     while run.state.epoch < config.epochs && !run.state.history.stopped_early {
@@ -121,9 +131,9 @@ struct Setup<'a, I> {
     config: &'a TrainConfig,
     train: &'a dyn Dataset<I>,
     valid: Option<&'a dyn Dataset<I>>,
-    /// The training device (with autodiff).
-    device: Device,
-    /// The same device without autodiff, for validation.
+    /// The training devices (with autodiff); the first holds the model.
+    devices: Devices,
+    /// The first device without autodiff, for validation.
     valid_device: Device,
 }
 
@@ -229,7 +239,7 @@ where
     let config = setup.config;
     let epoch = run.state.epoch;
     let started = Instant::now();
-    let order = seed_epoch(config, &setup.device, epoch, setup.train.len());
+    let order = seed_epoch(config, setup.devices.as_slice(), epoch, setup.train.len());
     let batches = order.len().div_ceil(config.batch_size);
     let lr = config.lr_at(epoch, run.state.halvings);
     let mut progress = Progress::new(config.quiet, epoch + 1, config.epochs, batches);
@@ -239,10 +249,10 @@ where
     let mut mid_epoch_valid = Vec::new();
     objective.start_pass(true);
     for (i, chunk) in order.chunks(config.batch_size).enumerate() {
-        let out = objective.step(&run.model, items(setup.train, chunk)?, &setup.device)?;
-        let loss = scalar(&out.loss)?;
+        let batch = batch_gradients(setup, &run.model, objective, chunk)?;
+        let loss = batch.loss;
         run.state.global_step += 1;
-        if !loss.is_finite() {
+        let Some(grads) = batch.grads else {
             return Err(TrainError::NonFiniteLoss {
                 cause: diagnose(objective, setup.train, chunk)?,
                 epoch: epoch + 1,
@@ -250,11 +260,10 @@ where
                 global_step: run.state.global_step,
                 value: loss,
             });
-        }
-        let grads = GradientsParams::from_grads(out.loss.backward(), &run.model);
+        };
         run.model = run.optimizer.step(lr, run.model, grads);
-        loss_sum += loss * out.stats.items as f64;
-        stats.merge(&out.stats);
+        loss_sum += loss * batch.stats.items as f64;
+        stats.merge(&batch.stats);
         step_losses.push(loss);
         progress.step(loss);
         if let (Some(every), Some(valid)) = (config.eval_every, setup.valid)
@@ -277,15 +286,76 @@ where
     Ok((run, pass))
 }
 
-/// Seeds the device's dropout and returns the order of the training items for `epoch`
+/// One batch's mean loss, its counts and — when the loss is finite — the gradient of the
+/// loss, on one device or split across several.
+struct BatchGradients {
+    loss: f64,
+    stats: BatchStats,
+    grads: Option<GradientsParams>,
+}
+
+/// Runs `objective` on the batch `chunk` (indices into the training set): on the one device,
+/// or shard by shard on each device with the shards' gradients weighted by their share of the
+/// batch and summed on the first device (burn-optim's `GradientsAccumulator`).
+fn batch_gradients<M, O>(
+    setup: &Setup<'_, O::Item>,
+    model: &M,
+    objective: &mut O,
+    chunk: &[usize],
+) -> Result<BatchGradients, TrainError>
+where
+    M: Module + Clone,
+    O: Objective<M>,
+{
+    let devices = setup.devices.as_slice();
+    if devices.len() == 1 {
+        let out = objective.step(model, items(setup.train, chunk)?, &devices[0])?;
+        let loss = scalar(&out.loss)?;
+        let grads = loss
+            .is_finite()
+            .then(|| GradientsParams::from_grads(out.loss.backward(), model));
+        return Ok(BatchGradients {
+            loss,
+            stats: out.stats,
+            grads,
+        });
+    }
+    let mut sum = GradientsAccumulator::<M>::new();
+    let mut batch = BatchGradients {
+        loss: 0.0,
+        stats: BatchStats::default(),
+        grads: None,
+    };
+    let mut finite = true;
+    for (shard, device) in shards(chunk, devices.len()).into_iter().zip(devices) {
+        let replica = model.clone().fork(device);
+        let out = objective.step(&replica, items(setup.train, shard)?, device)?;
+        let weight = shard.len() as f64 / chunk.len() as f64;
+        let loss = scalar(&out.loss)?;
+        batch.loss += weight * loss;
+        batch.stats.merge(&out.stats);
+        finite &= loss.is_finite();
+        if finite {
+            let grads =
+                GradientsParams::from_grads(out.loss.mul_scalar(weight).backward(), &replica)
+                    .to_device(setup.devices.main(), &replica);
+            sum.accumulate(&replica, grads);
+        }
+    }
+    batch.grads = finite.then(|| sum.grads());
+    Ok(batch)
+}
+
+/// Seeds the devices' dropout and returns the order of the training items for `epoch`
 /// (0-based). Both depend only on (seed, epoch): a resumed run draws the same.
-fn seed_epoch(config: &TrainConfig, device: &Device, epoch: usize, len: usize) -> Vec<usize> {
-    device.seed(
-        config
-            .seed
-            .wrapping_add(epoch as u64)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    );
+fn seed_epoch(config: &TrainConfig, devices: &[Device], epoch: usize, len: usize) -> Vec<usize> {
+    let seed = config
+        .seed
+        .wrapping_add(epoch as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for (i, device) in devices.iter().enumerate() {
+        device.seed(seed.wrapping_add(i as u64));
+    }
     let mut order: Vec<usize> = (0..len).collect();
     if config.shuffle {
         order.shuffle(&mut StdRng::seed_from_u64(

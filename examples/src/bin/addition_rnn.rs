@@ -158,7 +158,8 @@ fn run() -> Result<()> {
         .train
         .config(cli.common.seed, 40, 128, Optimizer::adam(1e-3));
     config.run_info = Some(examples::run_info("addition_rnn", &selected));
-    let fitted = fit(&config, model, &mut task, &train, Some(&valid), &device)?;
+    let devices = cli.train.devices(&selected)?;
+    let fitted = fit(&config, model, &mut task, &train, Some(&valid), devices)?;
     if let Some(v) = fitted.history.last().and_then(|e| e.valid) {
         println!(
             "validation exact-match accuracy: {:.2}%",

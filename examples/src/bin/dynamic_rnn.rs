@@ -159,7 +159,8 @@ fn run() -> Result<()> {
     };
     let (fit_train, valid) = cli.train.split(&train, seed)?;
     let valid = valid.as_ref().map(|v| v as &dyn Dataset<_>);
-    let fitted = fit(&config, model, &mut classify, &fit_train, valid, &device)?;
+    let devices = cli.train.devices(&selected)?;
+    let fitted = fit(&config, model, &mut classify, &fit_train, valid, devices)?;
 
     let test_metrics = evaluate(&fitted.model, &mut classify, &test, 500, selected.device())?;
     println!(

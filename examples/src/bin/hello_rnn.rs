@@ -201,7 +201,8 @@ fn run() -> Result<()> {
     config.quiet = true;
     config.log_every = usize::MAX;
     config.run_info = Some(examples::run_info("hello_rnn", &selected));
-    let fitted = fit(&config, model, &mut HelloToOhlol, &data, None, &device)?;
+    let devices = cli.train.devices(&selected)?;
+    let fitted = fit(&config, model, &mut HelloToOhlol, &data, None, devices)?;
     // Judged on the trained model (the last epoch's training statistics predate its update).
     let target: String = hello_ohlol()
         .1

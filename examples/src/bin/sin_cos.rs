@@ -95,6 +95,10 @@ impl Objective<Model> for SinToCos {
         self.evaluating = !training;
         self.trace.clear();
     }
+
+    fn carries_state(&self) -> bool {
+        true
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -117,7 +121,8 @@ fn run() -> Result<()> {
     config.shuffle = false;
     config.run_info = Some(examples::run_info("sin_cos", &selected));
     let mut task = SinToCos::default();
-    let fitted = fit(&config, model, &mut task, &stream, None, &device)?;
+    let devices = cli.train.devices(&selected)?;
+    let fitted = fit(&config, model, &mut task, &stream, None, devices)?;
 
     let losses = fitted.history.step_losses();
     let tail = &losses[losses.len().saturating_sub(50)..];

@@ -184,7 +184,8 @@ fn run() -> Result<()> {
         .train
         .config(cli.common.seed, 20, 128, Optimizer::rmsprop(0.01));
     config.run_info = Some(examples::run_info("text_gen", &selected));
-    let fitted = fit(&config, model, &mut task, &train, Some(&valid), &device)?;
+    let devices = cli.train.devices(&selected)?;
+    let fitted = fit(&config, model, &mut task, &train, Some(&valid), devices)?;
     let losses: Vec<f64> = fitted
         .history
         .epochs
