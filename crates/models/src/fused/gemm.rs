@@ -1,7 +1,15 @@
-//! A bounds-checked front for the `gemm` crate (the GEMM Burn's flex backend uses): the
-//! kernels pass strided views, so transposes cost nothing.
+//! The whole-batch GEMMs of the fused kernels (input projection, weight and input gradients)
+//! behind one bounds-checked front taking strided views.
+//!
+//! Where the CPU has AVX2 (and AVX-512), they run on the packed micro-kernels of
+//! [`super::packed`], rows split across Rayon's threads: those measured faster per FLOP than
+//! the `gemm` crate's generic path on these shapes (which also has no AVX-512 build on stable
+//! Rust). Elsewhere the `gemm` crate (the GEMM Burn's flex backend uses) runs them.
 
 use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::packed::PackedB;
 
 /// A read-only strided `rows × cols` view: element `(r, c)` is `data[r·rs + c·cs]`.
 #[derive(Clone, Copy)]
@@ -68,10 +76,68 @@ pub(crate) fn matmul(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool
     let threads = rayon::current_num_threads();
     // Inside a Rayon worker the caller already splits the work (batch slices): stay serial.
     let nested = rayon::current_thread_index().is_some();
-    let parallelism = if threads > 1 && !nested && m * n * k >= PARALLEL_WORK {
-        Parallelism::Rayon(threads)
+    let parallel = threads > 1 && !nested && m * n * k >= PARALLEL_WORK;
+    #[cfg(target_arch = "x86_64")]
+    if super::cpu::has_avx2() {
+        packed_matmul(dst, a, b, accumulate, if parallel { threads } else { 1 });
+        return;
+    }
+    crate_matmul(dst, a, b, accumulate, parallel.then_some(threads));
+}
+
+/// [`matmul`] on the packed micro-kernels: `b` packed once, `a` read in place when its rows
+/// are contiguous (else copied row-major once), rows of `dst` in `threads` blocks.
+fn packed_matmul(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool, threads: usize) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let packed = PackedB::from_strided(b.data, k, n, b.rs, b.cs);
+    let copied;
+    let (a_data, lda) = if a.cs == 1 {
+        (a.data, a.rs)
     } else {
-        Parallelism::None
+        let mut rows = vec![0.0f32; m * k];
+        for (r, row) in rows.chunks_exact_mut(k).enumerate() {
+            for (c, v) in row.iter_mut().enumerate() {
+                *v = a.data[r * a.rs + c * a.cs];
+            }
+        }
+        copied = rows;
+        (&copied[..], k)
+    };
+    let mut sum = accumulate.then(|| vec![0.0f32; m * n]);
+    let out: &mut [f32] = match sum.as_mut() {
+        Some(sum) => sum,
+        None => dst,
+    };
+    // Blocks of whole 8-row micro-kernel tiles, one per thread.
+    let block = m.div_ceil(threads).next_multiple_of(8).max(8);
+    let run = |(i, rows): (usize, &mut [f32])| {
+        let first = i * block;
+        packed.matmul_strided(rows, &a_data[first * lda..], lda, rows.len() / n);
+    };
+    if threads > 1 {
+        out.par_chunks_mut(block * n).enumerate().for_each(run);
+    } else {
+        out.chunks_mut(block * n).enumerate().for_each(run);
+    }
+    if let Some(sum) = sum {
+        for (d, s) in dst.iter_mut().zip(&sum) {
+            *d += s;
+        }
+    }
+}
+
+/// [`matmul`] on the `gemm` crate, split across `threads` when given.
+fn crate_matmul(
+    dst: &mut [f32],
+    a: View<'_>,
+    b: View<'_>,
+    accumulate: bool,
+    threads: Option<usize>,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let parallelism = match threads {
+        Some(threads) => Parallelism::Rayon(threads),
+        None => Parallelism::None,
     };
     // SAFETY: both views were bounds-checked above, `dst` holds exactly `m × n` elements with
     // row stride `n`, and `dst` (a `&mut`) cannot alias the shared inputs.
@@ -114,6 +180,50 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Every path: the packed kernels (where the CPU has them) and the `gemm` crate, serial
+    /// and split across threads.
+    fn all_paths(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) -> Vec<Vec<f32>> {
+        let start = dst.to_vec();
+        let mut results = Vec::new();
+        for threads in [None, Some(3)] {
+            let mut out = start.clone();
+            crate_matmul(&mut out, a, b, accumulate, threads);
+            results.push(out);
+            #[cfg(target_arch = "x86_64")]
+            if crate::fused::cpu::has_avx2() {
+                let mut out = start.clone();
+                packed_matmul(&mut out, a, b, accumulate, threads.unwrap_or(1));
+                results.push(out);
+            }
+        }
+        matmul(dst, a, b, accumulate);
+        results.push(dst.to_vec());
+        results
+    }
+
+    #[test]
+    fn every_path_matches_the_definition_on_strided_views() {
+        // 37×29 times 29×21, with A given transposed (as the weight gradients pass it).
+        let (m, k, n) = (37, 29, 21);
+        let a_t: Vec<f32> = (0..k * m)
+            .map(|v| ((v * 7 % 17) as f32 - 8.0) * 0.1)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|v| ((v * 5 % 13) as f32 - 6.0) * 0.1)
+            .collect();
+        let (va, vb) = (View::transposed(&a_t, m, k), View::rows(&b, k, n));
+        let want = naive(va, vb);
+        for accumulate in [false, true] {
+            let mut dst = vec![0.5f32; m * n];
+            for got in all_paths(&mut dst, va, vb, accumulate) {
+                for (g, w) in got.iter().zip(&want) {
+                    let w = if accumulate { w + 0.5 } else { *w };
+                    assert!((g - w).abs() < 1e-4, "{g} vs {w} (accumulate {accumulate})");
+                }
+            }
+        }
     }
 
     #[test]

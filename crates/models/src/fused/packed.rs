@@ -36,6 +36,26 @@ impl PackedB {
         Self { k, n, data }
     }
 
+    /// Packs a `k × n` matrix given by strides: element `(r, c)` is `b[r·rs + c·cs]`.
+    pub fn from_strided(b: &[f32], k: usize, n: usize, rs: usize, cs: usize) -> Self {
+        assert!(
+            k == 0 || n == 0 || (k - 1) * rs + (n - 1) * cs < b.len(),
+            "packed GEMM: B view out of bounds"
+        );
+        let panels = n.div_ceil(PANEL);
+        let mut data = Buf::zeroed(panels * k * PANEL);
+        for (p, panel) in data.chunks_exact_mut(k * PANEL).enumerate() {
+            let col0 = p * PANEL;
+            let width = PANEL.min(n - col0);
+            for (kk, row) in panel.chunks_exact_mut(PANEL).enumerate() {
+                for (c, v) in row[..width].iter_mut().enumerate() {
+                    *v = b[kk * rs + (col0 + c) * cs];
+                }
+            }
+        }
+        Self { k, n, data }
+    }
+
     /// `dst = a · B` with `a: [m, k]` and `dst: [m, n]`, both row-major.
     pub fn matmul(&self, dst: &mut [f32], a: &[f32], m: usize) {
         assert_eq!(a.len(), m * self.k, "packed GEMM: shapes disagree");
