@@ -25,6 +25,13 @@ const STANDALONE: &[&[&str]] = &[
     ],
     &[
         "-p",
+        "rnn-models",
+        "--no-default-features",
+        "--features",
+        "wgpu",
+    ],
+    &[
+        "-p",
         "rnn-backend",
         "--no-default-features",
         "--features",

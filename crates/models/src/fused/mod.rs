@@ -22,16 +22,28 @@
 //! - [`math`]: vectorizable `exp`, sigmoid, tanh
 //! - [`pool`]: scratch buffers reused between calls
 
+// The CPU kernels are compiled with the feature `fused` alone too (the op's description,
+// `Dims` and `Layer`, lives there), but only a CPU backend (`flex`, `ndarray`) runs them.
+#[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
 mod cpu;
+#[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
 mod gemm;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod gpu;
+#[cfg_attr(
+    not(any(feature = "flex", feature = "ndarray")),
+    allow(dead_code, unused_imports, unused_macros)
+)]
 mod host;
+#[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
 mod kernel;
 mod layout;
+#[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
 mod math;
 mod op;
+#[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
 mod packed;
+#[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
 mod parallel;
 mod pool;
 

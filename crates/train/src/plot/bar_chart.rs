@@ -7,7 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{FAMILY, colour, heading, reason, size, tick, write_png};
+use super::{FAMILY, colour, heading, legend_at, reason, size, tick, write_png};
 use crate::{RunInfo, TrainError};
 
 /// Picture size in pixels.
@@ -120,14 +120,7 @@ fn draw<DB: DrawingBackend>(
         body.draw_text(name, &style, (x - dx, y - dy + 10))
             .map_err(reason)?;
     }
-    plot.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .margin(10)
-        .label_font((FAMILY, size::LABEL))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.3))
-        .draw()
-        .map_err(reason)
+    legend_at(&mut plot, SeriesLabelPosition::UpperRight)
 }
 
 #[cfg(test)]

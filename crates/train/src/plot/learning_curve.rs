@@ -7,7 +7,7 @@ use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::{FAMILY, colour, heading, reason, size, tick, write_png};
+use super::{FAMILY, colour, heading, legend_at, reason, size, tick, write_png};
 use crate::{EpochRecord, History, Metric, RunInfo, TrainError};
 
 /// Picture size with a metric panel; without one it is [`HEIGHT_LOSS_ONLY`] high.
@@ -488,26 +488,6 @@ where
             });
     }
     Ok(())
-}
-
-fn legend_at<'a, DB, X, Y>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
-    position: SeriesLabelPosition,
-) -> Result<(), String>
-where
-    DB: DrawingBackend + 'a,
-    X: Ranged,
-    Y: Ranged,
-{
-    chart
-        .configure_series_labels()
-        .position(position)
-        .margin(12)
-        .label_font((FAMILY, size::LABEL))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .draw()
-        .map_err(reason)
 }
 
 #[cfg(test)]

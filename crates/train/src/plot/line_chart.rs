@@ -5,7 +5,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{FAMILY, colour, heading, reason, size, tick, write_png};
+use super::{FAMILY, colour, heading, legend_at, reason, size, tick, write_png};
 use crate::{RunInfo, TrainError};
 
 /// Picture size in pixels.
@@ -112,14 +112,7 @@ fn draw<DB: DrawingBackend>(
         .label(series.name)
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], colour.stroke_width(width)));
     }
-    plot.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .margin(10)
-        .label_font((FAMILY, size::LABEL))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.3))
-        .draw()
-        .map_err(reason)
+    legend_at(&mut plot, SeriesLabelPosition::UpperRight)
 }
 
 #[cfg(test)]

@@ -98,6 +98,27 @@ pub(crate) mod size {
     pub const LABEL: u32 = 15;
 }
 
+/// The legend of `chart`'s labelled series at `position`, in a framed, nearly opaque box.
+pub(crate) fn legend_at<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged,
+    Y: Ranged,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .margin(12)
+        .label_font((FAMILY, size::LABEL))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+        .map_err(reason)
+}
+
 /// Height of the band [`heading`] draws.
 pub(crate) const HEADING_HEIGHT: u32 = 68;
 
