@@ -79,8 +79,10 @@ fn at3(t: &Tensor<f32>, d: usize, b: usize, k: usize) -> f32 {
 }
 
 /// One LSTM step. `xp: [D, T, B, 4H]` (input projection plus both biases, step-ordered),
-/// `hh: [D, B, 4H]` (`h_s · W_hhᵀ`); writes `hs[s + 1]`, `cs[s + 1]` and the activations
-/// `i, f, g, o` into `acts: [T, D, B, 4H]`. Finished rows carry their state.
+/// `hh: [D, B, 4H]` (`h_s · W_hhᵀ`); writes `hs[s + 1]`, the cell state and — when `save`
+/// (training) — the activations `i, f, g, o` into `acts: [T, D, B, 4H]`. Training keeps every
+/// cell state (`cs: [T + 1, D, B, H]`); inference keeps two (`cs: [2, D, B, H]`, step `s` in
+/// slot `s mod 2`) and leaves `acts` alone. Finished rows carry their state.
 #[cube(launch)]
 pub fn lstm_step(
     xp: &Tensor<f32>,
@@ -93,6 +95,7 @@ pub fn lstm_step(
     seq: u32,
     batch: u32,
     hidden: u32,
+    #[comptime] save: bool,
 ) {
     let s = step as usize;
     let t_len = seq as usize;
@@ -108,6 +111,12 @@ pub fn lstm_step(
     let d = i / (h * bn);
     let prev = s * dbh + i;
     let next = (s + 1) * dbh + i;
+    let mut c_prev = prev;
+    let mut c_next = next;
+    if !save {
+        c_prev = (s % 2) * dbh + i;
+        c_next = ((s + 1) % 2) * dbh + i;
+    }
     let len = u32::cast_from(lengths[b]) as usize;
     if s < len {
         let x = ((d * t_len + s) * bn + b) * 4 * h + j;
@@ -115,23 +124,25 @@ pub fn lstm_step(
         let fg = sigmoid(xp[x + h] + at3(hh, d, b, h + j));
         let gg = (xp[x + 2 * h] + at3(hh, d, b, 2 * h + j)).tanh();
         let og = sigmoid(xp[x + 3 * h] + at3(hh, d, b, 3 * h + j));
-        let c = fg * cs[prev] + ig * gg;
-        cs[next] = c;
+        let c = fg * cs[c_prev] + ig * gg;
+        cs[c_next] = c;
         hs[next] = og * c.tanh();
-        let a = (s * dbh + d * bn * h + b * h) * 4 + j;
-        acts[a] = ig;
-        acts[a + h] = fg;
-        acts[a + 2 * h] = gg;
-        acts[a + 3 * h] = og;
+        if save {
+            let a = (s * dbh + d * bn * h + b * h) * 4 + j;
+            acts[a] = ig;
+            acts[a + h] = fg;
+            acts[a + 2 * h] = gg;
+            acts[a + 3 * h] = og;
+        }
     } else {
         hs[next] = hs[prev];
-        cs[next] = cs[prev];
+        cs[c_next] = cs[c_prev];
     }
 }
 
 /// One GRU step. `xp: [D, T, B, 3H]` (input projection plus `b_ih` and `b_hr`, `b_hz`),
-/// `hh: [D, B, 3H]`, `b_hn: [D·H]`; writes `hs[s + 1]` and `r, z, n, W_hn h + b_hn` into
-/// `acts: [T, D, B, 4H]`.
+/// `hh: [D, B, 3H]`, `b_hn: [D·H]`; writes `hs[s + 1]` and, when `save` (training),
+/// `r, z, n, W_hn h + b_hn` into `acts: [T, D, B, 4H]`.
 #[cube(launch)]
 pub fn gru_step(
     xp: &Tensor<f32>,
@@ -144,6 +155,7 @@ pub fn gru_step(
     seq: u32,
     batch: u32,
     hidden: u32,
+    #[comptime] save: bool,
 ) {
     let s = step as usize;
     let t_len = seq as usize;
@@ -167,11 +179,13 @@ pub fn gru_step(
         let hn = at3(hh, d, b, 2 * h + j) + b_hn[d * h + j];
         let n = (xp[x + 2 * h] + r * hn).tanh();
         hs[next] = (f32::new(1.0) - z) * n + z * hs[prev];
-        let a = (s * dbh + d * bn * h + b * h) * 4 + j;
-        acts[a] = r;
-        acts[a + h] = z;
-        acts[a + 2 * h] = n;
-        acts[a + 3 * h] = hn;
+        if save {
+            let a = (s * dbh + d * bn * h + b * h) * 4 + j;
+            acts[a] = r;
+            acts[a + h] = z;
+            acts[a + 2 * h] = n;
+            acts[a + 3 * h] = hn;
+        }
     } else {
         hs[next] = hs[prev];
     }
@@ -222,7 +236,7 @@ pub fn rnn_step(
 }
 
 /// The packed output from the states: `out: [B, T, D·H]` (zero past each length), then `h_n`
-/// (`hs[T]`) and, for LSTM (`has_c`), `c_n` (`cs[T]`).
+/// (`hs[T]`) and, for LSTM (`has_c`), `c_n` (`cs[c_last]`).
 #[cube(launch)]
 pub fn emit_output(
     hs: &Tensor<f32>,
@@ -233,6 +247,7 @@ pub fn emit_output(
     batch: u32,
     dirs: u32,
     hidden: u32,
+    c_last: u32,
     #[comptime] has_c: bool,
 ) {
     let t_len = seq as usize;
@@ -261,7 +276,7 @@ pub fn emit_output(
         packed[i] = hs[t_len * dbh + i - n_out];
     } else {
         if has_c {
-            packed[i] = cs[t_len * dbh + i - n_out - dbh];
+            packed[i] = cs[(c_last as usize) * dbh + i - n_out - dbh];
         }
     }
 }

@@ -252,16 +252,18 @@ impl FusedKernels for CubeBackend {
         let states = [t + 1, dn, bn, h];
         let hs = dense(&x, &states);
         copy_range(&into_contiguous(inputs.h0), &hs, 0, 0, z.state());
+        // Inference keeps the cell state of two steps only, and no activations.
+        let cell_slots = if save { t + 1 } else { 2 };
         let cs = match inputs.c0 {
             InitialCell::Lstm(c0) => {
-                let cs = dense(&x, &states);
+                let cs = dense(&x, &[cell_slots, dn, bn, h]);
                 copy_range(&into_contiguous(c0), &cs, 0, 0, z.state());
                 cs
             }
             InitialCell::Absent => dense(&x, &[1]),
         };
-        // An Elman step's backward reads only the states.
-        let acts = if z.kind.is_elman() {
+        // An Elman step's backward reads only the states; inference keeps nothing.
+        let acts = if z.kind.is_elman() || !save {
             dense(&x, &[1])
         } else {
             dense(&x, &[t, dn, bn, z.act_width()])
@@ -289,6 +291,7 @@ impl FusedKernels for CubeBackend {
                     seq,
                     batch,
                     hidden,
+                    save,
                 ),
                 CellKind::Gru => kernels::gru_step::launch(
                     client,
@@ -304,6 +307,7 @@ impl FusedKernels for CubeBackend {
                     seq,
                     batch,
                     hidden,
+                    save,
                 ),
                 CellKind::RnnTanh | CellKind::RnnRelu => kernels::rnn_step::launch(
                     client,
@@ -336,6 +340,7 @@ impl FusedKernels for CubeBackend {
             Sizes::u32(bn),
             Sizes::u32(dn),
             Sizes::u32(h),
+            Sizes::u32(if save { t } else { t % 2 }),
             z.kind == CellKind::Lstm,
         );
         let saved = save.then(|| GpuSaved {
