@@ -85,24 +85,12 @@ pub(crate) fn matmul(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool
     crate_matmul(dst, a, b, accumulate, parallel.then_some(threads));
 }
 
-/// [`matmul`] on the packed micro-kernels: `b` packed once, `a` read in place when its rows
-/// are contiguous (else copied row-major once), rows of `dst` in `threads` blocks.
+/// [`matmul`] on the packed micro-kernels: `b` packed once, `a` read in place through its
+/// strides, rows of `dst` in `threads` blocks.
 fn packed_matmul(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool, threads: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let packed = PackedB::from_strided(b.data, k, n, b.rs, b.cs);
-    let copied;
-    let (a_data, lda) = if a.cs == 1 {
-        (a.data, a.rs)
-    } else {
-        let mut rows = vec![0.0f32; m * k];
-        for (r, row) in rows.chunks_exact_mut(k).enumerate() {
-            for (c, v) in row.iter_mut().enumerate() {
-                *v = a.data[r * a.rs + c * a.cs];
-            }
-        }
-        copied = rows;
-        (&copied[..], k)
-    };
+
     let mut sum = accumulate.then(|| vec![0.0f32; m * n]);
     let out: &mut [f32] = match sum.as_mut() {
         Some(sum) => sum,
@@ -112,7 +100,7 @@ fn packed_matmul(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool, th
     let block = m.div_ceil(threads).next_multiple_of(8).max(8);
     let run = |(i, rows): (usize, &mut [f32])| {
         let first = i * block;
-        packed.matmul_strided(rows, &a_data[first * lda..], lda, rows.len() / n);
+        packed.matmul_view(rows, &a.data[first * a.rs..], a.rs, a.cs, rows.len() / n);
     };
     if threads > 1 {
         out.par_chunks_mut(block * n).enumerate().for_each(run);

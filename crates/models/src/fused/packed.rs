@@ -65,29 +65,34 @@ impl PackedB {
     /// [`PackedB::matmul`] with the rows of `a` `lda` elements apart (row `i` is
     /// `a[i·lda .. i·lda + k]`).
     pub fn matmul_strided(&self, dst: &mut [f32], a: &[f32], lda: usize, m: usize) {
+        self.matmul_view(dst, a, lda, 1, m);
+    }
+
+    /// [`PackedB::matmul`] with `a` given by strides: element `(i, kk)` is `a[i·rs + kk·cs]`
+    /// (a transposed matrix is `rs = 1`: its columns are read as they lie, no copy).
+    pub fn matmul_view(&self, dst: &mut [f32], a: &[f32], rs: usize, cs: usize, m: usize) {
         assert!(
-            lda >= self.k
-                && dst.len() == m * self.n
-                && (m == 0 || a.len() >= (m - 1) * lda + self.k),
+            dst.len() == m * self.n
+                && (m == 0 || self.k == 0 || a.len() > (m - 1) * rs + (self.k - 1) * cs),
             "packed GEMM: shapes disagree"
         );
         #[cfg(target_arch = "x86_64")]
         if super::cpu::has_avx512() {
             // SAFETY: the CPU has AVX-512F (checked just above); sizes were checked above.
-            unsafe { self.matmul_avx512(dst, a, lda, m) };
+            unsafe { self.matmul_avx512(dst, a, rs, cs, m) };
             return;
         }
         #[cfg(target_arch = "x86_64")]
         if super::cpu::has_avx2() {
             // SAFETY: the CPU has AVX2 and FMA (checked just above); sizes were checked above.
-            unsafe { self.matmul_avx2(dst, a, lda, m) };
+            unsafe { self.matmul_avx2(dst, a, rs, cs, m) };
             return;
         }
-        self.matmul_portable(dst, a, lda, m);
+        self.matmul_portable(dst, a, rs, cs, m);
     }
 
     /// The same product in plain Rust (any CPU).
-    fn matmul_portable(&self, dst: &mut [f32], a: &[f32], lda: usize, m: usize) {
+    fn matmul_portable(&self, dst: &mut [f32], a: &[f32], rs: usize, cs: usize, m: usize) {
         let (k, n) = (self.k, self.n);
         for (p, panel) in self.data.chunks_exact(k * PANEL).enumerate() {
             let col0 = p * PANEL;
@@ -95,7 +100,7 @@ impl PackedB {
             for i in 0..m {
                 let mut acc = [0.0f32; PANEL];
                 for (kk, b) in panel.chunks_exact(PANEL).enumerate() {
-                    let x = a[i * lda + kk];
+                    let x = a[i * rs + kk * cs];
                     for (c, v) in acc.iter_mut().zip(b) {
                         *c += x * v;
                     }
@@ -110,7 +115,7 @@ impl PackedB {
     /// written with a masked store.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn matmul_avx512(&self, dst: &mut [f32], a: &[f32], lda: usize, m: usize) {
+    unsafe fn matmul_avx512(&self, dst: &mut [f32], a: &[f32], rs: usize, cs: usize, m: usize) {
         use std::arch::x86_64::*;
         const ROWS: usize = 8;
         let (k, n) = (self.k, self.n);
@@ -125,19 +130,19 @@ impl PackedB {
             };
             let mut i = 0;
             while i + ROWS <= m {
-                // SAFETY: rows i..i+8 of `a` hold k elements each (row r at r·lda; checked by
-                // `matmul_strided`), the panel holds k·16 elements, and every masked store
+                // SAFETY: rows i..i+8 of `a` hold k elements each (element (r, kk) at r·rs + kk·cs;
+                // checked by `matmul_view`), the panel holds k·16 elements, and every masked store
                 // writes row i+r of `dst` (dst.len() == m·n) at columns col0..col0+width.
                 unsafe {
                     let mut c = [_mm512_setzero_ps(); ROWS];
                     let rows: [*const f32; ROWS] =
-                        std::array::from_fn(|r| a.as_ptr().add((i + r) * lda));
+                        std::array::from_fn(|r| a.as_ptr().add((i + r) * rs));
                     let mut b = panel.as_ptr();
                     for kk in 0..k {
                         let bv = _mm512_loadu_ps(b);
                         b = b.add(PANEL);
                         for r in 0..ROWS {
-                            let x = _mm512_set1_ps(*rows[r].add(kk));
+                            let x = _mm512_set1_ps(*rows[r].add(kk * cs));
                             c[r] = _mm512_fmadd_ps(x, bv, c[r]);
                         }
                     }
@@ -152,11 +157,11 @@ impl PackedB {
                 // SAFETY: as above, for the single row i.
                 unsafe {
                     let mut acc = _mm512_setzero_ps();
-                    let row = a.as_ptr().add(i * lda);
+                    let row = a.as_ptr().add(i * rs);
                     let mut b = panel.as_ptr();
                     for kk in 0..k {
-                        acc =
-                            _mm512_fmadd_ps(_mm512_set1_ps(*row.add(kk)), _mm512_loadu_ps(b), acc);
+                        let x = _mm512_set1_ps(*row.add(kk * cs));
+                        acc = _mm512_fmadd_ps(x, _mm512_loadu_ps(b), acc);
                         b = b.add(PANEL);
                     }
                     _mm512_mask_storeu_ps(dst.as_mut_ptr().add(i * n + col0), mask, acc);
@@ -169,7 +174,7 @@ impl PackedB {
     /// 4 rows × 16 columns per micro-kernel call, one row at a time for the remainder.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn matmul_avx2(&self, dst: &mut [f32], a: &[f32], lda: usize, m: usize) {
+    unsafe fn matmul_avx2(&self, dst: &mut [f32], a: &[f32], rs: usize, cs: usize, m: usize) {
         use std::arch::x86_64::*;
         let (k, n) = (self.k, self.n);
         // Rows of partial panels go through this buffer.
@@ -179,17 +184,17 @@ impl PackedB {
             let width = PANEL.min(n - col0);
             let mut i = 0;
             while i + 4 <= m {
-                // SAFETY: rows i..i+4 of `a` hold k elements each (row r at r·lda; checked by
-                // `matmul_strided`), the panel
+                // SAFETY: rows i..i+4 of `a` hold k elements each (element (r, kk) at r·rs + kk·cs;
+                // checked by `matmul_view`), the panel
                 // holds k·16 elements, and every store below lands in row i+r of `dst`
                 // (dst.len() == m·n) at columns col0..col0+width.
                 unsafe {
                     let mut c = [_mm256_setzero_ps(); 8];
                     let rows = [
-                        a.as_ptr().add(i * lda),
-                        a.as_ptr().add((i + 1) * lda),
-                        a.as_ptr().add((i + 2) * lda),
-                        a.as_ptr().add((i + 3) * lda),
+                        a.as_ptr().add(i * rs),
+                        a.as_ptr().add((i + 1) * rs),
+                        a.as_ptr().add((i + 2) * rs),
+                        a.as_ptr().add((i + 3) * rs),
                     ];
                     let mut b = panel.as_ptr();
                     for kk in 0..k {
@@ -197,7 +202,7 @@ impl PackedB {
                         let b1 = _mm256_loadu_ps(b.add(8));
                         b = b.add(PANEL);
                         for r in 0..4 {
-                            let x = _mm256_broadcast_ss(&*rows[r].add(kk));
+                            let x = _mm256_broadcast_ss(&*rows[r].add(kk * cs));
                             c[2 * r] = _mm256_fmadd_ps(x, b0, c[2 * r]);
                             c[2 * r + 1] = _mm256_fmadd_ps(x, b1, c[2 * r + 1]);
                         }
@@ -220,10 +225,10 @@ impl PackedB {
                 // SAFETY: as above, for the single row i.
                 unsafe {
                     let (mut c0, mut c1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-                    let row = a.as_ptr().add(i * lda);
+                    let row = a.as_ptr().add(i * rs);
                     let mut b = panel.as_ptr();
                     for kk in 0..k {
-                        let x = _mm256_broadcast_ss(&*row.add(kk));
+                        let x = _mm256_broadcast_ss(&*row.add(kk * cs));
                         c0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b), c0);
                         c1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b.add(8)), c1);
                         b = b.add(PANEL);
@@ -267,7 +272,7 @@ mod tests {
             let mut fast = vec![f32::NAN; m * n];
             packed.matmul(&mut fast, &a, m);
             let mut portable = vec![f32::NAN; m * n];
-            packed.matmul_portable(&mut portable, &a, k, m);
+            packed.matmul_portable(&mut portable, &a, k, 1, m);
             // Every instruction-set variant this CPU runs, whichever `matmul` picked.
             let mut variants = vec![portable.clone()];
             #[cfg(target_arch = "x86_64")]
@@ -275,13 +280,13 @@ mod tests {
                 if crate::fused::cpu::has_avx2() {
                     let mut out = vec![f32::NAN; m * n];
                     // SAFETY: AVX2/FMA present; sizes as for `matmul`.
-                    unsafe { packed.matmul_avx2(&mut out, &a, k, m) };
+                    unsafe { packed.matmul_avx2(&mut out, &a, k, 1, m) };
                     variants.push(out);
                 }
                 if crate::fused::cpu::has_avx512() {
                     let mut out = vec![f32::NAN; m * n];
                     // SAFETY: AVX-512F present; sizes as for `matmul`.
-                    unsafe { packed.matmul_avx512(&mut out, &a, k, m) };
+                    unsafe { packed.matmul_avx512(&mut out, &a, k, 1, m) };
                     variants.push(out);
                 }
             }
@@ -294,6 +299,16 @@ mod tests {
             let mut strided = vec![f32::NAN; m * n];
             packed.matmul_strided(&mut strided, &spread[..(m - 1) * lda + k], lda, m);
             assert_eq!(strided, fast, "{m}×{k}×{n} strided");
+            // The same matrix stored transposed, read by strides.
+            let mut a_t = vec![f32::NAN; k * m];
+            for i in 0..m {
+                for kk in 0..k {
+                    a_t[kk * m + i] = a[i * k + kk];
+                }
+            }
+            let mut transposed = vec![f32::NAN; m * n];
+            packed.matmul_view(&mut transposed, &a_t, 1, m, m);
+            assert_eq!(transposed, fast, "{m}×{k}×{n} transposed");
             for i in 0..m {
                 for j in 0..n {
                     let want: f32 = (0..k).map(|kk| a[i * k + kk] * b[kk * n + j]).sum();
