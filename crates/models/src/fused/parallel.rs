@@ -336,17 +336,11 @@ impl StepWeights {
     fn new(p: &Params<'_>, d: &Dims) -> Self {
         let (hid, gh) = (d.hidden, d.gate_width());
         let (bias, b_hn) = p.biases(d);
-        // W_hhᵀ laid out row-major once, then packed.
-        let mut w_hh_t = Buf::dirty(hid * gh);
-        for (g, row) in p.w_hh.chunks_exact(hid).enumerate() {
-            for (k, &v) in row.iter().enumerate() {
-                w_hh_t[k * gh + g] = v;
-            }
-        }
         Self {
             bias,
             b_hn,
-            w_hh_t: PackedB::new(&w_hh_t, hid, gh),
+            // W_hhᵀ (`[hidden, G·H]`), packed straight from W_hh's rows.
+            w_hh_t: PackedB::from_strided(p.w_hh, hid, gh, 1, hid),
         }
     }
 }
