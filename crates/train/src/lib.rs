@@ -6,8 +6,9 @@
 //! gradient clipping, learning-rate schedules, per-epoch validation, a progress bar,
 //! `metrics.jsonl`, a learning-curve PNG and a self-contained `report.html` (titled with the
 //! config's [`RunInfo`]), atomic checkpoints and exact `resume`, early stopping, and a clear
-//! error when the loss turns NaN. [`line_chart`] and [`confusion_matrix`] draw a program's own
-//! pictures, which [`Report`] adds to the page.
+//! error when the loss turns NaN. [`line_chart`], [`confusion_matrix`] and [`bar_chart`] draw a
+//! program's own pictures, which [`Report`] adds to the page. Several [`Devices`] train data
+//! parallel: each batch split across them, one optimizer step on the summed gradient.
 //!
 //! Truncated BPTT: an objective keeps its hidden state between consecutive batches and
 //! detaches it after each step (see [`Objective`]); set `shuffle = false` for streams.
