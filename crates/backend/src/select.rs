@@ -38,7 +38,7 @@ impl Selected {
     pub fn devices(&self, count: usize) -> Result<Vec<Device>, BackendError> {
         let mut devices = vec![self.device.clone()];
         if count > 1 {
-            for other in self.backend.other_devices() {
+            for other in self.backend.other_devices(self.is_software_gpu()) {
                 if devices.len() == count {
                     break;
                 }
@@ -163,15 +163,18 @@ fn probe(device: Device) -> Result<Device, String> {
 
 impl Backend {
     /// Devices of this backend besides the default one, in Burn's enumeration order (none for
-    /// the CPU backends).
-    fn other_devices(self) -> Vec<Device> {
+    /// the CPU backends). The CPU adapter (lavapipe) counts only when the default device is a
+    /// software GPU itself (`software`): real GPUs never get it mixed in.
+    #[cfg_attr(not(feature = "wgpu"), allow(unused_variables))]
+    fn other_devices(self, software: bool) -> Vec<Device> {
         match self {
             #[cfg(feature = "wgpu")]
             Backend::Wgpu => {
                 use burn::tensor::{DeviceKind, DeviceType};
                 let mut all = Device::enumerate(DeviceType::Wgpu).into_vec();
-                // A CPU adapter (lavapipe) counts as a device of its own.
-                all.push(Device::wgpu(DeviceKind::Cpu));
+                if software {
+                    all.push(Device::wgpu(DeviceKind::Cpu));
+                }
                 all.into_iter()
                     .filter(|d| probe(d.clone()).is_ok())
                     .collect()

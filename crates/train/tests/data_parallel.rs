@@ -3,72 +3,33 @@
 //! (the same CPU) exercise the splitting, the per-shard gradients and their sum exactly; two
 //! wgpu devices on lavapipe do so across distinct devices where Burn opens them.
 
-use burn::data::dataset::InMemDataset;
-use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+mod common;
+
 use burn::tensor::DeviceKind;
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use rnn_models::{Lstm, LstmConfig, PytorchWeights};
+use common::{Classifier, Item, data};
+use rnn_models::PytorchWeights;
 use rnn_train::{
     Devices, Fitted, Objective, Optimizer, StepOutput, TrainConfig, TrainError, fit, tasks,
 };
 
-#[derive(Module, Debug)]
-struct Classifier {
-    lstm: Lstm,
-    head: Linear,
-}
-
-impl Classifier {
-    fn new(device: &Device) -> Self {
-        Self {
-            lstm: LstmConfig::new(1, 8)
-                .with_batch_first(true)
-                .init(device)
-                .unwrap(),
-            head: LinearConfig::new(8, 2).init(device),
-        }
+/// Every parameter's values, by name, on the host.
+fn weights(m: &Classifier) -> Vec<(String, Vec<f32>)> {
+    let dict = m.lstm.state_dict();
+    let mut all: Vec<(String, Vec<f32>)> = dict
+        .keys()
+        .map(|k| (k.to_string(), dict.get(k).unwrap().1.to_vec()))
+        .collect();
+    for (name, t) in [
+        ("head.weight", m.head.weight.val().reshape([-1])),
+        ("head.bias", m.head.bias.as_ref().unwrap().val()),
+    ] {
+        all.push((
+            name.into(),
+            t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap(),
+        ));
     }
-
-    /// Every parameter's values, by name, on the host.
-    fn weights(&self) -> Vec<(String, Vec<f32>)> {
-        let dict = self.lstm.state_dict();
-        let mut all: Vec<(String, Vec<f32>)> = dict
-            .keys()
-            .map(|k| (k.to_string(), dict.get(k).unwrap().1.to_vec()))
-            .collect();
-        for (name, t) in [
-            ("head.weight", self.head.weight.val().reshape([-1])),
-            ("head.bias", self.head.bias.as_ref().unwrap().val()),
-        ] {
-            all.push((
-                name.into(),
-                t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap(),
-            ));
-        }
-        all
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Item {
-    values: Vec<f32>,
-    label: usize,
-}
-
-fn data(n: usize, seed: u64) -> InMemDataset<Item> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    InMemDataset::new(
-        (0..n)
-            .map(|_| {
-                let values: Vec<f32> = (0..6).map(|_| rng.random_range(-1.0..1.0)).collect();
-                let label = usize::from(values.iter().sum::<f32>() > 0.0);
-                Item { values, label }
-            })
-            .collect(),
-    )
+    all
 }
 
 /// The sign of a sequence's sum, from the LSTM's last step; mean cross-entropy.
@@ -146,10 +107,10 @@ fn one_step_on_two_devices_equals_one_step_on_one() {
     let single = train(&device, &initial, &cfg, 16);
     let split = train(two_flex(), &initial, &cfg, 16);
     assert_eq!(single.history.step_losses().len(), 1);
-    let err = max_rel_err(&split.model.weights(), &single.model.weights());
+    let err = max_rel_err(&weights(&split.model), &weights(&single.model));
     assert!(err <= 1e-5, "updated weights differ: {err:.3e}");
     // And the step did something.
-    let moved = max_rel_err(&single.model.weights(), &initial.weights());
+    let moved = max_rel_err(&weights(&single.model), &weights(&initial));
     assert!(moved > 1e-3, "the step left the weights at {moved:.3e}");
 }
 
@@ -169,7 +130,7 @@ fn several_steps_on_two_devices_follow_the_single_device_losses() {
             "step {i}: {x} vs {y}"
         );
     }
-    let err = max_rel_err(&split.model.weights(), &single.model.weights());
+    let err = max_rel_err(&weights(&split.model), &weights(&single.model));
     assert!(err <= 1e-4, "final weights differ: {err:.3e}");
 }
 
@@ -189,23 +150,27 @@ fn a_resumed_two_device_run_ends_as_an_uninterrupted_one() {
     train(two_flex(), &initial, &run(1, false), 64);
     let resumed = train(two_flex(), &initial, &run(3, true), 64);
     assert!(resumed.resumed_from.is_some(), "the second run resumed");
-    let err = max_rel_err(&resumed.model.weights(), &whole.model.weights());
+    let err = max_rel_err(&weights(&resumed.model), &weights(&whole.model));
     assert!(err <= 1e-6, "resumed weights differ: {err:.3e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn distinct_wgpu_devices_split_a_batch_like_one_device() {
-    // Two devices of lavapipe (the default adapter and the CPU one), when Burn opens both.
+    // Two devices of lavapipe: the default adapter and the CPU one.
     let first = Device::wgpu(DeviceKind::DefaultDevice);
     let second = Device::wgpu(DeviceKind::Cpu);
     let opens = |d: &Device| {
         std::panic::catch_unwind(|| Tensor::<1>::from_floats([1.0], d).into_scalar::<f32>()).is_ok()
     };
-    if std::env::var_os("RNN_TEST_SKIP_WGPU").is_some() || !(opens(&first) && opens(&second)) {
-        eprintln!("skipped: two wgpu devices cannot be opened here");
+    // wgpu must be present, as for every wgpu test (CI installs lavapipe).
+    if std::env::var_os("RNN_TEST_SKIP_WGPU").is_some() {
         return;
     }
+    assert!(
+        opens(&first) && opens(&second),
+        "two wgpu devices (the default and the CPU adapter) open on lavapipe"
+    );
     assert_ne!(first, second, "two devices, not one named twice");
     let initial = Classifier::new(&first.clone().autodiff());
     let cfg = config(1, 16);
@@ -216,7 +181,7 @@ fn distinct_wgpu_devices_split_a_batch_like_one_device() {
         &cfg,
         16,
     );
-    let err = max_rel_err(&split.model.weights(), &single.model.weights());
+    let err = max_rel_err(&weights(&split.model), &weights(&single.model));
     assert!(err <= 1e-5, "updated weights differ: {err:.3e}");
 }
 

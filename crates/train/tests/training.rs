@@ -2,53 +2,16 @@
 //! boundaries; an interrupted-and-resumed run equals an uninterrupted one; a NaN loss stops
 //! the run with the documented error and a valid last checkpoint.
 
+mod common;
+
+use common::{Classifier, Item, data};
+
 use burn::data::dataset::{Dataset, InMemDataset};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use rnn_models::{Lstm, LstmConfig};
+use rnn_models::LstmConfig;
 use rnn_train::{Carried, Objective, Optimizer, StepOutput, TrainConfig, TrainError, fit, tasks};
-
-/// An LSTM and a linear read-out of its last step.
-#[derive(Module, Debug)]
-struct Classifier {
-    lstm: Lstm,
-    head: Linear,
-}
-
-impl Classifier {
-    fn new(device: &Device) -> Self {
-        Self {
-            lstm: LstmConfig::new(1, 8)
-                .with_batch_first(true)
-                .init(device)
-                .unwrap(),
-            head: LinearConfig::new(8, 2).init(device),
-        }
-    }
-}
-
-/// Sequences of 6 values in [-1, 1]; class 1 when their sum is positive.
-#[derive(Clone, Debug)]
-struct Item {
-    values: Vec<f32>,
-    label: usize,
-}
-
-fn data(n: usize, seed: u64) -> InMemDataset<Item> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    InMemDataset::new(
-        (0..n)
-            .map(|_| {
-                let values: Vec<f32> = (0..6).map(|_| rng.random_range(-1.0..1.0)).collect();
-                let label = usize::from(values.iter().sum::<f32>() > 0.0);
-                Item { values, label }
-            })
-            .collect(),
-    )
-}
 
 /// Classifies the sign of the sum; `nan_at` poisons the loss at that global step.
 #[derive(Default)]

@@ -236,7 +236,7 @@ impl FusedKernels for CubeBackend {
 
         // Every step's input projection, both directions: [D, T·B, G·H].
         let mut xp = B::float_matmul(xs.clone(), B::float_transpose(w_ih.clone()));
-        let (has_biases, mut b_hn) = match inputs.biases {
+        let (has_biases, b_hn) = match inputs.biases {
             Biases::Both(b_ih, b_hh) => {
                 let (b_x, b_hn) = input_bias(&z, b_ih, b_hh);
                 xp = B::float_add(xp, b_x);
@@ -245,9 +245,9 @@ impl FusedKernels for CubeBackend {
             Biases::Absent => (false, None),
         };
         let xp = into_contiguous(xp);
-        if z.kind == CellKind::Gru && b_hn.is_none() {
-            b_hn = Some(zeros(&x, &[dn * h]));
-        }
+        // GRU's `b_hn` (zero without biases); the other kinds never read it.
+        let b_hn =
+            b_hn.unwrap_or_else(|| zeros(&x, &[if z.kind == CellKind::Gru { dn * h } else { 1 }]));
 
         let states = [t + 1, dn, bn, h];
         let hs = dense(&x, &states);
@@ -299,7 +299,7 @@ impl FusedKernels for CubeBackend {
                     dim,
                     xp.clone().into_tensor_arg(),
                     hh.into_tensor_arg(),
-                    b_hn.clone().expect("set above for GRU").into_tensor_arg(),
+                    b_hn.clone().into_tensor_arg(),
                     lengths.clone().into_tensor_arg(),
                     hs.clone().into_tensor_arg(),
                     acts.clone().into_tensor_arg(),
