@@ -90,27 +90,17 @@ pub(crate) fn matmul(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool
 fn packed_matmul(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool, threads: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let packed = PackedB::from_strided(b.data, k, n, b.rs, b.cs);
-
-    let mut sum = accumulate.then(|| vec![0.0f32; m * n]);
-    let out: &mut [f32] = match sum.as_mut() {
-        Some(sum) => sum,
-        None => dst,
-    };
     // Blocks of whole 8-row micro-kernel tiles, one per thread.
     let block = m.div_ceil(threads).next_multiple_of(8).max(8);
     let run = |(i, rows): (usize, &mut [f32])| {
         let first = i * block;
-        packed.matmul_view(rows, &a.data[first * a.rs..], a.rs, a.cs, rows.len() / n);
+        let a_rows = &a.data[first * a.rs..];
+        packed.matmul_view(rows, a_rows, a.rs, a.cs, rows.len() / n, accumulate);
     };
     if threads > 1 {
-        out.par_chunks_mut(block * n).enumerate().for_each(run);
+        dst.par_chunks_mut(block * n).enumerate().for_each(run);
     } else {
-        out.chunks_mut(block * n).enumerate().for_each(run);
-    }
-    if let Some(sum) = sum {
-        for (d, s) in dst.iter_mut().zip(&sum) {
-            *d += s;
-        }
+        dst.chunks_mut(block * n).enumerate().for_each(run);
     }
 }
 
