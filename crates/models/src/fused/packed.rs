@@ -4,9 +4,9 @@
 //! recurrent weights every step. The `gemm` crate re-packs those weights on every call (1 MB
 //! per step for hidden 256), which held it to 37–62 GFLOP/s on these shapes (`rnn-bench
 //! --gemm-shapes`). Packing once into 16-column panels lets a micro-kernel stream each panel
-//! from L1 across all rows of the slice: 8 rows × 16 columns (one register per row) with
-//! AVX-512, 4 × 16 with AVX2/FMA, plain Rust elsewhere; the fastest the CPU has is picked at run
-//! time and the tests run every one the CPU has.
+//! from L1 across all rows of the slice: 8 rows × 32 columns (two panels, two registers per
+//! row) with AVX-512, 4 × 16 with AVX2/FMA, plain Rust elsewhere; the fastest the CPU has is
+//! picked at run time and the tests run every one the CPU has.
 
 use super::pool::Buf;
 
