@@ -10,8 +10,9 @@ Each program is the same model, data size, batch and optimizer as our binary wit
   repeat ×4 → LSTM(128) decoder → Linear(12) per step, Adam 1e-3, batch 128, 45,000 train /
   5,000 validation.
 - mnist_rnn / mnist_birnn: Fashion-MNIST (Debian's dataset-fashion-mnist) rows as 28 steps of
-  28 pixels, LSTM(128) / BiLSTM(128), last hidden state → Linear(10), Adam 1e-3, batch 128,
-  validation on the 10,000 test images.
+  28 pixels, LSTM(128) / BiLSTM(128), last hidden state → Linear(10), Adam 1e-3, batch 64 /
+  128, no validation pass (the binaries' defaults read the test set once, after training; the
+  accuracy printed here is the test set's after the epoch, outside the timing).
 - mnist_birnn_sample: `mnist_birnn --dataset mnist --valid-fraction 0.1` — the 5,000-digit
   sample embedded in rnn-datasets (4,000 train, 1,000 test), a seeded random tenth of the
   training digits held out for validation, BiLSTM(128), Adam 1e-3 with the binary's step
@@ -109,7 +110,7 @@ def digit_sample(seed, fraction=0.1):
     return (x[t], y[t]), (x[v], y[v]), test
 
 
-def run(name, model, train, valid, epochs, per_step, schedule=None):
+def run(name, model, train, valid, epochs, per_step, schedule=None, batch=128, timed_valid=True):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=schedule, gamma=0.3) if schedule else None
     loss_fn = nn.CrossEntropyLoss()
@@ -118,13 +119,15 @@ def run(name, model, train, valid, epochs, per_step, schedule=None):
         start = time.perf_counter()
         model.train()
         perm = torch.randperm(len(xt))
-        for i in range(0, len(xt), 128):
-            idx_ = perm[i : i + 128]
+        for i in range(0, len(xt), batch):
+            idx_ = perm[i : i + batch]
             logits = model(xt[idx_])
             loss = loss_fn(logits.reshape(-1, logits.shape[-1]), yt[idx_].reshape(-1))
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if not timed_valid:
+            seconds = time.perf_counter() - start
         model.eval()
         correct = 0
         with torch.inference_mode():
@@ -132,7 +135,8 @@ def run(name, model, train, valid, epochs, per_step, schedule=None):
                 pred = model(xv[i : i + 1000]).argmax(-1)
                 hit = pred == yv[i : i + 1000]
                 correct += int((hit.all(-1) if per_step else hit).sum())
-        seconds = time.perf_counter() - start
+        if timed_valid:
+            seconds = time.perf_counter() - start
         print(f"{name} epoch {epoch}: {seconds:.1f} s, validation accuracy {100 * correct / len(xv):.2f} %", flush=True)
         if sched:
             sched.step()
@@ -166,7 +170,9 @@ def main():
         else:
             train, valid = fashion()
             model = Classifier(bidirectional=name == "mnist_birnn")
-            run(name, model, (train[0].reshape(-1, 28, 28), train[1]), (valid[0].reshape(-1, 28, 28), valid[1]), args.epochs, per_step=False)
+            batch = 64 if name == "mnist_rnn" else 128
+            run(name, model, (train[0].reshape(-1, 28, 28), train[1]), (valid[0].reshape(-1, 28, 28), valid[1]), args.epochs,
+                per_step=False, batch=batch, timed_valid=False)
 
 
 if __name__ == "__main__":

@@ -134,6 +134,21 @@ pub struct SequenceItem {
     pub label: usize,
 }
 
+impl SequenceItem {
+    /// The same sequence with the features of every step in reverse order: for an image read
+    /// by rows, its left–right mirror image (a common augmentation for Fashion-MNIST).
+    pub fn mirrored(&self) -> Self {
+        let mut values = self.values.clone();
+        for step in values.chunks_exact_mut(self.features.max(1)) {
+            step.reverse();
+        }
+        Self {
+            values,
+            ..self.clone()
+        }
+    }
+}
+
 /// Options for [`Mnist::load`].
 #[derive(Debug, Clone)]
 pub struct MnistOptions {
@@ -475,6 +490,23 @@ mod tests {
         sorted_b.sort_by(f32::total_cmp);
         sorted_c.sort_by(f32::total_cmp);
         assert_eq!(sorted_b, sorted_c);
+    }
+
+    #[test]
+    fn mirroring_reverses_each_row_and_twice_is_the_identity() {
+        let item = SequenceItem {
+            values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            steps: 2,
+            features: 3,
+            label: 7,
+        };
+        let mirrored = item.mirrored();
+        assert_eq!(mirrored.values, [3.0, 2.0, 1.0, 6.0, 5.0, 4.0]);
+        assert_eq!(
+            (mirrored.steps, mirrored.features, mirrored.label),
+            (2, 3, 7)
+        );
+        assert_eq!(mirrored.mirrored(), item);
     }
 }
 

@@ -55,6 +55,12 @@ pub trait Objective<M> {
     /// Called before each training epoch and each validation pass: drop carried state here.
     fn start_pass(&mut self, _training: bool) {}
 
+    /// Called before training epoch `epoch` (0-based; a resumed run starts at the epoch it
+    /// resumes), before [`Objective::start_pass`]: per-epoch randomness such as data
+    /// augmentation can be derived from it, so that a resumed run sees what an uninterrupted
+    /// one would have seen.
+    fn start_epoch(&mut self, _epoch: usize) {}
+
     /// Whether the objective carries state from one training batch to the next (truncated
     /// BPTT with [`crate::Carried`]). Such an objective trains on one device only: data
     /// parallelism splits each batch. Default: no.

@@ -247,6 +247,7 @@ where
     let mut loss_sum = 0.0;
     let mut step_losses = Vec::with_capacity(batches);
     let mut mid_epoch_valid = Vec::new();
+    objective.start_epoch(epoch);
     objective.start_pass(true);
     for (i, chunk) in order.chunks(config.batch_size).enumerate() {
         let batch = batch_gradients(setup, &run.model, objective, chunk)?;

@@ -21,6 +21,8 @@ struct SumSign {
     /// Adds 1, 2, 3, … to successive validation batches' losses: a validation loss that only rises.
     worsen_validation: bool,
     validations: usize,
+    /// The epochs `fit` announced through `start_epoch`, in order.
+    epochs_started: Vec<usize>,
 }
 
 impl Objective<Classifier> for SumSign {
@@ -53,6 +55,10 @@ impl Objective<Classifier> for SumSign {
 
     fn diagnose(&self, batch: &[Item]) -> Option<String> {
         rnn_train::non_finite(batch.iter().map(|i| i.values.as_slice()))
+    }
+
+    fn start_epoch(&mut self, epoch: usize) {
+        self.epochs_started.push(epoch);
     }
 }
 
@@ -119,23 +125,20 @@ fn resumed_run_equals_uninterrupted_run() {
             resume,
             ..config(epochs)
         };
-        fit(
-            &cfg,
-            model,
-            &mut SumSign::default(),
-            &train,
-            Some(&valid),
-            &device,
-        )
-        .unwrap()
+        let mut objective = SumSign::default();
+        let fitted = fit(&cfg, model, &mut objective, &train, Some(&valid), &device).unwrap();
+        (fitted, objective.epochs_started)
     };
-    let straight = run(&tmp_dir("straight"), 4, false, initial.clone());
+    let (straight, straight_epochs) = run(&tmp_dir("straight"), 4, false, initial.clone());
     let dir = tmp_dir("resumed");
-    let first = run(&dir, 2, false, initial);
+    let (first, first_epochs) = run(&dir, 2, false, initial);
     assert_eq!(first.history.epochs.len(), 2);
     // A freshly drawn model proves the weights come from the checkpoint.
-    let resumed = run(&dir, 4, true, Classifier::new(&device));
+    let (resumed, resumed_epochs) = run(&dir, 4, true, Classifier::new(&device));
     assert!(resumed.resumed_from.is_some());
+    // The objective hears each training epoch's number, a resumed run the ones it runs.
+    assert_eq!(straight_epochs, [0, 1, 2, 3]);
+    assert_eq!((first_epochs, resumed_epochs), (vec![0, 1], vec![2, 3]));
     let (a, b) = (
         straight.history.step_losses(),
         resumed.history.step_losses(),
