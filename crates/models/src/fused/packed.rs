@@ -48,8 +48,14 @@ impl PackedB {
             let col0 = p * PANEL;
             let width = PANEL.min(n - col0);
             for (kk, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-                for (c, v) in row[..width].iter_mut().enumerate() {
-                    *v = b[kk * rs + (col0 + c) * cs];
+                let start = kk * rs + col0 * cs;
+                if cs == 1 {
+                    // Rows of `B` lie contiguous (activations, weights by rows): one copy.
+                    row[..width].copy_from_slice(&b[start..start + width]);
+                } else {
+                    for (c, v) in row[..width].iter_mut().enumerate() {
+                        *v = b[start + c * cs];
+                    }
                 }
             }
         }
