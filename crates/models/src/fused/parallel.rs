@@ -1,13 +1,13 @@
-//! One direction of one layer over the whole batch: the large GEMMs once, the time loops in
-//! parallel over slices of the batch.
+//! One layer over the whole batch: the time loops in parallel over directions and slices of the
+//! batch, the weight-gradient GEMMs once.
 //!
 //! Batch rows never interact in a recurrence, so each thread runs the whole sequence for its
 //! own slice of the batch with serial per-step GEMMs — no synchronization per time step, which
 //! on a few cores costs more than the small per-step GEMMs it would split. The buffers are
 //! batch-major ([`kernel`]), so a slice of the batch is one contiguous block of each of them:
-//! threads get disjoint `&mut` sub-slices of the full buffers, nothing is gathered or scattered,
-//! and the GEMMs that span all steps (the input projection before the loop; the input gradient
-//! and the weight gradients after BPTT) run once, on all threads, over the whole batch.
+//! threads get disjoint `&mut` sub-slices of the full buffers, nothing is gathered or scattered.
+//! Each forward job first projects its own slice's inputs for every step (one GEMM); the input
+//! and weight gradients after BPTT run once, on all threads, over the whole batch.
 
 use std::ops::Range;
 
@@ -226,9 +226,7 @@ pub(crate) fn forward(
     save: bool,
 ) -> (Vec<f32>, Option<Vec<Saved>>) {
     let Layer { d, directions, .. } = layer;
-    let (hid, gh, seq, rows) = (d.hidden, d.gate_width(), d.seq, d.rows());
-    let dgh = directions * gh;
-    let xp = project_inputs(&layer, p, x);
+    let (hid, gh, rows) = (d.hidden, d.gate_width(), d.rows());
     let per_direction: Vec<_> = (0..directions)
         .map(|dir| StepWeights::new(&p.direction(dir, &d), &d))
         .collect();
@@ -282,6 +280,7 @@ pub(crate) fn forward(
                 saved,
             } = job;
             let StepWeights { bias, b_hn, w_hh_t } = &per_direction[dir];
+            let xp = project_slice(&d, &p.direction(dir, &d), x, &part);
             Forward {
                 d: Dims {
                     batch: part.len(),
@@ -291,8 +290,8 @@ pub(crate) fn forward(
                 w_hh_t,
                 bias,
                 b_hn,
-                xp: &xp[part.start * seq * dgh + dir * gh..part.end * seq * dgh],
-                xp_stride: dgh,
+                xp: &xp[..],
+                xp_stride: gh,
                 h,
                 c,
                 out,
@@ -307,16 +306,20 @@ pub(crate) fn forward(
     (packed, saved)
 }
 
-/// Every step's input projection, both directions, in one GEMM over the whole batch:
-/// `[batch·seq, D·G·H]` (biases are added by the gate pass).
-fn project_inputs(layer: &Layer<'_>, p: &Params<'_>, x: &[f32]) -> Buf {
-    let d = layer.d;
-    let (rows, dgh) = (d.rows(), layer.directions * d.gate_width());
-    let mut xp = Buf::dirty(rows * dgh);
+/// One direction's input projection for batch rows `part`, every step: `[part·seq, G·H]`
+/// (biases are added by the gate pass).
+///
+/// Each time-loop job projects its own slice, on its own thread, just before its loop: one
+/// parallel region per layer instead of two (waking Rayon's threads for a separate
+/// whole-batch GEMM cost more than the GEMM's own split gains on these sizes), and the slice's
+/// projections are still in cache when the loop reads them.
+fn project_slice(d: &Dims, p: &Params<'_>, x: &[f32], part: &Range<usize>) -> Buf {
+    let (gh, rows) = (d.gate_width(), part.len() * d.seq);
+    let mut xp = Buf::dirty(rows * gh);
     matmul(
         &mut xp,
-        View::rows(x, rows, d.input),
-        View::transposed(p.w_ih, d.input, dgh),
+        View::rows(split_ref(x, part, d.seq * d.input), rows, d.input),
+        View::transposed(p.w_ih, d.input, gh),
         false,
     );
     xp
