@@ -221,10 +221,11 @@ pub(crate) struct Forward<'a> {
     /// From [`Params::biases`].
     pub bias: &'a [f32],
     pub b_hn: &'a [f32],
-    /// `x · W_ihᵀ` without bias: `[batch, seq, ·]`, this direction's `G·H` columns first in
-    /// rows `xp_stride` apart (both directions share one projection).
-    pub xp: &'a [f32],
-    pub xp_stride: usize,
+    /// `W_ihᵀ` packed: `[input, G·H]`.
+    pub w_ih_t: &'a PackedB,
+    /// The slice's input, `[batch, seq, input]`: each step's rows are projected just before
+    /// the step (the projection of the whole sequence would not stay in cache).
+    pub x: &'a [f32],
     /// In: `h0`; out: `h_n` (`[batch, hidden]`).
     pub h: &'a mut [f32],
     /// In: `c0`; out: `c_n` (LSTM; empty otherwise).
@@ -326,8 +327,8 @@ fn forward_impl(f: Forward<'_>) {
         w_hh_t,
         bias,
         b_hn,
-        xp,
-        xp_stride,
+        w_ih_t,
+        x,
         h,
         c,
         out,
@@ -335,12 +336,16 @@ fn forward_impl(f: Forward<'_>) {
     } = f;
     let (hid, gh, batch, seq) = (d.hidden, d.gate_width(), d.batch, d.seq);
     let aw = d.act_width();
-    // Overwritten by every step's GEMM.
+    let input = d.input;
+    // Overwritten by every step's GEMMs: the input and the recurrent projection.
+    let mut xs = Buf::dirty(batch * gh);
     let mut hh = Buf::dirty(batch * gh);
     let mut scratch = vec![0.0; hid];
 
     for i in 0..seq {
         let t = schedule.step(i, seq);
+        // Step t's rows of x lie `seq · input` apart.
+        w_ih_t.matmul_view(&mut xs, &x[t * input..], seq * input, 1, batch, false);
         w_hh_t.matmul(&mut hh, h, batch);
         for b in 0..batch {
             let row = b * seq + t;
@@ -355,7 +360,7 @@ fn forward_impl(f: Forward<'_>) {
                 out_b.fill(0.0);
                 continue;
             }
-            let xr = &xp[row * xp_stride..][..gh];
+            let xr = &xs[b * gh..][..gh];
             // The recurrent projection's row becomes the pre-activations, then the gates.
             let a = &mut hh[b * gh..][..gh];
             add_input(a, xr, bias, d.kind);

@@ -6,8 +6,9 @@
 //! on a few cores costs more than the small per-step GEMMs it would split. The buffers are
 //! batch-major ([`kernel`]), so a slice of the batch is one contiguous block of each of them:
 //! threads get disjoint `&mut` sub-slices of the full buffers, nothing is gathered or scattered.
-//! Each forward job first projects its own slice's inputs for every step (one GEMM); the input
-//! and weight gradients after BPTT run once, on all threads, over the whole batch.
+//! A forward job projects each step's input just before the step, so the projection stays in
+//! cache; the input and weight gradients after BPTT run once, on all threads, over the whole
+//! batch.
 
 use std::ops::Range;
 
@@ -226,7 +227,7 @@ pub(crate) fn forward(
     save: bool,
 ) -> (Vec<f32>, Option<Vec<Saved>>) {
     let Layer { d, directions, .. } = layer;
-    let (hid, gh, rows) = (d.hidden, d.gate_width(), d.rows());
+    let (hid, rows) = (d.hidden, d.rows());
     let per_direction: Vec<_> = (0..directions)
         .map(|dir| StepWeights::new(&p.direction(dir, &d), &d))
         .collect();
@@ -279,8 +280,12 @@ pub(crate) fn forward(
                 c,
                 saved,
             } = job;
-            let StepWeights { bias, b_hn, w_hh_t } = &per_direction[dir];
-            let xp = project_slice(&d, &p.direction(dir, &d), x, &part);
+            let StepWeights {
+                bias,
+                b_hn,
+                w_hh_t,
+                w_ih_t,
+            } = &per_direction[dir];
             Forward {
                 d: Dims {
                     batch: part.len(),
@@ -290,8 +295,8 @@ pub(crate) fn forward(
                 w_hh_t,
                 bias,
                 b_hn,
-                xp: &xp[..],
-                xp_stride: gh,
+                w_ih_t,
+                x: split_ref(x, &part, d.seq * d.input),
                 h,
                 c,
                 out,
@@ -306,25 +311,6 @@ pub(crate) fn forward(
     (packed, saved)
 }
 
-/// One direction's input projection for batch rows `part`, every step: `[part·seq, G·H]`
-/// (biases are added by the gate pass).
-///
-/// Each time-loop job projects its own slice, on its own thread, just before its loop: one
-/// parallel region per layer instead of two (waking Rayon's threads for a separate
-/// whole-batch GEMM cost more than the GEMM's own split gains on these sizes), and the slice's
-/// projections are still in cache when the loop reads them.
-fn project_slice(d: &Dims, p: &Params<'_>, x: &[f32], part: &Range<usize>) -> Buf {
-    let (gh, rows) = (d.gate_width(), part.len() * d.seq);
-    let mut xp = Buf::dirty(rows * gh);
-    matmul(
-        &mut xp,
-        View::rows(split_ref(x, part, d.seq * d.input), rows, d.input),
-        View::transposed(p.w_ih, d.input, gh),
-        false,
-    );
-    xp
-}
-
 /// One direction's weights as the forward time loop reads them.
 struct StepWeights {
     /// `b_ih + b_hh` folded (GRU: but `b_hn`), `[G·H]`.
@@ -333,6 +319,8 @@ struct StepWeights {
     b_hn: Vec<f32>,
     /// `W_hhᵀ` packed for the per-step GEMMs.
     w_hh_t: PackedB,
+    /// `W_ihᵀ` packed for the per-step input projections.
+    w_ih_t: PackedB,
 }
 
 impl StepWeights {
@@ -344,6 +332,8 @@ impl StepWeights {
             b_hn,
             // W_hhᵀ (`[hidden, G·H]`), packed straight from W_hh's rows.
             w_hh_t: PackedB::from_strided(p.w_hh, hid, gh, 1, hid),
+            // W_ihᵀ (`[input, G·H]`) likewise from W_ih's rows.
+            w_ih_t: PackedB::from_strided(p.w_ih, d.input, gh, 1, d.input),
         }
     }
 }
