@@ -315,6 +315,15 @@ pub struct Cli {
 /// # Errors
 /// Missing data, a backend that cannot start, a failed training step.
 pub fn run(cli: Cli, bidirectional: bool) -> anyhow::Result<()> {
+    // A mirror image needs rows of pixels; checked before any work.
+    if cli.mirror
+        && !matches!(
+            cli.data.dataset,
+            DatasetChoice::Fashion | DatasetChoice::Mnist
+        )
+    {
+        anyhow::bail!("--mirror needs images read by rows (--dataset fashion or mnist)");
+    }
     let selected = cli.common.select()?;
     let Loaded {
         train,
@@ -355,12 +364,6 @@ pub fn run(cli: Cli, bidirectional: bool) -> anyhow::Result<()> {
     // data (--valid-fraction).
     let mut classify = Classify::new(classes);
     if cli.mirror {
-        if !matches!(
-            cli.data.dataset,
-            DatasetChoice::Fashion | DatasetChoice::Mnist
-        ) {
-            anyhow::bail!("--mirror needs images read by rows (--dataset fashion or mnist)");
-        }
         classify = classify.with_mirroring(cli.common.seed);
     }
     let (fit_train, valid) = cli.train.split(&train, cli.common.seed)?;

@@ -351,6 +351,21 @@ fn bad_training_numbers_are_usage_errors_before_any_work() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
 
+#[test]
+fn mirror_refuses_pixel_sequences_before_any_work() {
+    for dataset in ["pixel", "permuted"] {
+        let args = ["--mirror", "--dataset", dataset];
+        let out = run(env!("CARGO_BIN_EXE_mnist_birnn"), &args, &[]);
+        let msg = text(&out);
+        assert!(!out.status.success(), "{dataset}: {msg}");
+        assert!(
+            msg.contains("--mirror needs images read by rows"),
+            "{dataset}: {msg}"
+        );
+        assert!(!msg.contains("backend:"), "{dataset}: {msg}");
+    }
+}
+
 /// A CPU run never opens the GPU driver, not even when resuming (burn-optim loads optimizer
 /// state on Burn's default device, which would otherwise be wgpu in these binaries).
 #[test]
