@@ -137,7 +137,8 @@ def run(name, model, train, valid, epochs, per_step, schedule=None, batch=128, t
                 correct += int((hit.all(-1) if per_step else hit).sum())
         if timed_valid:
             seconds = time.perf_counter() - start
-        print(f"{name} epoch {epoch}: {seconds:.1f} s, validation accuracy {100 * correct / len(xv):.2f} %", flush=True)
+        held_out = "validation" if timed_valid else "test (untimed)"
+        print(f"{name} epoch {epoch}: {seconds:.1f} s, {held_out} accuracy {100 * correct / len(xv):.2f} %", flush=True)
         if sched:
             sched.step()
 
