@@ -82,6 +82,16 @@ pub fn run(test_args: &[String]) -> Result<(), String> {
         run_step(&format!("layer tests with RNN_CPU_ISA={isa}"), test)?;
     }
 
+    // Layers split by batch rows unless the batch is too small for the threads; run the layer
+    // tests again split by hidden units. One test at a time: a unit-split call runs only when
+    // no other is running, and concurrent tests would fall back to rows.
+    let mut test = cargo();
+    test.args(["test", "--workspace"])
+        .args(LAYER_TESTS.iter().flat_map(|t| ["--test", t]))
+        .args(["--", "--test-threads=1"])
+        .env("RNN_CPU_SPLIT", "units");
+    run_step("layer tests with RNN_CPU_SPLIT=units", test)?;
+
     // Users depend on single crates: each library must build alone with only its own features
     // (the workspace build above unifies features and would hide a missing one).
     for args in STANDALONE {

@@ -92,7 +92,7 @@ fn forward<B: Backend>(
     let host_inputs = HostInputs::read::<B>(inputs);
     let layer = spec.layer();
     let (packed, saved) = parallel::forward(
-        layer.default_chunks(),
+        layer.default_split(),
         layer,
         &host_inputs.params(),
         &host_inputs.x,
@@ -120,7 +120,7 @@ fn backward<B: Backend>(
     let (d_out, d_hn, d_cn) = spec.layout().split(&packed);
     let layer = spec.layer();
     let g = parallel::backward(
-        layer.default_chunks(),
+        layer.default_split(),
         layer,
         need_x,
         &state.inputs.params(),

@@ -67,12 +67,12 @@ pub(crate) struct Schedule {
 
 impl Schedule {
     /// The time index of the `i`-th step taken.
-    fn step(&self, i: usize, seq: usize) -> usize {
+    pub fn step(&self, i: usize, seq: usize) -> usize {
         if self.reverse { seq - 1 - i } else { i }
     }
 
     /// Whether sequence `b` runs at step `t`.
-    fn active(&self, t: usize, b: usize) -> bool {
+    pub fn active(&self, t: usize, b: usize) -> bool {
         self.lengths.as_ref().is_none_or(|l| t < l[b])
     }
 }
@@ -182,7 +182,7 @@ impl SavedMut<'_> {
             }
         }
         SavedRow {
-            acts: at(self.acts, row, aw),
+            acts: gate_blocks(at(self.acts, row, aw), hid),
             h_prev: at(self.h_prev, row, hid),
             c_prev: at(self.c_prev, row, hid),
             hn: at(self.hn, row, hid),
@@ -191,13 +191,45 @@ impl SavedMut<'_> {
     }
 }
 
-/// One row of [`SavedMut`]: what one step of one sequence keeps for backward.
-struct SavedRow<'a> {
-    acts: &'a mut [f32],
-    h_prev: &'a mut [f32],
-    c_prev: &'a mut [f32],
-    hn: &'a mut [f32],
-    tanh_c: &'a mut [f32],
+/// Up to four gate blocks of one row (`i, f, g, o`; `r, z, n`; or the RNN's one), each
+/// `hidden` wide — or, when a thread owns only some hidden units ([`super::units`]), each that
+/// thread's columns of its block. Unused blocks are empty.
+pub(crate) type Blocks<'a> = [&'a mut [f32]; 4];
+
+/// [`Blocks`] read-only.
+pub(crate) type BlocksRef<'a> = [&'a [f32]; 4];
+
+/// A row of gate blocks `width` wide cut into its blocks.
+pub(crate) fn gate_blocks(row: &mut [f32], width: usize) -> Blocks<'_> {
+    let mut blocks = Blocks::default();
+    if width > 0 {
+        for (slot, block) in blocks.iter_mut().zip(row.chunks_exact_mut(width)) {
+            *slot = block;
+        }
+    }
+    blocks
+}
+
+/// [`gate_blocks`] read-only.
+pub(crate) fn gate_blocks_ref(row: &[f32], width: usize) -> BlocksRef<'_> {
+    let mut blocks = BlocksRef::default();
+    if width > 0 {
+        for (slot, block) in blocks.iter_mut().zip(row.chunks_exact(width)) {
+            *slot = block;
+        }
+    }
+    blocks
+}
+
+/// One row of [`SavedMut`]: what one step of one sequence keeps for backward (of the hidden
+/// units the running thread owns).
+pub(crate) struct SavedRow<'a> {
+    /// [`Dims::act_width`]'s blocks.
+    pub acts: Blocks<'a>,
+    pub h_prev: &'a mut [f32],
+    pub c_prev: &'a mut [f32],
+    pub hn: &'a mut [f32],
+    pub tanh_c: &'a mut [f32],
 }
 
 /// A slice of the batch's rows of [`Saved`], read by backward.
@@ -360,21 +392,53 @@ fn forward_impl(f: Forward<'_>) {
                 out_b.fill(0.0);
                 continue;
             }
-            let xr = &xs[b * gh..][..gh];
-            // The recurrent projection's row becomes the pre-activations, then the gates.
-            let a = &mut hh[b * gh..][..gh];
-            add_input(a, xr, bias, d.kind);
-            match d.kind {
-                CellKind::Lstm => {
-                    let c_b = &mut c[b * hid..][..hid];
-                    lstm_gates(a, c_b, h_b, &mut scratch, saved_row);
-                }
-                CellKind::Gru => gru_gates(a, xr, bias, b_hn, h_b, &mut scratch, saved_row),
-                CellKind::RnnTanh | CellKind::RnnRelu => {
-                    elman_activation(a, d.kind, h_b, saved_row);
-                }
-            }
+            let c_b = if d.is_lstm() {
+                &mut c[b * hid..][..hid]
+            } else {
+                &mut []
+            };
+            let row_in = StepRow {
+                a: &mut hh[b * gh..][..gh],
+                xr: &xs[b * gh..][..gh],
+                bias,
+                b_hn,
+            };
+            row_in.run(d.kind, c_b, h_b, &mut scratch, saved_row);
             out_b.copy_from_slice(h_b);
+        }
+    }
+}
+
+/// One row of one step's pre-activations, for the hidden units the running thread owns (all
+/// of them, or a [`super::units`] group: every gate block then `units` wide).
+pub(crate) struct StepRow<'a> {
+    /// The recurrent projection `h·W_hhᵀ` in, the activations out (`[G·units]`).
+    pub a: &'a mut [f32],
+    /// The input projection `x·W_ihᵀ` (`[G·units]`).
+    pub xr: &'a [f32],
+    /// From [`Params::biases`], the same units.
+    pub bias: &'a [f32],
+    pub b_hn: &'a [f32],
+}
+
+impl StepRow<'_> {
+    /// Adds the input side, applies the gates and updates `h` (and LSTM's `c`) in place, and
+    /// keeps what backward needs in `saved`.
+    #[inline(always)]
+    pub fn run(
+        self,
+        kind: CellKind,
+        c: &mut [f32],
+        h: &mut [f32],
+        scratch: &mut [f32],
+        saved: Option<SavedRow<'_>>,
+    ) {
+        let StepRow { a, xr, bias, b_hn } = self;
+        add_input(a, xr, bias, kind);
+        match kind {
+            CellKind::Lstm => lstm_gates(a, c, h, scratch, saved),
+            CellKind::Gru => gru_gates(a, xr, bias, b_hn, h, scratch, saved),
+            CellKind::RnnTanh | CellKind::RnnRelu => elman_activation(a, kind, h, saved),
         }
     }
 }
@@ -422,8 +486,8 @@ fn lstm_gates(
     for j in 0..hid {
         h[j] = ao[j] * tc[j];
     }
-    if let Some(s) = saved {
-        s.acts.copy_from_slice(a);
+    if let Some(mut s) = saved {
+        put_blocks(&mut s.acts, a, hid);
         s.tanh_c.copy_from_slice(tc);
     }
 }
@@ -455,9 +519,9 @@ fn gru_gates(
     for j in 0..hid {
         h[j] = n[j] + az[j] * (h[j] - n[j]);
     }
-    if let Some(s) = saved {
-        s.acts[..2 * hid].copy_from_slice(arz);
-        s.acts[2 * hid..].copy_from_slice(n);
+    if let Some(mut s) = saved {
+        put_blocks(&mut s.acts[..2], arz, hid);
+        s.acts[2].copy_from_slice(n);
         s.hn.copy_from_slice(an);
     }
 }
@@ -474,7 +538,15 @@ fn elman_activation(a: &mut [f32], kind: CellKind, h: &mut [f32], saved: Option<
     }
     h.copy_from_slice(a);
     if let Some(s) = saved {
-        s.acts.copy_from_slice(a);
+        s.acts[0].copy_from_slice(a);
+    }
+}
+
+/// Copies `src`, blocks of `width`, into `blocks`.
+#[inline(always)]
+fn put_blocks(blocks: &mut [&mut [f32]], src: &[f32], width: usize) {
+    for (dst, block) in blocks.iter_mut().zip(src.chunks_exact(width)) {
+        dst.copy_from_slice(block);
     }
 }
 
@@ -484,75 +556,135 @@ fn row_of(buf: &[f32], row: usize, width: usize) -> &[f32] {
     &buf[row * width..][..width]
 }
 
-/// LSTM gate gradients of one row: `dg = dL/d[i, f, g, o]` pre-activations from the
-/// incoming `dh + d_out` and `dc` (updated in place to `dL/dc_prev`).
+/// [`row_of`], or the empty buffer of a kind that does not use it.
 #[inline(always)]
-fn lstm_gate_grads(
-    dg: &mut [f32],
-    dh: &[f32],
-    d_out: &[f32],
-    a: &[f32],
-    tanh_c: &[f32],
-    c_prev: &[f32],
-    dc: &mut [f32],
-) {
-    let hid = dh.len();
-    for j in 0..hid {
-        let grad = dh[j] + d_out[j];
-        let (ig, fg, gg, og) = (a[j], a[hid + j], a[2 * hid + j], a[3 * hid + j]);
-        let tc = tanh_c[j];
-        let dct = dc[j] + grad * og * (1.0 - tc * tc);
-        dg[j] = dct * gg * ig * (1.0 - ig);
-        dg[hid + j] = dct * c_prev[j] * fg * (1.0 - fg);
-        dg[2 * hid + j] = dct * ig * (1.0 - gg * gg);
-        dg[3 * hid + j] = grad * tc * og * (1.0 - og);
-        dc[j] = dct * fg;
+fn row_or_empty(buf: &[f32], row: usize, width: usize) -> &[f32] {
+    if buf.is_empty() {
+        buf
+    } else {
+        row_of(buf, row, width)
     }
 }
 
-/// GRU gate gradients of one row: `dg` for the input side, `dhh` for the recurrent side
-/// (the candidate's scaled by `r`), and `direct = z ⊙ grad`, the part of `dh_prev` that
-/// bypasses `W_hh`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn gru_gate_grads(
-    dg: &mut [f32],
-    dhh: &mut [f32],
-    direct: &mut [f32],
-    dh: &[f32],
-    d_out: &[f32],
-    a: &[f32],
-    hn: &[f32],
-    h_prev: &[f32],
-) {
-    let hid = dh.len();
-    for j in 0..hid {
-        let grad = dh[j] + d_out[j];
-        let (r, z, n) = (a[j], a[hid + j], a[2 * hid + j]);
-        let da_n = grad * (1.0 - z) * (1.0 - n * n);
-        let da_z = grad * (h_prev[j] - n) * z * (1.0 - z);
-        let da_r = da_n * hn[j] * r * (1.0 - r);
-        dg[j] = da_r;
-        dg[hid + j] = da_z;
-        dg[2 * hid + j] = da_n;
-        dhh[j] = da_r;
-        dhh[hid + j] = da_z;
-        dhh[2 * hid + j] = da_n * r;
-        direct[j] = grad * z;
-    }
+/// One row of one step of BPTT, for the hidden units the running thread owns (all of them,
+/// or a [`super::units`] group: every block then `units` wide).
+pub(crate) struct GradRow<'a> {
+    /// Out: `dL/d(pre-activation)` as the input projection sees it.
+    pub dg: Blocks<'a>,
+    /// Out (GRU): the same as the recurrent projection sees it.
+    pub dhh: Blocks<'a>,
+    /// Out (GRU): `z ⊙ grad`, the part of `dh_prev` that bypasses `W_hh`.
+    pub direct: &'a mut [f32],
+    /// `dL/dh_t` from the later steps and from the output.
+    pub dh: &'a [f32],
+    pub d_out: &'a [f32],
+    /// The saved activations' blocks, and the saved rows of these units.
+    pub acts: BlocksRef<'a>,
+    pub tanh_c: &'a [f32],
+    pub c_prev: &'a [f32],
+    pub hn: &'a [f32],
+    pub h_prev: &'a [f32],
+    /// LSTM: `dL/dc_t` in, `dL/dc_{t-1}` out.
+    pub dc: &'a mut [f32],
 }
 
-/// Elman pre-activation gradients of one row, from the saved `h_t`.
-#[inline(always)]
-fn elman_grads(dg: &mut [f32], dh: &[f32], d_out: &[f32], h_t: &[f32], kind: CellKind) {
-    let relu = kind == CellKind::RnnRelu;
-    for j in 0..dh.len() {
-        let grad = dh[j] + d_out[j];
-        dg[j] = if relu {
-            if h_t[j] > 0.0 { grad } else { 0.0 }
-        } else {
-            grad * (1.0 - h_t[j] * h_t[j])
-        };
+impl GradRow<'_> {
+    #[inline(always)]
+    pub fn run(self, kind: CellKind) {
+        match kind {
+            CellKind::Lstm => self.lstm(),
+            CellKind::Gru => self.gru(),
+            CellKind::RnnTanh | CellKind::RnnRelu => self.elman(kind),
+        }
+    }
+
+    /// LSTM gate gradients: `dg = dL/d[i, f, g, o]` pre-activations from the incoming
+    /// `dh + d_out` and `dc` (updated in place to `dL/dc_prev`).
+    #[inline(always)]
+    fn lstm(self) {
+        let hid = self.dh.len();
+        let [d0, d1, d2, d3] = self.dg;
+        let (d0, d1, d2, d3) = (
+            &mut d0[..hid],
+            &mut d1[..hid],
+            &mut d2[..hid],
+            &mut d3[..hid],
+        );
+        let [a0, a1, a2, a3] = self.acts;
+        let (a0, a1, a2, a3) = (&a0[..hid], &a1[..hid], &a2[..hid], &a3[..hid]);
+        let (dh, d_out) = (self.dh, &self.d_out[..hid]);
+        let (tanh_c, c_prev, dc) = (
+            &self.tanh_c[..hid],
+            &self.c_prev[..hid],
+            &mut self.dc[..hid],
+        );
+        for j in 0..hid {
+            let grad = dh[j] + d_out[j];
+            let (ig, fg, gg, og) = (a0[j], a1[j], a2[j], a3[j]);
+            let tc = tanh_c[j];
+            let dct = dc[j] + grad * og * (1.0 - tc * tc);
+            d0[j] = dct * gg * ig * (1.0 - ig);
+            d1[j] = dct * c_prev[j] * fg * (1.0 - fg);
+            d2[j] = dct * ig * (1.0 - gg * gg);
+            d3[j] = grad * tc * og * (1.0 - og);
+            dc[j] = dct * fg;
+        }
+    }
+
+    /// GRU gate gradients: `dg` for the input side, `dhh` for the recurrent side (the
+    /// candidate's scaled by `r`), and `direct`.
+    #[inline(always)]
+    fn gru(self) {
+        let hid = self.dh.len();
+        let [d0, d1, d2, _] = self.dg;
+        let (d0, d1, d2) = (&mut d0[..hid], &mut d1[..hid], &mut d2[..hid]);
+        let [e0, e1, e2, _] = self.dhh;
+        let (e0, e1, e2) = (&mut e0[..hid], &mut e1[..hid], &mut e2[..hid]);
+        let [a0, a1, a2, _] = self.acts;
+        let (a0, a1, a2) = (&a0[..hid], &a1[..hid], &a2[..hid]);
+        let (dh, d_out, hn, h_prev) = (
+            self.dh,
+            &self.d_out[..hid],
+            &self.hn[..hid],
+            &self.h_prev[..hid],
+        );
+        let direct = &mut self.direct[..hid];
+        for j in 0..hid {
+            let grad = dh[j] + d_out[j];
+            let (r, z, n) = (a0[j], a1[j], a2[j]);
+            let da_n = grad * (1.0 - z) * (1.0 - n * n);
+            let da_z = grad * (h_prev[j] - n) * z * (1.0 - z);
+            let da_r = da_n * hn[j] * r * (1.0 - r);
+            d0[j] = da_r;
+            d1[j] = da_z;
+            d2[j] = da_n;
+            e0[j] = da_r;
+            e1[j] = da_z;
+            e2[j] = da_n * r;
+            direct[j] = grad * z;
+        }
+    }
+
+    /// Elman pre-activation gradients, from the saved `h_t`.
+    #[inline(always)]
+    fn elman(self, kind: CellKind) {
+        let hid = self.dh.len();
+        let relu = kind == CellKind::RnnRelu;
+        let [dg, ..] = self.dg;
+        let (dg, dh, d_out, h_t) = (
+            &mut dg[..hid],
+            self.dh,
+            &self.d_out[..hid],
+            &self.acts[0][..hid],
+        );
+        for j in 0..hid {
+            let grad = dh[j] + d_out[j];
+            dg[j] = if relu {
+                if h_t[j] > 0.0 { grad } else { 0.0 }
+            } else {
+                grad * (1.0 - h_t[j] * h_t[j])
+            };
+        }
     }
 }
 
@@ -623,28 +755,32 @@ fn backward_impl(bw: Backward<'_>) {
                 }
                 continue;
             }
-            let dh_b = &dh[b * hid..][..hid];
-            let dout_b = &d_out[row * d_out_stride..][..hid];
-            let acts = &saved.acts[row * aw..][..aw];
-            match d.kind {
-                CellKind::Lstm => {
-                    let dc_b = &mut dc[b * hid..][..hid];
-                    let (tanh_c, c_prev) = (
-                        row_of(saved.tanh_c, row, hid),
-                        row_of(saved.c_prev, row, hid),
-                    );
-                    lstm_gate_grads(dg_r, dh_b, dout_b, acts, tanh_c, c_prev, dc_b);
-                }
-                CellKind::Gru => {
-                    let dhh_r = &mut dhh[row * gh..][..gh];
-                    let direct_b = &mut direct[b * hid..][..hid];
-                    let (hn, h_prev) = (row_of(saved.hn, row, hid), row_of(saved.h_prev, row, hid));
-                    gru_gate_grads(dg_r, dhh_r, direct_b, dh_b, dout_b, acts, hn, h_prev);
-                }
-                CellKind::RnnTanh | CellKind::RnnRelu => {
-                    elman_grads(dg_r, dh_b, dout_b, acts, d.kind);
-                }
+            GradRow {
+                dg: gate_blocks(dg_r, hid),
+                dhh: if is_gru {
+                    gate_blocks(&mut dhh[row * gh..][..gh], hid)
+                } else {
+                    Blocks::default()
+                },
+                direct: if is_gru {
+                    &mut direct[b * hid..][..hid]
+                } else {
+                    &mut []
+                },
+                dh: &dh[b * hid..][..hid],
+                d_out: &d_out[row * d_out_stride..][..hid],
+                acts: gate_blocks_ref(&saved.acts[row * aw..][..aw], hid),
+                tanh_c: row_or_empty(saved.tanh_c, row, hid),
+                c_prev: row_or_empty(saved.c_prev, row, hid),
+                hn: row_or_empty(saved.hn, row, hid),
+                h_prev: row_of(saved.h_prev, row, hid),
+                dc: if d.is_lstm() {
+                    &mut dc[b * hid..][..hid]
+                } else {
+                    &mut []
+                },
             }
+            .run(d.kind);
         }
         // dh_prev = dHH_t · W_hh for running sequences (rows of step t lie `seq·G·H` apart);
         // ended ones carry dh through unchanged.
@@ -669,14 +805,14 @@ fn backward_impl(bw: Backward<'_>) {
 mod tests {
     //! The kernels against central finite differences of their own forward pass: every
     //! input's gradient, for every kind, with and without lengths, in both directions, on one
-    //! slice of the batch and on two. (The PyTorch parity grid checks the same numbers end to
-    //! end.)
+    //! slice of the batch and on two, and split by hidden units into one, two and three groups.
+    //! (The PyTorch parity grid checks the same numbers end to end.)
     use super::*;
-    use crate::fused::parallel::{self, Layer};
+    use crate::fused::parallel::{self, LAST_SPLIT, Layer, Split};
 
     struct Case {
-        /// Batch chunks to split into (1: the serial path; 2: the parallel path).
-        chunks: usize,
+        /// How the threads share the work (`Rows(1)`: the serial path).
+        split: Split,
         d: Dims,
         /// 1, or 2 (the second direction runs in reverse).
         directions: usize,
@@ -694,7 +830,7 @@ mod tests {
         }
     }
 
-    fn case(kind: CellKind, directions: usize, lengths: Option<Vec<usize>>, chunks: usize) -> Case {
+    fn case(kind: CellKind, directions: usize, lengths: Option<Vec<usize>>, split: Split) -> Case {
         let d = Dims {
             kind,
             seq: 4,
@@ -725,7 +861,7 @@ mod tests {
             })
             .collect();
         Case {
-            chunks,
+            split,
             d,
             directions,
             lengths,
@@ -742,7 +878,7 @@ mod tests {
             b_hh: Some(&tensors[4]),
         };
         let (packed, _) = parallel::forward(
-            c.chunks,
+            c.split,
             c.layer(),
             &p,
             &tensors[0],
@@ -765,7 +901,12 @@ mod tests {
             b_ih: Some(&t[3]),
             b_hh: Some(&t[4]),
         };
-        let (packed, saved) = parallel::forward(c.chunks, c.layer(), &p, &t[0], &t[5], &t[6], true);
+        let (packed, saved) = parallel::forward(c.split, c.layer(), &p, &t[0], &t[5], &t[6], true);
+        assert_eq!(
+            LAST_SPLIT.get(),
+            Some(c.split),
+            "the forward pass fell back"
+        );
         let weights: Vec<f32> = (0..packed.len())
             .map(|i| ((i as f64 * 0.37).sin() + 0.2) as f32)
             .collect();
@@ -773,7 +914,7 @@ mod tests {
         let (d_hn, d_cn) = states.split_at(c.directions * c.d.batch * c.d.hidden);
         let saved = saved.expect("saved");
         let g = parallel::backward(
-            c.chunks,
+            c.split,
             c.layer(),
             true,
             &p,
@@ -784,8 +925,9 @@ mod tests {
             d_cn,
         );
         // Without the input's gradient, the others are the same.
+        assert_eq!(LAST_SPLIT.get(), Some(c.split), "backward fell back");
         let without_x = parallel::backward(
-            c.chunks,
+            c.split,
             c.layer(),
             false,
             &p,
@@ -826,6 +968,24 @@ mod tests {
         }
     }
 
+    /// Rows: serial and two slices; units: one, two and three groups (of hidden 3).
+    const SPLITS: [Split; 5] = [
+        Split::Rows(1),
+        Split::Rows(2),
+        Split::Units(1),
+        Split::Units(2),
+        Split::Units(3),
+    ];
+
+    /// Runs `f` on a pool with a thread for every unit group of both directions.
+    fn with_threads(f: impl FnOnce() + Send) {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(6)
+            .build()
+            .expect("a thread pool")
+            .install(f);
+    }
+
     #[test]
     fn gradients_match_finite_differences() {
         for kind in [
@@ -836,8 +996,8 @@ mod tests {
         ] {
             for directions in [1, 2] {
                 for lengths in [None, Some(vec![4, 2, 1])] {
-                    for chunks in [1, 2] {
-                        check(case(kind, directions, lengths.clone(), chunks));
+                    for split in SPLITS {
+                        with_threads(|| check(case(kind, directions, lengths.clone(), split)));
                     }
                 }
             }
@@ -846,7 +1006,7 @@ mod tests {
 
     #[test]
     fn ended_sequences_output_zero_and_hold_their_state() {
-        let c = case(CellKind::Lstm, 1, Some(vec![4, 2, 1]), 2);
+        let c = case(CellKind::Lstm, 1, Some(vec![4, 2, 1]), Split::Rows(2));
         let t = &c.tensors;
         let p = Params {
             w_ih: &t[1],
@@ -854,7 +1014,7 @@ mod tests {
             b_ih: Some(&t[3]),
             b_hh: Some(&t[4]),
         };
-        let (packed, _) = parallel::forward(c.chunks, c.layer(), &p, &t[0], &t[5], &t[6], false);
+        let (packed, _) = parallel::forward(c.split, c.layer(), &p, &t[0], &t[5], &t[6], false);
         let hid = c.d.hidden;
         let (out, h_n) = packed.split_at(c.d.rows() * hid);
         // Sequence 2 has length 1: steps 1.. output zeros, h_n is its step-0 output.

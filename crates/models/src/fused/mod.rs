@@ -15,6 +15,7 @@
 //! - `gpu`: the CubeCL implementation, on the device (features `wgpu`, `cuda`)
 //! - [`parallel`]: one layer over the whole batch — big GEMMs, parallel time loops
 //! - [`kernel`]: the time loops of one direction over a slice of the batch
+//! - [`units`]: the time loops split by hidden units, threads meeting once per step
 //! - [`layout`]: how the op packs its outputs into one tensor
 //! - [`packed`]: the per-step GEMM against weights packed once per call
 //! - [`gemm`]: a bounds-checked front for the `gemm` crate
@@ -46,6 +47,8 @@ mod packed;
 #[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
 mod parallel;
 mod pool;
+#[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
+mod units;
 
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::{DType, Device, Tensor};

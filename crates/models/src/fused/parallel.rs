@@ -11,6 +11,7 @@
 //! batch.
 
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
@@ -19,16 +20,85 @@ use super::kernel::{Backward, Dims, Forward, Params, Saved, SavedMut, SavedRef, 
 use super::layout::PackedLayout;
 use super::packed::PackedB;
 use super::pool::Buf;
+use super::units::{self, BackwardDirection, ForwardDirection};
 
 /// Rows per slice below which splitting the batch does not pay.
 const MIN_CHUNK_ROWS: usize = 8;
 
+/// Hidden units per group below which a unit split does not pay (8 units are 32 columns of
+/// LSTM gates: two 16-column panels).
+const MIN_GROUP_UNITS: usize = 8;
+
+/// `RNN_CPU_SPLIT=rows|units` overrides [`Layer::default_split`] (for measuring one against
+/// the other and for running the test suite through both); read once per process, an unknown
+/// value is ignored.
+fn forced_split() -> Option<&'static str> {
+    static FORCED: OnceLock<Option<&'static str>> = OnceLock::new();
+    *FORCED.get_or_init(|| match std::env::var("RNN_CPU_SPLIT").as_deref() {
+        Ok("rows") => Some("rows"),
+        Ok("units") => Some("units"),
+        _ => None,
+    })
+}
+
+/// How a layer's time loops are spread over threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Split {
+    /// Each direction's batch in this many slices of rows, no synchronization between them.
+    Rows(usize),
+    /// Each direction's hidden units in this many groups over the whole batch, one barrier per
+    /// step ([`units`]). Falls back to [`Split::Rows`] when the pool cannot run the groups at
+    /// once.
+    Units(usize),
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The split the last [`forward`] or [`backward`] on this thread ran (after fallbacks).
+    pub(crate) static LAST_SPLIT: std::cell::Cell<Option<Split>> = const { std::cell::Cell::new(None) };
+}
+
+/// Records the split that ran (tests read it).
+fn ran(_split: Split) {
+    #[cfg(test)]
+    LAST_SPLIT.with(|last| last.set(Some(_split)));
+}
+
 /// How many slices to split `batch` rows into, per direction, on this thread pool.
 fn chunk_count(batch: usize, directions: usize) -> usize {
-    rayon::current_num_threads()
+    chunks_for(batch, directions, rayon::current_num_threads())
+}
+
+/// [`chunk_count`] on `threads` threads.
+fn chunks_for(batch: usize, directions: usize, threads: usize) -> usize {
+    threads
         .div_ceil(directions)
         .min(batch / MIN_CHUNK_ROWS)
         .max(1)
+}
+
+/// A unit group's GEMM work per step (multiply-adds) below which its barrier costs more than
+/// the extra thread saves: on the 2-core EPYC, hidden 256 at batch 8 (≈ 1.3 M per group)
+/// trained ≈ 1.2× faster split by units than on one thread, hidden 128 at batch 8 (≈ 0.3 M)
+/// was as often slower (a preempted thread stalls the others at the barrier).
+const MIN_GROUP_STEP_WORK: usize = 1 << 20;
+
+/// How to spread a layer over `threads` threads: by hidden units where that keeps more
+/// threads busy than slices of the batch can (slices under 8 rows do not pay) and each
+/// group's per-step work amortizes the barrier; else by batch rows, which needs no
+/// synchronization. `forced` is `RNN_CPU_SPLIT`'s value, if any.
+fn choose_split(d: &Dims, directions: usize, threads: usize, forced: Option<&str>) -> Split {
+    let chunks = chunks_for(d.batch, directions, threads);
+    let per_direction = (threads / directions).max(1);
+    let groups = per_direction.min(d.hidden / MIN_GROUP_UNITS).max(1);
+    let group_work = d.batch * d.gate_width() * (d.input + d.hidden) / groups;
+    match forced {
+        Some("rows") => Split::Rows(chunks),
+        // Forced (tests): as many groups as threads, however small.
+        Some(_) => Split::Units(per_direction.min(d.hidden).max(1)),
+        None if groups > chunks && group_work >= MIN_GROUP_STEP_WORK => Split::Units(groups),
+        None => Split::Rows(chunks),
+    }
 }
 
 /// `n` nearly equal contiguous ranges covering `0..batch`.
@@ -205,20 +275,57 @@ impl Layer<'_> {
         chunk_count(self.d.batch, self.directions)
     }
 
+    /// The split for this shape on this thread pool ([`choose_split`]), unless
+    /// `RNN_CPU_SPLIT` forces one.
+    pub fn default_split(&self) -> Split {
+        choose_split(
+            &self.d,
+            self.directions,
+            rayon::current_num_threads(),
+            forced_split(),
+        )
+    }
+
+    /// The schedule of direction `dir` over the whole batch.
+    fn full_schedules(&self) -> Vec<Schedule> {
+        (0..self.directions)
+            .map(|dir| self.schedule(dir, &(0..self.d.batch)))
+            .collect()
+    }
+
+    /// The groups to run a [`Split::Units`] with now and the right to run them, or `None`
+    /// to split by rows.
+    fn claim_units(&self, split: Split) -> Option<(usize, std::sync::MutexGuard<'static, ()>)> {
+        match split {
+            Split::Units(groups) if groups >= 1 && groups <= self.d.hidden => {
+                units::claim(self.directions * groups).map(|guard| (groups, guard))
+            }
+            _ => None,
+        }
+    }
+
+    /// The row slices of `split` (the default ones when it asked for units).
+    fn row_chunks(&self, split: Split) -> usize {
+        match split {
+            Split::Rows(chunks) => chunks,
+            Split::Units(_) => self.default_chunks(),
+        }
+    }
+
     /// The slices of the batch.
     fn parts(&self, chunks: usize) -> Vec<Range<usize>> {
         ranges(self.d.batch, chunks.max(1))
     }
 }
 
-/// The forward pass of a layer, its batch split into `chunks` slices per direction.
+/// The forward pass of a layer, its time loops spread over threads as `split` says.
 ///
 /// Weights are stacked by direction (`w_ih: [D·G·H, input]`, …), `x: [batch, seq, input]`,
 /// `h0`, `c0: [D, batch, hidden]`. Returns the packed `out ++ h_n (++ c_n)` — `out: [batch,
 /// seq, D·hidden]` with the directions side by side, `h_n`, `c_n: [D, batch, hidden]` — and,
 /// with `save`, what [`backward`] needs, per direction.
 pub(crate) fn forward(
-    chunks: usize,
+    split: Split,
     layer: Layer<'_>,
     p: &Params<'_>,
     x: &[f32],
@@ -228,10 +335,6 @@ pub(crate) fn forward(
 ) -> (Vec<f32>, Option<Vec<Saved>>) {
     let Layer { d, directions, .. } = layer;
     let (hid, rows) = (d.hidden, d.rows());
-    let per_direction: Vec<_> = (0..directions)
-        .map(|dir| StepWeights::new(&p.direction(dir, &d), &d))
-        .collect();
-
     let layout = PackedLayout::new(&d, directions);
     let mut packed = vec![0.0; layout.len()];
     let (out, h, c) = layout.split_mut(&mut packed);
@@ -248,67 +351,98 @@ pub(crate) fn forward(
         (0..directions).map(|_| Buf::dirty(rows * hid)).collect()
     };
 
-    let parts = layer.parts(chunks);
-    {
-        let outs: Vec<&mut [f32]> = if directions == 1 {
-            vec![&mut *out]
-        } else {
-            own_outputs.iter_mut().map(|b| &mut b[..]).collect()
-        };
-        let saved_dirs: Vec<Option<&mut Saved>> = match saved.as_mut() {
-            Some(v) => v.iter_mut().map(Some).collect(),
-            None => (0..directions).map(|_| None).collect(),
-        };
-        let h_dirs = state_blocks(h, directions);
-        let c_dirs = state_blocks(c, directions);
-        let mut jobs = Vec::new();
-        for (dir, (((out, h), c), saved)) in outs
+    let outs: Vec<&mut [f32]> = if directions == 1 {
+        vec![&mut *out]
+    } else {
+        own_outputs.iter_mut().map(|b| &mut b[..]).collect()
+    };
+    let saved_dirs: Vec<Option<&mut Saved>> = match saved.as_mut() {
+        Some(v) => v.iter_mut().map(Some).collect(),
+        None => (0..directions).map(|_| None).collect(),
+    };
+    let h_dirs = state_blocks(h, directions);
+    let c_dirs = state_blocks(c, directions);
+    if let Some((groups, _running)) = layer.claim_units(split) {
+        let dirs = outs
             .into_iter()
             .zip(h_dirs)
             .zip(c_dirs)
             .zip(saved_dirs)
-            .enumerate()
-        {
-            jobs.extend(ForwardJob::slices(dir, &parts, &d, out, h, c, saved));
-        }
-        for_each_slice(jobs, |job| {
-            let ForwardJob {
-                dir,
-                part,
-                out,
-                h,
-                c,
-                saved,
-            } = job;
-            let StepWeights {
-                bias,
-                b_hn,
-                w_hh_t,
-                w_ih_t,
-            } = &per_direction[dir];
-            Forward {
-                d: Dims {
-                    batch: part.len(),
-                    ..d
-                },
-                schedule: &layer.schedule(dir, &part),
-                w_hh_t,
-                bias,
-                b_hn,
-                w_ih_t,
-                x: split_ref(x, &part, d.seq * d.input),
-                h,
-                c,
-                out,
-                saved,
-            }
-            .run();
-        });
+            .map(|(((out, h), c), saved)| ForwardDirection { out, h, c, saved })
+            .collect();
+        units::forward(groups, &d, &layer.full_schedules(), p, x, dirs);
+        ran(Split::Units(groups));
+    } else {
+        let chunks = layer.row_chunks(split);
+        forward_rows(chunks, &layer, p, x, outs, h_dirs, c_dirs, saved_dirs);
+        ran(Split::Rows(chunks));
     }
     if directions > 1 {
         interleave(out, &own_outputs, hid);
     }
     (packed, saved)
+}
+
+/// [`forward`]'s time loops split by batch rows: `chunks` slices per direction.
+#[allow(clippy::too_many_arguments)]
+fn forward_rows(
+    chunks: usize,
+    layer: &Layer<'_>,
+    p: &Params<'_>,
+    x: &[f32],
+    outs: Vec<&mut [f32]>,
+    h_dirs: Vec<&mut [f32]>,
+    c_dirs: Vec<&mut [f32]>,
+    saved_dirs: Vec<Option<&mut Saved>>,
+) {
+    let d = layer.d;
+    let per_direction: Vec<_> = (0..layer.directions)
+        .map(|dir| StepWeights::new(&p.direction(dir, &d), &d))
+        .collect();
+    let parts = layer.parts(chunks);
+    let mut jobs = Vec::new();
+    for (dir, (((out, h), c), saved)) in outs
+        .into_iter()
+        .zip(h_dirs)
+        .zip(c_dirs)
+        .zip(saved_dirs)
+        .enumerate()
+    {
+        jobs.extend(ForwardJob::slices(dir, &parts, &d, out, h, c, saved));
+    }
+    for_each_slice(jobs, |job| {
+        let ForwardJob {
+            dir,
+            part,
+            out,
+            h,
+            c,
+            saved,
+        } = job;
+        let StepWeights {
+            bias,
+            b_hn,
+            w_hh_t,
+            w_ih_t,
+        } = &per_direction[dir];
+        Forward {
+            d: Dims {
+                batch: part.len(),
+                ..d
+            },
+            schedule: &layer.schedule(dir, &part),
+            w_hh_t,
+            bias,
+            b_hn,
+            w_ih_t,
+            x: split_ref(x, &part, d.seq * d.input),
+            h,
+            c,
+            out,
+            saved,
+        }
+        .run();
+    });
 }
 
 /// One direction's weights as the forward time loop reads them.
@@ -408,7 +542,7 @@ pub(crate) struct Grads {
 /// gradient is left empty.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward(
-    chunks: usize,
+    split: Split,
     layer: Layer<'_>,
     need_x: bool,
     p: &Params<'_>,
@@ -421,9 +555,6 @@ pub(crate) fn backward(
     let Layer { d, directions, .. } = layer;
     let (hid, gh, seq, rows) = (d.hidden, d.gate_width(), d.seq, d.rows());
     let is_gru = d.kind == crate::CellKind::Gru;
-    let w_hh: Vec<PackedB> = (0..directions)
-        .map(|dir| PackedB::new(p.direction(dir, &d).w_hh, gh, hid))
-        .collect();
     // Every row is written by BPTT (zeros for the steps of ended sequences).
     let mut dg: Vec<Buf> = (0..directions).map(|_| Buf::dirty(rows * gh)).collect();
     let mut dhh: Vec<Buf> = (0..directions)
@@ -442,54 +573,83 @@ pub(crate) fn backward(
         Vec::new()
     };
 
-    let parts = layer.parts(chunks);
     let dh_dirs = state_blocks(&mut dh0, directions);
     let dc_dirs = state_blocks(&mut dc0, directions);
-    let mut jobs = Vec::new();
-    for (dir, (((dg, dhh), dh), dc)) in dg
-        .iter_mut()
-        .zip(dhh.iter_mut())
-        .zip(dh_dirs)
-        .zip(dc_dirs)
-        .enumerate()
-    {
-        jobs.extend(BackwardJob::slices(dir, &parts, &d, dg, dhh, dh, dc));
-    }
-    let aw = d.act_width();
     let width = directions * hid;
-    for_each_slice(jobs, |job| {
-        let BackwardJob {
-            dir,
-            part,
-            dg,
-            dhh,
-            dh,
-            dc,
-        } = job;
-        let s = &saved[dir];
-        Backward {
-            d: Dims {
-                batch: part.len(),
-                ..d
-            },
-            schedule: &layer.schedule(dir, &part),
-            w_hh: &w_hh[dir],
-            saved: SavedRef {
-                acts: split_ref(&s.acts, &part, seq * aw),
-                h_prev: split_ref(&s.h_prev, &part, seq * hid),
-                c_prev: split_ref(&s.c_prev, &part, seq * hid),
-                hn: split_ref(&s.hn, &part, seq * hid),
-                tanh_c: split_ref(&s.tanh_c, &part, seq * hid),
-            },
-            d_out: &d_out[part.start * seq * width + dir * hid..part.end * seq * width],
-            d_out_stride: width,
-            dh,
-            dc,
-            dg,
-            dhh,
+    if let Some((groups, _running)) = layer.claim_units(split) {
+        let w_hh: Vec<&[f32]> = (0..directions)
+            .map(|dir| p.direction(dir, &d).w_hh)
+            .collect();
+        let dirs = dg
+            .iter_mut()
+            .zip(dhh.iter_mut())
+            .zip(dh_dirs)
+            .zip(dc_dirs)
+            .enumerate()
+            .map(|(dir, (((dg, dhh), dh), dc))| BackwardDirection {
+                saved: &saved[dir],
+                d_out: &d_out[dir * hid..],
+                d_out_stride: width,
+                dh,
+                dc,
+                dg,
+                dhh,
+            })
+            .collect();
+        units::backward(groups, &d, &layer.full_schedules(), &w_hh, dirs);
+        ran(Split::Units(groups));
+    } else {
+        let chunks = layer.row_chunks(split);
+        let w_hh: Vec<PackedB> = (0..directions)
+            .map(|dir| PackedB::new(p.direction(dir, &d).w_hh, gh, hid))
+            .collect();
+        let parts = layer.parts(chunks);
+        let mut jobs = Vec::new();
+        for (dir, (((dg, dhh), dh), dc)) in dg
+            .iter_mut()
+            .zip(dhh.iter_mut())
+            .zip(dh_dirs)
+            .zip(dc_dirs)
+            .enumerate()
+        {
+            jobs.extend(BackwardJob::slices(dir, &parts, &d, dg, dhh, dh, dc));
         }
-        .run();
-    });
+        let aw = d.act_width();
+        for_each_slice(jobs, |job| {
+            let BackwardJob {
+                dir,
+                part,
+                dg,
+                dhh,
+                dh,
+                dc,
+            } = job;
+            let s = &saved[dir];
+            Backward {
+                d: Dims {
+                    batch: part.len(),
+                    ..d
+                },
+                schedule: &layer.schedule(dir, &part),
+                w_hh: &w_hh[dir],
+                saved: SavedRef {
+                    acts: split_ref(&s.acts, &part, seq * aw),
+                    h_prev: split_ref(&s.h_prev, &part, seq * hid),
+                    c_prev: split_ref(&s.c_prev, &part, seq * hid),
+                    hn: split_ref(&s.hn, &part, seq * hid),
+                    tanh_c: split_ref(&s.tanh_c, &part, seq * hid),
+                },
+                d_out: &d_out[part.start * seq * width + dir * hid..part.end * seq * width],
+                d_out_stride: width,
+                dh,
+                dc,
+                dg,
+                dhh,
+            }
+            .run();
+        });
+        ran(Split::Rows(chunks));
+    }
 
     weight_gradients(&layer, need_x, p, x, saved, &dg, &dhh, dh0, dc0)
 }
@@ -583,6 +743,40 @@ mod tests {
         assert_eq!(blocks[1], &[4, 5, 6, 7, 8, 9, 10, 11]);
         let mut empty: Vec<u32> = Vec::new();
         assert!(split(&mut empty, &parts, 4).iter().all(|b| b.is_empty()));
+    }
+
+    #[test]
+    fn units_are_chosen_only_where_they_busy_more_threads_with_enough_work() {
+        let dims = |batch, hidden| Dims {
+            kind: crate::CellKind::Lstm,
+            seq: 10,
+            batch,
+            input: 64,
+            hidden,
+        };
+        // Batch 64 fills two threads with rows; batch 8 is one slice.
+        assert_eq!(choose_split(&dims(64, 256), 1, 2, None), Split::Rows(2));
+        assert_eq!(choose_split(&dims(8, 256), 1, 2, None), Split::Units(2));
+        // Too little work per group for the barrier.
+        assert_eq!(choose_split(&dims(8, 128), 1, 2, None), Split::Rows(1));
+        // Two directions on two threads: one each, by rows.
+        assert_eq!(choose_split(&dims(8, 256), 2, 2, None), Split::Rows(1));
+        // 16 threads, batch 64: 8 row slices of 8; hidden 512 has work for 16 groups.
+        assert_eq!(choose_split(&dims(64, 512), 1, 16, None), Split::Units(16));
+        assert_eq!(choose_split(&dims(64, 128), 1, 16, None), Split::Rows(8));
+        // Forced either way.
+        assert_eq!(
+            choose_split(&dims(64, 256), 1, 2, Some("units")),
+            Split::Units(2)
+        );
+        assert_eq!(
+            choose_split(&dims(4, 3), 2, 6, Some("units")),
+            Split::Units(3)
+        );
+        assert_eq!(
+            choose_split(&dims(8, 256), 1, 2, Some("rows")),
+            Split::Rows(1)
+        );
     }
 
     #[test]
