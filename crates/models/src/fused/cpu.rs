@@ -40,3 +40,35 @@ pub(crate) fn has_avx2() -> bool {
 pub(crate) fn has_avx512() -> bool {
     cap() >= Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512f")
 }
+
+/// `isa_dispatch!(fn name(arg: Type, …) => body_fn);` defines `name`, which runs `body_fn`
+/// (an `#[inline(always)]` function) compiled for AVX-512, for AVX2/FMA or for the baseline,
+/// the widest the CPU runs: the loops inside are vectorized 16, 8 or 4 lanes wide.
+macro_rules! isa_dispatch {
+    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
+        $(#[$meta])*
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn avx512($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if $crate::fused::cpu::has_avx512() {
+                    // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (checked at run time).
+                    return unsafe { avx512($($arg),*) };
+                }
+                if $crate::fused::cpu::has_avx2() {
+                    // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use isa_dispatch;

@@ -12,8 +12,7 @@
 //! Here: each step's one recurrent GEMM (against weights packed once, [`PackedB`]) and one
 //! pass over the gates, forward and backward.
 
-#[cfg(target_arch = "x86_64")]
-use super::cpu::{has_avx2, has_avx512};
+use super::cpu::isa_dispatch;
 use super::math::{sigmoid, tanh};
 use super::packed::PackedB;
 use super::pool::Buf;
@@ -290,66 +289,28 @@ pub(crate) struct Backward<'a> {
 }
 
 impl Forward<'_> {
-    /// Runs the time loop (the AVX-512 or AVX2 build where the CPU has it).
+    /// Runs the time loop.
     pub fn run(self) {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx512() {
-            // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (checked at run time).
-            return unsafe { forward_avx512(self) };
-        }
-        #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
-            // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
-            return unsafe { forward_avx2(self) };
-        }
-        forward_impl(self)
+        forward(self)
     }
 }
 
 impl Backward<'_> {
-    /// Runs BPTT (the AVX-512 or AVX2 build where the CPU has it).
+    /// Runs BPTT.
     pub fn run(self) {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx512() {
-            // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (checked at run time).
-            return unsafe { backward_avx512(self) };
-        }
-        #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
-            // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
-            return unsafe { backward_avx2(self) };
-        }
-        backward_impl(self)
+        backward(self)
     }
 }
 
-/// [`forward_impl`] compiled for AVX2: the gate loops run 8 lanes wide instead of SSE2's 4.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn forward_avx2(f: Forward<'_>) {
-    forward_impl(f)
-}
+isa_dispatch!(
+    /// [`forward_impl`] in the widest build the CPU runs.
+    fn forward(f: Forward<'_>) => forward_impl
+);
 
-/// [`backward_impl`] compiled for AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn backward_avx2(b: Backward<'_>) {
-    backward_impl(b)
-}
-
-/// [`forward_impl`] compiled for AVX-512: 16 lanes.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn forward_avx512(f: Forward<'_>) {
-    forward_impl(f)
-}
-
-/// [`backward_impl`] compiled for AVX-512.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn backward_avx512(b: Backward<'_>) {
-    backward_impl(b)
-}
+isa_dispatch!(
+    /// [`backward_impl`] in the widest build the CPU runs.
+    fn backward(b: Backward<'_>) => backward_impl
+);
 
 #[inline(always)]
 fn forward_impl(f: Forward<'_>) {
@@ -547,6 +508,30 @@ fn elman_activation(a: &mut [f32], kind: CellKind, h: &mut [f32], saved: Option<
 fn put_blocks(blocks: &mut [&mut [f32]], src: &[f32], width: usize) {
     for (dst, block) in blocks.iter_mut().zip(src.chunks_exact(width)) {
         dst.copy_from_slice(block);
+    }
+}
+
+/// Completes `dh_prev: [batch, width]` after step `t`'s recurrent GEMM: ended sequences carry
+/// `dh` through unchanged, running ones add GRU's `direct` (`z ⊙ dh`; empty otherwise).
+#[inline(always)]
+pub(crate) fn finish_dh_prev(
+    dh_prev: &mut [f32],
+    dh: &[f32],
+    direct: &[f32],
+    width: usize,
+    schedule: &Schedule,
+    t: usize,
+) {
+    for (b, (prev, dh)) in dh_prev
+        .chunks_exact_mut(width)
+        .zip(dh.chunks_exact(width))
+        .enumerate()
+    {
+        if !schedule.active(t, b) {
+            prev.copy_from_slice(dh);
+        } else if !direct.is_empty() {
+            add_assign(prev, &direct[b * width..][..width]);
+        }
     }
 }
 
@@ -786,16 +771,7 @@ fn backward_impl(bw: Backward<'_>) {
         // ended ones carry dh through unchanged.
         let rec: &[f32] = if is_gru { dhh } else { dg };
         w_hh.matmul_strided(&mut dh_prev, &rec[t * gh..], seq * gh, batch);
-        for b in 0..batch {
-            let range = b * hid..(b + 1) * hid;
-            if !schedule.active(t, b) {
-                dh_prev[range.clone()].copy_from_slice(&dh[range]);
-            } else if is_gru {
-                for (v, s) in dh_prev[range.clone()].iter_mut().zip(&direct[range]) {
-                    *v += s;
-                }
-            }
-        }
+        finish_dh_prev(&mut dh_prev, &dh, &direct, hid, schedule, t);
         std::mem::swap(&mut dh, &mut dh_prev);
     }
     dh_out.copy_from_slice(&dh);

@@ -2,15 +2,15 @@
 //! hidden units of one direction, over the whole batch, and the threads of a direction meet
 //! at one barrier per step.
 //!
-//! Why: splitting the batch ([`super::parallel`]'s default) needs no synchronization, but
-//! every thread then streams all of a direction's weights every step, and with many threads
-//! each gets a thin slice of rows (a batch of 64 on 16 threads is 4 rows a thread, too few
-//! to amortize a micro-kernel tile). Split by units, a thread's per-step GEMMs read only its
-//! groups' columns of `W_ihᵀ` and `W_hhᵀ` (half of them on two threads, so hidden 256's fit in
-//! a core's L2) over all rows. A unit's gates only need that unit's pre-activations, so the
-//! gate pass stays in the thread; what crosses threads is the state: step `t`'s GEMM reads
-//! every unit of `h_{t-1}` (forward) or every gate gradient of step `t` (backward), hence the
-//! barrier after each step's writes.
+//! Why: splitting the batch ([`super::parallel`]'s default) needs no synchronization, but a
+//! slice under 8 rows leaves the micro-kernel's tiles mostly empty, so a small batch keeps
+//! only a few threads busy (batch 8: one thread; batch 64 on 16 threads: 8 of them). Split
+//! by units, every thread works on all rows: its per-step GEMMs read only its groups'
+//! columns of `W_ihᵀ` and `W_hhᵀ`, and since a unit's gates need only that unit's
+//! pre-activations, the gate pass stays in the thread. What crosses threads is the state:
+//! step `t`'s GEMM reads every unit of `h_{t-1}` (forward) or every gate gradient of step `t`
+//! (backward), hence the barrier after each step's writes. [`super::parallel::Split`] says
+//! when that pays.
 //!
 //! Threads: the jobs run on Rayon's pool through [`rayon::broadcast`], one job per worker, and
 //! they wait for each other, so they must all run at once: only as many jobs as the pool has
@@ -27,9 +27,10 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
-#[cfg(target_arch = "x86_64")]
-use super::cpu::{has_avx2, has_avx512};
-use super::kernel::{Blocks, BlocksRef, Dims, GradRow, Params, Saved, SavedRow, Schedule, StepRow};
+use super::cpu::isa_dispatch;
+use super::kernel::{
+    Blocks, BlocksRef, Dims, GradRow, Params, Saved, SavedRow, Schedule, StepRow, finish_dh_prev,
+};
 use super::packed::PackedB;
 use super::pool::Buf;
 use crate::CellKind;
@@ -197,27 +198,6 @@ impl<'a> Shared<'a> {
         }
         blocks
     }
-
-    /// [`Shared::blocks`] to read.
-    ///
-    /// # Safety
-    /// As for [`Shared::read`], for each block.
-    unsafe fn blocks_ref(
-        &self,
-        row: usize,
-        width: usize,
-        hidden: usize,
-        units: &Range<usize>,
-    ) -> BlocksRef<'a> {
-        let mut blocks = BlocksRef::default();
-        if self.len > 0 {
-            for (q, slot) in blocks.iter_mut().take(width / hidden).enumerate() {
-                // SAFETY: as the caller promises.
-                *slot = unsafe { self.read(row * width + q * hidden + units.start, units.len()) };
-            }
-        }
-        blocks
-    }
 }
 
 /// The gate blocks of row `row` of a `[·, width]` buffer (blocks `hidden` apart) restricted to
@@ -367,54 +347,17 @@ pub(crate) fn forward(
     });
 }
 
-/// One group's forward time loop (the AVX-512 or AVX2 build where the CPU has it, as
-/// [`super::kernel`]'s loops).
-fn forward_group(
-    d: &Dims,
-    schedule: &Schedule,
-    w: &GroupWeights,
-    x: &[f32],
-    s: SharedDirection<'_>,
-    barrier: &SpinBarrier,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx512() {
-        // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (checked at run time).
-        return unsafe { forward_group_avx512(d, schedule, w, x, s, barrier) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
-        return unsafe { forward_group_avx2(d, schedule, w, x, s, barrier) };
-    }
-    forward_group_impl(d, schedule, w, x, s, barrier)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn forward_group_avx512(
-    d: &Dims,
-    schedule: &Schedule,
-    w: &GroupWeights,
-    x: &[f32],
-    s: SharedDirection<'_>,
-    barrier: &SpinBarrier,
-) {
-    forward_group_impl(d, schedule, w, x, s, barrier)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn forward_group_avx2(
-    d: &Dims,
-    schedule: &Schedule,
-    w: &GroupWeights,
-    x: &[f32],
-    s: SharedDirection<'_>,
-    barrier: &SpinBarrier,
-) {
-    forward_group_impl(d, schedule, w, x, s, barrier)
-}
+isa_dispatch!(
+    /// One group's forward time loop, in the widest build the CPU runs.
+    fn forward_group(
+        d: &Dims,
+        schedule: &Schedule,
+        w: &GroupWeights,
+        x: &[f32],
+        s: SharedDirection<'_>,
+        barrier: &SpinBarrier,
+    ) => forward_group_impl
+);
 
 #[inline(always)]
 fn forward_group_impl(
@@ -573,53 +516,17 @@ pub(crate) fn backward(
     });
 }
 
-/// One group's BPTT (the AVX-512 or AVX2 build where the CPU has it).
-fn backward_group(
-    d: &Dims,
-    schedule: &Schedule,
-    w_hh: &PackedB,
-    units: &Range<usize>,
-    s: SharedGrads<'_>,
-    barrier: &SpinBarrier,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx512() {
-        // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (checked at run time).
-        return unsafe { backward_group_avx512(d, schedule, w_hh, units, s, barrier) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
-        return unsafe { backward_group_avx2(d, schedule, w_hh, units, s, barrier) };
-    }
-    backward_group_impl(d, schedule, w_hh, units, s, barrier)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn backward_group_avx512(
-    d: &Dims,
-    schedule: &Schedule,
-    w_hh: &PackedB,
-    units: &Range<usize>,
-    s: SharedGrads<'_>,
-    barrier: &SpinBarrier,
-) {
-    backward_group_impl(d, schedule, w_hh, units, s, barrier)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn backward_group_avx2(
-    d: &Dims,
-    schedule: &Schedule,
-    w_hh: &PackedB,
-    units: &Range<usize>,
-    s: SharedGrads<'_>,
-    barrier: &SpinBarrier,
-) {
-    backward_group_impl(d, schedule, w_hh, units, s, barrier)
-}
+isa_dispatch!(
+    /// One group's BPTT, in the widest build the CPU runs.
+    fn backward_group(
+        d: &Dims,
+        schedule: &Schedule,
+        w_hh: &PackedB,
+        units: &Range<usize>,
+        s: SharedGrads<'_>,
+        barrier: &SpinBarrier,
+    ) => backward_group_impl
+);
 
 #[inline(always)]
 fn backward_group_impl<'a>(
@@ -692,9 +599,9 @@ fn backward_group_impl<'a>(
                 grads.run(d.kind);
                 // The recurrent GEMM's operand of this row: GRU's `dhh`, else `dg`.
                 let src = if is_gru {
-                    s.dhh.blocks_ref(row, gh, hid, units)
+                    s.dhh.blocks(row, gh, hid, units)
                 } else {
-                    s.dg.blocks_ref(row, gh, hid, units)
+                    s.dg.blocks(row, gh, hid, units)
                 };
                 for (dst, src) in rec.into_iter().zip(src) {
                     dst.copy_from_slice(src);
@@ -706,16 +613,7 @@ fn backward_group_impl<'a>(
         // group writes it again before the next barrier but one (it alternates by parity).
         let rec = unsafe { step.read(0, batch * gh) };
         w_hh.matmul(&mut dh_prev, rec, batch);
-        for b in 0..batch {
-            let range = b * hw..(b + 1) * hw;
-            if !schedule.active(t, b) {
-                dh_prev[range.clone()].copy_from_slice(&dh[range]);
-            } else if is_gru {
-                for (v, s) in dh_prev[range.clone()].iter_mut().zip(&direct[range]) {
-                    *v += s;
-                }
-            }
-        }
+        finish_dh_prev(&mut dh_prev, &dh, &direct, hw, schedule, t);
         std::mem::swap(&mut dh, &mut dh_prev);
     }
     for b in 0..batch {
