@@ -222,6 +222,7 @@ pub(crate) fn gate_blocks_ref(row: &[f32], width: usize) -> BlocksRef<'_> {
 
 /// One row of [`SavedMut`]: what one step of one sequence keeps for backward (of the hidden
 /// units the running thread owns).
+#[derive(Default)]
 pub(crate) struct SavedRow<'a> {
     /// [`Dims::act_width`]'s blocks.
     pub acts: Blocks<'a>,
@@ -333,7 +334,6 @@ fn forward_impl(f: Forward<'_>) {
     // Overwritten by every step's GEMMs: the input and the recurrent projection.
     let mut xs = Buf::dirty(batch * gh);
     let mut hh = Buf::dirty(batch * gh);
-    let mut scratch = vec![0.0; hid];
 
     for i in 0..seq {
         let t = schedule.step(i, seq);
@@ -359,13 +359,12 @@ fn forward_impl(f: Forward<'_>) {
                 &mut []
             };
             let row_in = StepRow {
-                a: &mut hh[b * gh..][..gh],
+                a: &hh[b * gh..][..gh],
                 xr: &xs[b * gh..][..gh],
                 bias,
                 b_hn,
             };
-            row_in.run(d.kind, c_b, h_b, &mut scratch, saved_row);
-            out_b.copy_from_slice(h_b);
+            row_in.run(d.kind, c_b, h_b, out_b, saved_row);
         }
     }
 }
@@ -373,8 +372,8 @@ fn forward_impl(f: Forward<'_>) {
 /// One row of one step's pre-activations, for the hidden units the running thread owns (all
 /// of them, or a [`super::units`] group: every gate block then `units` wide).
 pub(crate) struct StepRow<'a> {
-    /// The recurrent projection `h·W_hhᵀ` in, the activations out (`[G·units]`).
-    pub a: &'a mut [f32],
+    /// The recurrent projection `h·W_hhᵀ` (`[G·units]`).
+    pub a: &'a [f32],
     /// The input projection `x·W_ihᵀ` (`[G·units]`).
     pub xr: &'a [f32],
     /// From [`Params::biases`], the same units.
@@ -383,131 +382,145 @@ pub(crate) struct StepRow<'a> {
 }
 
 impl StepRow<'_> {
-    /// Adds the input side, applies the gates and updates `h` (and LSTM's `c`) in place, and
-    /// keeps what backward needs in `saved`.
+    /// Applies the gates: updates `h` (and LSTM's `c`) in place, writes the new `h` to `out`
+    /// and keeps what backward needs in `saved`.
+    ///
+    /// Why one loop per kind: the pre-activation sums, the nonlinearities, the state update
+    /// and the saved copies in separate passes went through each row's buffers six to ten
+    /// times; fused, each value is loaded and stored once, in registers in between.
     #[inline(always)]
     pub fn run(
         self,
         kind: CellKind,
         c: &mut [f32],
         h: &mut [f32],
-        scratch: &mut [f32],
+        out: &mut [f32],
         saved: Option<SavedRow<'_>>,
     ) {
-        let StepRow { a, xr, bias, b_hn } = self;
-        add_input(a, xr, bias, kind);
-        match kind {
-            CellKind::Lstm => lstm_gates(a, c, h, scratch, saved),
-            CellKind::Gru => gru_gates(a, xr, bias, b_hn, h, scratch, saved),
-            CellKind::RnnTanh | CellKind::RnnRelu => elman_activation(a, kind, h, saved),
+        match (kind, saved) {
+            (CellKind::Lstm, Some(s)) => self.lstm::<true>(c, h, out, s),
+            (CellKind::Lstm, None) => self.lstm::<false>(c, h, out, SavedRow::default()),
+            (CellKind::Gru, Some(s)) => self.gru::<true>(h, out, s),
+            (CellKind::Gru, None) => self.gru::<false>(h, out, SavedRow::default()),
+            (_, Some(s)) => self.elman::<true>(kind, h, out, s),
+            (_, None) => self.elman::<false>(kind, h, out, SavedRow::default()),
         }
     }
-}
 
-/// Adds a step's input projection and biases to the recurrent projection `a` — all of it,
-/// except GRU's candidate block, whose input and recurrent parts are combined in [`gru_gates`].
-#[inline(always)]
-fn add_input(a: &mut [f32], xr: &[f32], bias: &[f32], kind: CellKind) {
-    let width = if kind == CellKind::Gru {
-        a.len() / 3 * 2
-    } else {
-        a.len()
-    };
-    add2_assign(&mut a[..width], &xr[..width], &bias[..width]);
-}
-
-/// LSTM gates of one row: `a = [i, f, g, o]` pre-activations in, activations out; updates
-/// `c` and `h` in place.
-#[inline(always)]
-fn lstm_gates(
-    a: &mut [f32],
-    c: &mut [f32],
-    h: &mut [f32],
-    scratch: &mut [f32],
-    mut saved: Option<SavedRow<'_>>,
-) {
-    let hid = h.len();
-    let (ai, rest) = a.split_at_mut(hid);
-    let (af, rest) = rest.split_at_mut(hid);
-    let (ag, ao) = rest.split_at_mut(hid);
-    sigmoid_all(ai);
-    sigmoid_all(af);
-    tanh_all(ag);
-    sigmoid_all(ao);
-    let tc = &mut scratch[..hid];
-    if let Some(s) = saved.as_mut() {
-        s.c_prev.copy_from_slice(c);
-    }
-    for j in 0..hid {
-        let c_new = af[j] * c[j] + ai[j] * ag[j];
-        c[j] = c_new;
-        tc[j] = c_new;
-    }
-    tanh_all(tc);
-    for j in 0..hid {
-        h[j] = ao[j] * tc[j];
-    }
-    if let Some(mut s) = saved {
-        put_blocks(&mut s.acts, a, hid);
-        s.tanh_c.copy_from_slice(tc);
-    }
-}
-
-/// GRU gates of one row: `a = [r, z]` pre-activations (input side added) and `W_hn h` in;
-/// updates `h` in place.
-#[inline(always)]
-fn gru_gates(
-    a: &mut [f32],
-    xr: &[f32],
-    bias: &[f32],
-    b_hn: &[f32],
-    h: &mut [f32],
-    scratch: &mut [f32],
-    saved: Option<SavedRow<'_>>,
-) {
-    let hid = h.len();
-    let (arz, an) = a.split_at_mut(2 * hid);
-    sigmoid_all(arz);
-    let (ar, az) = arz.split_at(hid);
-    // `an` holds W_hn h; it becomes b_hn + W_hn h (saved), then n.
-    add_assign(an, b_hn);
-    let (xn, bn) = (&xr[2 * hid..], &bias[2 * hid..]);
-    let n = &mut scratch[..hid];
-    for j in 0..hid {
-        n[j] = xn[j] + bn[j] + ar[j] * an[j];
-    }
-    tanh_all(n);
-    for j in 0..hid {
-        h[j] = n[j] + az[j] * (h[j] - n[j]);
-    }
-    if let Some(mut s) = saved {
-        put_blocks(&mut s.acts[..2], arz, hid);
-        s.acts[2].copy_from_slice(n);
-        s.hn.copy_from_slice(an);
-    }
-}
-
-/// Elman activation of one row (tanh or ReLU): the new `h`.
-#[inline(always)]
-fn elman_activation(a: &mut [f32], kind: CellKind, h: &mut [f32], saved: Option<SavedRow<'_>>) {
-    if kind == CellKind::RnnRelu {
-        for v in a.iter_mut() {
-            *v = v.max(0.0);
+    /// LSTM: `[i, f, g, o] = σσtσ(a + x + b)`, `c' = f·c + i·g`, `h' = o·tanh(c')`; with
+    /// `SAVE`, the gates, `c` and `tanh(c')` go to `s`.
+    #[inline(always)]
+    fn lstm<const SAVE: bool>(
+        self,
+        c: &mut [f32],
+        h: &mut [f32],
+        out: &mut [f32],
+        s: SavedRow<'_>,
+    ) {
+        let hid = h.len();
+        let (a, x, b) = (self.a, self.xr, self.bias);
+        let (a0, a1, a2, a3) = (
+            &a[..hid],
+            &a[hid..][..hid],
+            &a[2 * hid..][..hid],
+            &a[3 * hid..][..hid],
+        );
+        let (x0, x1, x2, x3) = (
+            &x[..hid],
+            &x[hid..][..hid],
+            &x[2 * hid..][..hid],
+            &x[3 * hid..][..hid],
+        );
+        let (b0, b1, b2, b3) = (
+            &b[..hid],
+            &b[hid..][..hid],
+            &b[2 * hid..][..hid],
+            &b[3 * hid..][..hid],
+        );
+        let (c, out) = (&mut c[..hid], &mut out[..hid]);
+        let SavedRow {
+            acts: [s0, s1, s2, s3],
+            c_prev,
+            tanh_c,
+            ..
+        } = s;
+        let n = if SAVE { hid } else { 0 };
+        let (s0, s1, s2, s3) = (&mut s0[..n], &mut s1[..n], &mut s2[..n], &mut s3[..n]);
+        let (c_prev, tanh_c) = (&mut c_prev[..n], &mut tanh_c[..n]);
+        for j in 0..hid {
+            let ig = sigmoid(a0[j] + (x0[j] + b0[j]));
+            let fg = sigmoid(a1[j] + (x1[j] + b1[j]));
+            let gg = tanh(a2[j] + (x2[j] + b2[j]));
+            let og = sigmoid(a3[j] + (x3[j] + b3[j]));
+            let c_old = c[j];
+            let c_new = fg * c_old + ig * gg;
+            let tc = tanh(c_new);
+            let h_new = og * tc;
+            if SAVE {
+                (s0[j], s1[j], s2[j], s3[j]) = (ig, fg, gg, og);
+                (c_prev[j], tanh_c[j]) = (c_old, tc);
+            }
+            c[j] = c_new;
+            h[j] = h_new;
+            out[j] = h_new;
         }
-    } else {
-        tanh_all(a);
     }
-    h.copy_from_slice(a);
-    if let Some(s) = saved {
-        s.acts[0].copy_from_slice(a);
-    }
-}
 
-/// Copies `src`, blocks of `width`, into `blocks`.
-#[inline(always)]
-fn put_blocks(blocks: &mut [&mut [f32]], src: &[f32], width: usize) {
-    for (dst, block) in blocks.iter_mut().zip(src.chunks_exact(width)) {
-        dst.copy_from_slice(block);
+    /// GRU: `r, z = σ(a + x + b)`, `n = tanh(x_n + b_in + r·(a_n + b_hn))`, `h' = n + z·(h − n)`;
+    /// with `SAVE`, `r, z, n` and `a_n + b_hn` go to `s`.
+    #[inline(always)]
+    fn gru<const SAVE: bool>(self, h: &mut [f32], out: &mut [f32], s: SavedRow<'_>) {
+        let hid = h.len();
+        let (a, x, b) = (self.a, self.xr, self.bias);
+        let (a0, a1, a2) = (&a[..hid], &a[hid..][..hid], &a[2 * hid..][..hid]);
+        let (x0, x1, x2) = (&x[..hid], &x[hid..][..hid], &x[2 * hid..][..hid]);
+        let (b0, b1, b2) = (&b[..hid], &b[hid..][..hid], &b[2 * hid..][..hid]);
+        let (b_hn, out) = (&self.b_hn[..hid], &mut out[..hid]);
+        let SavedRow {
+            acts: [s0, s1, s2, _],
+            hn,
+            ..
+        } = s;
+        let n = if SAVE { hid } else { 0 };
+        let (s0, s1, s2, hn) = (&mut s0[..n], &mut s1[..n], &mut s2[..n], &mut hn[..n]);
+        for j in 0..hid {
+            let r = sigmoid(a0[j] + (x0[j] + b0[j]));
+            let z = sigmoid(a1[j] + (x1[j] + b1[j]));
+            let rec = a2[j] + b_hn[j];
+            let cand = tanh(x2[j] + b2[j] + r * rec);
+            let h_new = cand + z * (h[j] - cand);
+            if SAVE {
+                (s0[j], s1[j], s2[j], hn[j]) = (r, z, cand, rec);
+            }
+            h[j] = h_new;
+            out[j] = h_new;
+        }
+    }
+
+    /// Elman: `h' = tanh(a + x + b)` or ReLU; with `SAVE`, `h'` goes to `s`.
+    #[inline(always)]
+    fn elman<const SAVE: bool>(
+        self,
+        kind: CellKind,
+        h: &mut [f32],
+        out: &mut [f32],
+        s: SavedRow<'_>,
+    ) {
+        let hid = h.len();
+        let (a, x, b) = (&self.a[..hid], &self.xr[..hid], &self.bias[..hid]);
+        let out = &mut out[..hid];
+        let [s0, ..] = s.acts;
+        let s0 = &mut s0[..if SAVE { hid } else { 0 }];
+        let relu = kind == CellKind::RnnRelu;
+        for j in 0..hid {
+            let pre = a[j] + (x[j] + b[j]);
+            let h_new = if relu { pre.max(0.0) } else { tanh(pre) };
+            if SAVE {
+                s0[j] = h_new;
+            }
+            h[j] = h_new;
+            out[j] = h_new;
+        }
     }
 }
 
@@ -677,27 +690,6 @@ impl GradRow<'_> {
 fn add_assign(dst: &mut [f32], src: &[f32]) {
     for (d, s) in dst.iter_mut().zip(src) {
         *d += s;
-    }
-}
-
-#[inline(always)]
-fn add2_assign(dst: &mut [f32], a: &[f32], b: &[f32]) {
-    for ((d, x), y) in dst.iter_mut().zip(a).zip(b) {
-        *d += x + y;
-    }
-}
-
-#[inline(always)]
-fn sigmoid_all(v: &mut [f32]) {
-    for x in v {
-        *x = sigmoid(*x);
-    }
-}
-
-#[inline(always)]
-fn tanh_all(v: &mut [f32]) {
-    for x in v {
-        *x = tanh(*x);
     }
 }
 

@@ -374,7 +374,6 @@ fn forward_group_impl(
     let gw = d.kind.gate_count() * hw;
     let mut xs = Buf::dirty(batch * gw);
     let mut hh = Buf::dirty(batch * gw);
-    let mut scratch = vec![0.0; hw];
     let (mut cur, mut next) = (s.h, s.h_next);
     for i in 0..seq {
         let t = schedule.step(i, seq);
@@ -406,13 +405,12 @@ fn forward_group_impl(
                     continue;
                 }
                 StepRow {
-                    a: &mut hh[b * gw..][..gw],
+                    a: &hh[b * gw..][..gw],
                     xr: &xs[b * gw..][..gw],
                     bias: &w.bias,
                     b_hn: &w.b_hn,
                 }
-                .run(d.kind, s.c.at(b * hid + u0, hw), h_b, &mut scratch, saved);
-                out_b.copy_from_slice(h_b);
+                .run(d.kind, s.c.at(b * hid + u0, hw), h_b, out_b, saved);
             }
         }
         barrier.wait();
