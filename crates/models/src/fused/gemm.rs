@@ -44,9 +44,20 @@ impl<'a> View<'a> {
         }
     }
 
+    /// A `rows × cols` matrix whose rows lie `rs` elements apart (each row contiguous).
+    pub fn strided_rows(data: &'a [f32], rows: usize, cols: usize, rs: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            rs,
+            cs: 1,
+        }
+    }
+
     /// Panics unless every element of the view lies inside `data` (an internal invariant: the
     /// callers derive all sizes from one set of dimensions).
-    fn check(&self) {
+    pub fn check(&self) {
         if self.rows > 0 && self.cols > 0 {
             let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
             assert!(last < self.data.len(), "GEMM view out of bounds");
@@ -94,8 +105,12 @@ fn packed_matmul(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool, th
     let block = m.div_ceil(threads).next_multiple_of(8).max(8);
     let run = |(i, rows): (usize, &mut [f32])| {
         let first = i * block;
-        let a_rows = &a.data[first * a.rs..];
-        packed.matmul_view(rows, a_rows, a.rs, a.cs, rows.len() / n, accumulate);
+        let block = View {
+            data: &a.data[first * a.rs..],
+            rows: rows.len() / n,
+            ..a
+        };
+        packed.matmul_view(rows, block, accumulate);
     };
     if threads > 1 {
         dst.par_chunks_mut(block * n).enumerate().for_each(run);

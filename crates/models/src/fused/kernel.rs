@@ -13,6 +13,7 @@
 //! pass over the gates, forward and backward.
 
 use super::cpu::isa_dispatch;
+use super::gemm::View;
 use super::math::{sigmoid, tanh};
 use super::packed::PackedB;
 use super::pool::Buf;
@@ -338,7 +339,11 @@ fn forward_impl(f: Forward<'_>) {
     for i in 0..seq {
         let t = schedule.step(i, seq);
         // Step t's rows of x lie `seq · input` apart.
-        w_ih_t.matmul_view(&mut xs, &x[t * input..], seq * input, 1, batch, false);
+        w_ih_t.matmul_view(
+            &mut xs,
+            View::strided_rows(&x[t * input..], batch, input, seq * input),
+            false,
+        );
         w_hh_t.matmul(&mut hh, h, batch);
         for b in 0..batch {
             let row = b * seq + t;

@@ -8,6 +8,7 @@
 //! row) with AVX-512, 4 × 16 with AVX2/FMA, plain Rust elsewhere; the fastest the CPU has is
 //! picked at run time and the tests run every one the CPU has.
 
+use super::gemm::View;
 use super::pool::Buf;
 
 /// Columns per panel: two AVX2 registers, one AVX-512 register.
@@ -71,51 +72,41 @@ impl PackedB {
     /// [`PackedB::matmul`] with the rows of `a` `lda` elements apart (row `i` is
     /// `a[i·lda .. i·lda + k]`).
     pub fn matmul_strided(&self, dst: &mut [f32], a: &[f32], lda: usize, m: usize) {
-        self.matmul_view(dst, a, lda, 1, m, false);
+        self.matmul_view(dst, View::strided_rows(a, m, self.k, lda), false);
     }
 
-    /// [`PackedB::matmul`] with `a` given by strides: element `(i, kk)` is `a[i·rs + kk·cs]`
-    /// (a transposed matrix is `rs = 1`: its columns are read as they lie, no copy); with
-    /// `accumulate`, `dst += a · B`.
-    pub fn matmul_view(
-        &self,
-        dst: &mut [f32],
-        a: &[f32],
-        rs: usize,
-        cs: usize,
-        m: usize,
-        accumulate: bool,
-    ) {
+    /// [`PackedB::matmul`] with `a: [m, k]` given by strides (a transposed matrix is `rs = 1`:
+    /// its columns are read as they lie, no copy); with `accumulate`, `dst += a · B`.
+    pub fn matmul_view(&self, dst: &mut [f32], a: View<'_>, accumulate: bool) {
         assert!(
-            dst.len() == m * self.n
-                && (m == 0 || self.k == 0 || a.len() > (m - 1) * rs + (self.k - 1) * cs),
+            a.cols == self.k && dst.len() == a.rows * self.n,
             "packed GEMM: shapes disagree"
         );
+        a.check();
         #[cfg(target_arch = "x86_64")]
         if super::cpu::has_avx512() {
             // SAFETY: the CPU has AVX-512F (checked just above); sizes were checked above.
-            unsafe { self.matmul_avx512(dst, a, rs, cs, m, accumulate) };
+            unsafe { self.matmul_avx512(dst, a, accumulate) };
             return;
         }
         #[cfg(target_arch = "x86_64")]
         if super::cpu::has_avx2() {
             // SAFETY: the CPU has AVX2 and FMA (checked just above); sizes were checked above.
-            unsafe { self.matmul_avx2(dst, a, rs, cs, m, accumulate) };
+            unsafe { self.matmul_avx2(dst, a, accumulate) };
             return;
         }
-        self.matmul_portable(dst, a, rs, cs, m, accumulate);
+        self.matmul_portable(dst, a, accumulate);
     }
 
     /// The same product in plain Rust (any CPU).
-    fn matmul_portable(
-        &self,
-        dst: &mut [f32],
-        a: &[f32],
-        rs: usize,
-        cs: usize,
-        m: usize,
-        accumulate: bool,
-    ) {
+    fn matmul_portable(&self, dst: &mut [f32], a: View<'_>, accumulate: bool) {
+        let View {
+            data: a,
+            rs,
+            cs,
+            rows: m,
+            ..
+        } = a;
         let (k, n) = (self.k, self.n);
         for (p, panel) in self.data.chunks_exact(k * PANEL).enumerate() {
             let col0 = p * PANEL;
@@ -146,15 +137,14 @@ impl PackedB {
     /// slower on the per-step shapes (`[32, 128] · [128, 512]`) on an AVX-512 EPYC.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn matmul_avx512(
-        &self,
-        dst: &mut [f32],
-        a: &[f32],
-        rs: usize,
-        cs: usize,
-        m: usize,
-        accumulate: bool,
-    ) {
+    unsafe fn matmul_avx512(&self, dst: &mut [f32], a: View<'_>, accumulate: bool) {
+        let View {
+            data: a,
+            rs,
+            cs,
+            rows: m,
+            ..
+        } = a;
         let (k, n) = (self.k, self.n);
         let panels = n.div_ceil(PANEL);
         for k0 in (0..k).step_by(KC) {
@@ -219,15 +209,14 @@ impl PackedB {
     /// 4 rows × 16 columns per micro-kernel call, one row at a time for the remainder.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn matmul_avx2(
-        &self,
-        dst: &mut [f32],
-        a: &[f32],
-        rs: usize,
-        cs: usize,
-        m: usize,
-        accumulate: bool,
-    ) {
+    unsafe fn matmul_avx2(&self, dst: &mut [f32], a: View<'_>, accumulate: bool) {
+        let View {
+            data: a,
+            rs,
+            cs,
+            rows: m,
+            ..
+        } = a;
         use std::arch::x86_64::*;
         let (k, n) = (self.k, self.n);
         for (p, panel) in self.data.chunks_exact(k * PANEL).enumerate() {
@@ -410,19 +399,19 @@ mod tests {
     fn variants(packed: &PackedB, a: &[f32], m: usize, base: &[f32], add: bool) -> Vec<Vec<f32>> {
         let k = packed.k;
         let mut out = vec![base.to_vec()];
-        packed.matmul_portable(&mut out[0], a, k, 1, m, add);
+        packed.matmul_portable(&mut out[0], View::rows(a, m, k), add);
         #[cfg(target_arch = "x86_64")]
         {
             if crate::fused::cpu::has_avx2() {
                 let mut v = base.to_vec();
                 // SAFETY: AVX2/FMA present; sizes as for `matmul`.
-                unsafe { packed.matmul_avx2(&mut v, a, k, 1, m, add) };
+                unsafe { packed.matmul_avx2(&mut v, View::rows(a, m, k), add) };
                 out.push(v);
             }
             if crate::fused::cpu::has_avx512() {
                 let mut v = base.to_vec();
                 // SAFETY: AVX-512F present; sizes as for `matmul`.
-                unsafe { packed.matmul_avx512(&mut v, a, k, 1, m, add) };
+                unsafe { packed.matmul_avx512(&mut v, View::rows(a, m, k), add) };
                 out.push(v);
             }
         }
@@ -469,7 +458,7 @@ mod tests {
                 }
             }
             let mut transposed = vec![f32::NAN; m * n];
-            packed.matmul_view(&mut transposed, &a_t, 1, m, m, false);
+            packed.matmul_view(&mut transposed, View::transposed(&a_t, m, k), false);
             assert_eq!(transposed, fast, "{m}×{k}×{n} transposed");
             let base: Vec<f32> = (0..m * n).map(|v| (v % 3) as f32 - 1.0).collect();
             let written = variants(&packed, &a, m, &vec![f32::NAN; m * n], false);

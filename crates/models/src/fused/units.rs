@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use super::cpu::isa_dispatch;
+use super::gemm::View;
 use super::kernel::{
     Blocks, BlocksRef, Dims, GradRow, Params, Saved, SavedRow, Schedule, StepRow, finish_dh_prev,
 };
@@ -52,12 +53,18 @@ pub(crate) fn claim(jobs: usize) -> Option<MutexGuard<'static, ()>> {
     }
 }
 
-/// Runs `work(job)` for every job in `0..jobs`, each on its own worker of the current Rayon
-/// pool, all at once (the caller holds [`claim`]'s guard).
-fn run_jobs(jobs: usize, work: impl Fn(usize) + Sync) {
+/// Runs `work(dir, group, barrier)` for every group of every direction, each on its own worker
+/// of the current Rayon pool, all at once (the caller holds [`claim`]'s guard); the groups of a
+/// direction share its barrier.
+fn run_groups(directions: usize, groups: usize, work: impl Fn(usize, usize, &SpinBarrier) + Sync) {
+    let barriers: Vec<SpinBarrier> = (0..directions).map(|_| SpinBarrier::new(groups)).collect();
     rayon::broadcast(|ctx| {
-        if ctx.index() < jobs {
-            work(ctx.index());
+        let job = ctx.index();
+        if job < directions * groups {
+            let (dir, group) = (job / groups, job % groups);
+            let barrier = &barriers[dir];
+            let _poison = PoisonOnPanic(barrier);
+            work(dir, group, barrier);
         }
     });
 }
@@ -331,11 +338,7 @@ pub(crate) fn forward(
             }
         })
         .collect();
-    let barriers: Vec<SpinBarrier> = shared.iter().map(|_| SpinBarrier::new(groups)).collect();
-    run_jobs(shared.len() * groups, |job| {
-        let (dir, group) = (job / groups, job % groups);
-        let barrier = &barriers[dir];
-        let _poison = PoisonOnPanic(barrier);
+    run_groups(shared.len(), groups, |dir, group, barrier| {
         forward_group(
             d,
             &schedules[dir],
@@ -377,8 +380,11 @@ fn forward_group_impl(
     let (mut cur, mut next) = (s.h, s.h_next);
     for i in 0..seq {
         let t = schedule.step(i, seq);
-        w.w_ih_t
-            .matmul_view(&mut xs, &x[t * input..], seq * input, 1, batch, false);
+        w.w_ih_t.matmul_view(
+            &mut xs,
+            View::strided_rows(&x[t * input..], batch, input, seq * input),
+            false,
+        );
         // SAFETY: during a step every thread only reads `cur` (the barrier after the previous
         // step ordered all writes to it before); writes go to `next`, own units only, and to
         // the own units' columns of the output, states and saved rows.
@@ -498,11 +504,7 @@ pub(crate) fn backward(
             step: [Shared::new(even), Shared::new(odd)],
         })
         .collect();
-    let barriers: Vec<SpinBarrier> = shared.iter().map(|_| SpinBarrier::new(groups)).collect();
-    run_jobs(shared.len() * groups, |job| {
-        let (dir, group) = (job / groups, job % groups);
-        let barrier = &barriers[dir];
-        let _poison = PoisonOnPanic(barrier);
+    run_groups(shared.len(), groups, |dir, group, barrier| {
         backward_group(
             d,
             &schedules[dir],
