@@ -29,4 +29,4 @@
 
 mod staging;
 
-pub use staging::{Staging, is_stale, write};
+pub use staging::{Staging, is_stale, remove_dir, write};

@@ -74,8 +74,8 @@ impl Staging {
     ///
     /// Every file staged is fsynced, then renamed over the target; the parent directory is
     /// fsynced after the rename where the platform allows. A staged directory replaces an
-    /// existing target directory (removed first: a crash between the two steps loses the old
-    /// one but never leaves a mix).
+    /// existing target directory (moved aside and removed first, [`remove_dir`]: a crash between
+    /// the two steps loses the old one but never leaves a mix or a partial directory).
     ///
     /// # Errors
     /// The I/O error of the step that failed, [`io::ErrorKind::NotFound`] if nothing was
@@ -90,7 +90,7 @@ impl Staging {
         if staged.is_dir() {
             sync_tree(&self.tmp)?;
             if fs::symlink_metadata(&self.target).is_ok_and(|m| m.is_dir()) {
-                fs::remove_dir_all(&self.target)?;
+                remove_dir(&self.target)?;
             }
         } else {
             sync_file(&self.tmp)?;
@@ -123,6 +123,21 @@ pub fn write(path: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
     let staging = Staging::new(path)?;
     fs::write(staging.path(), bytes)?;
     staging.commit()
+}
+
+/// Removes the directory `path` so that no partial copy of it is ever seen under its name: it
+/// is first renamed to a staging path (which [`is_stale`] recognizes if a crash interrupts the
+/// removal), then deleted.
+///
+/// # Errors
+/// The I/O error of the rename; `path` is then untouched. Failing to delete the renamed copy
+/// is not an error (a later [`is_stale`] sweep removes it).
+pub fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
+    let aside = Staging::new(path.as_ref())?;
+    fs::rename(path.as_ref(), aside.path())?;
+    // Dropped uncommitted: removes the renamed directory.
+    drop(aside);
+    Ok(())
 }
 
 /// Whether `file_name` is a staging path left by another process (one that crashed, as only
@@ -191,6 +206,24 @@ fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removed_directories_leave_nothing_under_their_name() {
+        let dir = std::env::temp_dir().join(format!("rnn-atomic-rm-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let target = dir.join("epoch-000001");
+        fs::create_dir_all(&target).unwrap();
+        fs::write(target.join("a.bin"), b"a").unwrap();
+        fs::write(target.join("b.json"), b"b").unwrap();
+        remove_dir(&target).unwrap();
+        assert!(!target.exists());
+        // Nothing else is left beside it either.
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        // A missing directory is an error, and nothing is created.
+        assert!(remove_dir(&target).is_err());
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("rnn-atomic-{name}-{}", std::process::id()));

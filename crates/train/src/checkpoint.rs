@@ -151,7 +151,8 @@ fn prune(dir: &Path, keep: usize) {
     found.sort();
     let excess = found.len().saturating_sub(keep);
     for (_, path) in found.into_iter().take(excess) {
-        let _ = fs::remove_dir_all(path);
+        // Moved aside first: a run killed while deleting never leaves a partial `epoch-N`.
+        let _ = rnn_atomic::remove_dir(path);
     }
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
