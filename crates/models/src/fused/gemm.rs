@@ -55,6 +55,11 @@ impl<'a> View<'a> {
         }
     }
 
+    /// `(data, rs, cs, rows)`: what a kernel loop reads.
+    pub fn parts(self) -> (&'a [f32], usize, usize, usize) {
+        (self.data, self.rs, self.cs, self.rows)
+    }
+
     /// Panics unless every element of the view lies inside `data` (an internal invariant: the
     /// callers derive all sizes from one set of dimensions).
     pub fn check(&self) {

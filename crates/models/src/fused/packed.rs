@@ -100,13 +100,7 @@ impl PackedB {
 
     /// The same product in plain Rust (any CPU).
     fn matmul_portable(&self, dst: &mut [f32], a: View<'_>, accumulate: bool) {
-        let View {
-            data: a,
-            rs,
-            cs,
-            rows: m,
-            ..
-        } = a;
+        let (a, rs, cs, m) = a.parts();
         let (k, n) = (self.k, self.n);
         for (p, panel) in self.data.chunks_exact(k * PANEL).enumerate() {
             let col0 = p * PANEL;
@@ -138,13 +132,7 @@ impl PackedB {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn matmul_avx512(&self, dst: &mut [f32], a: View<'_>, accumulate: bool) {
-        let View {
-            data: a,
-            rs,
-            cs,
-            rows: m,
-            ..
-        } = a;
+        let (a, rs, cs, m) = a.parts();
         let (k, n) = (self.k, self.n);
         let panels = n.div_ceil(PANEL);
         for k0 in (0..k).step_by(KC) {
@@ -210,13 +198,7 @@ impl PackedB {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn matmul_avx2(&self, dst: &mut [f32], a: View<'_>, accumulate: bool) {
-        let View {
-            data: a,
-            rs,
-            cs,
-            rows: m,
-            ..
-        } = a;
+        let (a, rs, cs, m) = a.parts();
         use std::arch::x86_64::*;
         let (k, n) = (self.k, self.n);
         for (p, panel) in self.data.chunks_exact(k * PANEL).enumerate() {

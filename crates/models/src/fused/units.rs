@@ -198,13 +198,28 @@ impl<'a> Shared<'a> {
     ) -> Blocks<'a> {
         let mut blocks = Blocks::default();
         if self.len > 0 {
-            for (q, slot) in blocks.iter_mut().take(width / hidden).enumerate() {
+            for (slot, start) in blocks
+                .iter_mut()
+                .zip(block_starts(row, width, hidden, units))
+            {
                 // SAFETY: as the caller promises.
-                *slot = unsafe { self.at(row * width + q * hidden + units.start, units.len()) };
+                *slot = unsafe { self.at(start, units.len()) };
             }
         }
         blocks
     }
+}
+
+/// Where the gate blocks of row `row` of a `[·, width]` buffer (blocks `hidden` apart) start,
+/// restricted to `units`.
+fn block_starts(
+    row: usize,
+    width: usize,
+    hidden: usize,
+    units: &Range<usize>,
+) -> impl Iterator<Item = usize> {
+    let first = row * width + units.start;
+    (0..width / hidden).map(move |q| first + q * hidden)
 }
 
 /// The gate blocks of row `row` of a `[·, width]` buffer (blocks `hidden` apart) restricted to
@@ -217,8 +232,11 @@ fn unit_blocks<'a>(
     units: &Range<usize>,
 ) -> BlocksRef<'a> {
     let mut blocks = BlocksRef::default();
-    for (q, slot) in blocks.iter_mut().take(width / hidden).enumerate() {
-        *slot = &buf[row * width + q * hidden + units.start..][..units.len()];
+    for (slot, start) in blocks
+        .iter_mut()
+        .zip(block_starts(row, width, hidden, units))
+    {
+        *slot = &buf[start..][..units.len()];
     }
     blocks
 }
