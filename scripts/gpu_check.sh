@@ -8,8 +8,8 @@
 #   4. `mnist_birnn` epoch times on the GPU and on the CPU (the embedded 5,000-digit sample).
 # Each stage has its own time limit and a failing stage does not stop the next.
 #
-# The binaries come from `.devbin/` when it holds them (a machine without Rust: pack them here
-# with `scripts/gpu_pack.sh` and carry `.devbin`), else from a dev-profile build made here.
+# The binaries come from `.devbin/` (`scripts/gpu_pack.sh`): packed elsewhere and carried, for a
+# machine without Rust, or built here first when `.devbin/` is empty.
 # Everything it prints also lands in $OUT (default target/gpu-check).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,28 +18,26 @@ mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 
 echo "== $(date -u) $(nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
-if ls .devbin/*.xz >/dev/null 2>&1; then
-  BIN=/tmp/devbin
-  mkdir -p "$BIN"
-  for f in .devbin/*.xz; do xz -dc "$f" >"$BIN/$(basename "$f" .xz)"; done
-  chmod +x "$BIN"/*
-  # The binaries were built in $PACKED_ROOT and find their fixtures and scripts there.
-  PACKED_ROOT=$(cat .devbin/root)
-  if [ ! -e "$PACKED_ROOT" ]; then
-    mkdir -p "$(dirname "$PACKED_ROOT")" && ln -s "$(realpath .)" "$PACKED_ROOT"
-  elif [ "$(realpath "$PACKED_ROOT")" != "$(realpath .)" ]; then
-    echo "warning: $PACKED_ROOT is another folder; the tests read their fixtures there"
-  fi
-  TESTS=$BIN
-else
-  BIN=target/debug
-  TESTS=target/gpu-check-tests
+if [ ! -f .devbin/root ]; then
   python3 -c "import torch" 2>/dev/null || pip install torch
-  time cargo test --workspace --no-run && cargo build --workspace --bins || exit 1
-  mkdir -p "$TESTS"
-  for t in parity engines finite_diff; do
-    ln -sf "$(realpath "$(ls -t target/debug/deps/"$t"-* | grep -v '\.d$' | head -1)")" "$TESTS/$t"
-  done
+  time scripts/gpu_pack.sh --no-xz || exit 1
+fi
+BIN=/tmp/devbin
+rm -rf "$BIN" && mkdir -p "$BIN"
+for f in .devbin/*; do
+  case "$f" in
+    */root) ;;
+    *.xz) xz -dc "$f" >"$BIN/$(basename "$f" .xz)" ;;
+    *) cp "$f" "$BIN/" ;;
+  esac
+done
+chmod +x "$BIN"/*
+# The binaries were built in $PACKED_ROOT and find their fixtures and scripts there.
+PACKED_ROOT=$(cat .devbin/root)
+if [ ! -e "$PACKED_ROOT" ]; then
+  mkdir -p "$(dirname "$PACKED_ROOT")" && ln -s "$(realpath .)" "$PACKED_ROOT"
+elif [ "$(realpath "$PACKED_ROOT")" != "$(realpath .)" ]; then
+  echo "warning: $PACKED_ROOT is another folder; the tests read their fixtures there"
 fi
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 CASES=(--filter A --filter A-bi --filter B --filter C --filter D --filter E)
@@ -50,7 +48,7 @@ timeout 220 "$BIN/rnn-bench" --backend wgpu --reference --torch-device cuda "${C
 
 echo "== parity through the GPU op (wgpu)"
 for t in parity engines finite_diff; do
-  timeout 60 "$TESTS/$t" wgpu 2>&1 | grep -E "^test |test result|panicked|rror" \
+  timeout 60 "$BIN/$t" wgpu 2>&1 | grep -E "^test |test result|panicked|rror" \
     || echo "($t: exit $?)"
 done
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Packs the binaries `scripts/gpu_check.sh` runs into `.devbin/` (stripped, xz), for a GPU
-# machine without Rust: build here, carry `.devbin` (and the Vulkan loader) with the run.
+# Builds the binaries `scripts/gpu_check.sh` runs and packs them into `.devbin/`, stripped and
+# xz-compressed, for a GPU machine without Rust: build here, carry `.devbin` (and the Vulkan
+# loader) with the run. `--no-xz` leaves them uncompressed (gpu_check.sh's own build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --no-run
@@ -12,6 +13,6 @@ for t in parity engines finite_diff; do
 done
 cp target/debug/rnn-bench target/debug/mnist_birnn .devbin/
 strip .devbin/*
-xz -T2 -9e .devbin/*
+[ "${1:-}" = --no-xz ] || xz -T2 -9e .devbin/*
 realpath . >.devbin/root
 du -sh .devbin
