@@ -243,6 +243,48 @@ pub(crate) struct SavedRef<'a> {
     pub tanh_c: &'a [f32],
 }
 
+/// A layer's input as the forward time loops read it.
+#[derive(Clone, Copy)]
+pub(crate) struct Input<'a> {
+    /// `[batch, seq, input]`.
+    pub x: &'a [f32],
+    /// Whether every step of each sequence holds the same vector (Keras' `RepeatVector`, a
+    /// seq2seq decoder's input): the loops then project the first step taken once and reuse
+    /// it, instead of the same product at every step.
+    pub repeated: bool,
+}
+
+impl<'a> Input<'a> {
+    /// `x: [batch, seq, input]`, checked for repeated steps (the check stops at the first
+    /// element that differs from its sequence's first step, so it costs next to nothing on
+    /// inputs that do not repeat).
+    pub fn new(x: &'a [f32], d: &Dims) -> Self {
+        let width = d.seq * d.input;
+        let repeated = width > 0
+            && x.chunks_exact(width).all(|row| {
+                let (first, rest) = row.split_at(d.input);
+                rest.chunks_exact(d.input).all(|step| step == first)
+            });
+        Self { x, repeated }
+    }
+
+    /// Puts the `i`-th step taken (time `t`) of the rows' input through `w_ih_t` into `xs:
+    /// [batch, ·]` — except for a repeated input after its first step, whose projection `xs`
+    /// still holds (the loops do not write `xs` otherwise).
+    pub fn project(&self, w_ih_t: &PackedB, xs: &mut [f32], i: usize, t: usize, d: &Dims) {
+        if self.repeated && i > 0 {
+            return;
+        }
+        let (batch, seq, input) = (d.batch, d.seq, d.input);
+        // Step t's rows of x lie `seq · input` apart.
+        w_ih_t.matmul_view(
+            xs,
+            View::strided_rows(&self.x[t * input..], batch, input, seq * input),
+            false,
+        );
+    }
+}
+
 /// The forward time loop over a slice of the batch.
 pub(crate) struct Forward<'a> {
     /// The slice's sizes (`batch` = its rows).
@@ -256,9 +298,9 @@ pub(crate) struct Forward<'a> {
     pub b_hn: &'a [f32],
     /// `W_ihᵀ` packed: `[input, G·H]`.
     pub w_ih_t: &'a PackedB,
-    /// The slice's input, `[batch, seq, input]`: each step's rows are projected just before
-    /// the step (the projection of the whole sequence would not stay in cache).
-    pub x: &'a [f32],
+    /// The slice's input: each step's rows are projected just before the step (the
+    /// projection of the whole sequence would not stay in cache).
+    pub x: Input<'a>,
     /// In: `h0`; out: `h_n` (`[batch, hidden]`).
     pub h: &'a mut [f32],
     /// In: `c0`; out: `c_n` (LSTM; empty otherwise).
@@ -331,19 +373,13 @@ fn forward_impl(f: Forward<'_>) {
     } = f;
     let (hid, gh, batch, seq) = (d.hidden, d.gate_width(), d.batch, d.seq);
     let aw = d.act_width();
-    let input = d.input;
-    // Overwritten by every step's GEMMs: the input and the recurrent projection.
+    // Written by the steps' GEMMs alone: the input and the recurrent projection.
     let mut xs = Buf::dirty(batch * gh);
     let mut hh = Buf::dirty(batch * gh);
 
     for i in 0..seq {
         let t = schedule.step(i, seq);
-        // Step t's rows of x lie `seq · input` apart.
-        w_ih_t.matmul_view(
-            &mut xs,
-            View::strided_rows(&x[t * input..], batch, input, seq * input),
-            false,
-        );
+        x.project(w_ih_t, &mut xs, i, t, &d);
         w_hh_t.matmul(&mut hh, h, batch);
         for b in 0..batch {
             let row = b * seq + t;
@@ -971,9 +1007,66 @@ mod tests {
                 for lengths in [None, Some(vec![4, 2, 1])] {
                     for split in SPLITS {
                         with_threads(|| check(case(kind, directions, lengths.clone(), split)));
+                        // A repeated input is projected once; finite differences perturb one
+                        // element and so run the loop that projects every step. (Here, not in
+                        // a test of its own: a concurrent test would take the unit split's
+                        // pool and make this one fall back to rows.)
+                        let c = repeating(case(kind, directions, lengths.clone(), split));
+                        with_threads(|| check(c));
                     }
                 }
             }
+        }
+    }
+
+    /// A copy of `c` whose every sequence repeats its first step's input.
+    fn repeating(mut c: Case) -> Case {
+        let (seq, input) = (c.d.seq, c.d.input);
+        for row in c.tensors[0].chunks_exact_mut(seq * input) {
+            let first = row[..input].to_vec();
+            for step in row.chunks_exact_mut(input) {
+                step.copy_from_slice(&first);
+            }
+        }
+        assert!(Input::new(&c.tensors[0], &c.d).repeated);
+        c
+    }
+
+    #[test]
+    fn repeated_steps_are_detected_exactly() {
+        let c = repeating(case(CellKind::Lstm, 1, None, Split::Rows(1)));
+        let (d, mut x) = (c.d, c.tensors[0].clone());
+        // The last element of the last step of the last sequence differs.
+        *x.last_mut().expect("an input") += 1e-6;
+        assert!(!Input::new(&x, &d).repeated);
+        // One step repeats trivially.
+        let one = Dims { seq: 1, ..d };
+        assert!(Input::new(&x[..d.batch * d.input], &one).repeated);
+        // Every sequence is checked, not only the first.
+        let mut x = c.tensors[0].clone();
+        x[d.seq * d.input + d.input] += 1.0;
+        assert!(!Input::new(&x, &d).repeated);
+    }
+
+    /// A repeated input's step after the first reuses the first step's projection, and that is
+    /// the step's own product.
+    #[test]
+    fn a_repeated_step_keeps_the_first_projection() {
+        let c = repeating(case(CellKind::Lstm, 1, None, Split::Rows(1)));
+        let d = c.d;
+        let w_ih_t = PackedB::from_strided(&c.tensors[1], d.input, d.gate_width(), 1, d.input);
+        let repeated = Input::new(&c.tensors[0], &d);
+        let plain = Input {
+            repeated: false,
+            ..repeated
+        };
+        let mut kept = vec![0.0; d.batch * d.gate_width()];
+        for i in 0..d.seq {
+            let t = d.seq - 1 - i;
+            repeated.project(&w_ih_t, &mut kept, i, t, &d);
+            let mut own = vec![f32::NAN; kept.len()];
+            plain.project(&w_ih_t, &mut own, i, t, &d);
+            assert_eq!(kept, own, "step {t}");
         }
     }
 

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use super::gemm::{View, matmul};
-use super::kernel::{Backward, Dims, Forward, Params, Saved, SavedMut, SavedRef, Schedule};
+use super::kernel::{Backward, Dims, Forward, Input, Params, Saved, SavedMut, SavedRef, Schedule};
 use super::layout::PackedLayout;
 use super::packed::PackedB;
 use super::pool::Buf;
@@ -362,6 +362,7 @@ pub(crate) fn forward(
     };
     let h_dirs = state_blocks(h, directions);
     let c_dirs = state_blocks(c, directions);
+    let x = Input::new(x, &d);
     if let Some((groups, _running)) = layer.claim_units(split) {
         let dirs = outs
             .into_iter()
@@ -389,7 +390,7 @@ fn forward_rows(
     chunks: usize,
     layer: &Layer<'_>,
     p: &Params<'_>,
-    x: &[f32],
+    x: Input<'_>,
     outs: Vec<&mut [f32]>,
     h_dirs: Vec<&mut [f32]>,
     c_dirs: Vec<&mut [f32]>,
@@ -435,7 +436,10 @@ fn forward_rows(
             bias,
             b_hn,
             w_ih_t,
-            x: split_ref(x, &part, d.seq * d.input),
+            x: Input {
+                x: split_ref(x.x, &part, d.seq * d.input),
+                ..x
+            },
             h,
             c,
             out,

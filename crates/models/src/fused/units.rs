@@ -28,9 +28,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use super::cpu::isa_dispatch;
-use super::gemm::View;
 use super::kernel::{
-    Blocks, BlocksRef, Dims, GradRow, Params, Saved, SavedRow, Schedule, StepRow, finish_dh_prev,
+    Blocks, BlocksRef, Dims, GradRow, Input, Params, Saved, SavedRow, Schedule, StepRow,
+    finish_dh_prev,
 };
 use super::packed::PackedB;
 use super::pool::Buf;
@@ -312,7 +312,7 @@ pub(crate) fn forward(
     d: &Dims,
     schedules: &[Schedule],
     p: &Params<'_>,
-    x: &[f32],
+    x: Input<'_>,
     directions: Vec<ForwardDirection<'_>>,
 ) {
     let (hid, batch) = (d.hidden, d.batch);
@@ -374,7 +374,7 @@ isa_dispatch!(
         d: &Dims,
         schedule: &Schedule,
         w: &GroupWeights,
-        x: &[f32],
+        x: Input<'_>,
         s: SharedDirection<'_>,
         barrier: &SpinBarrier,
     ) => forward_group_impl
@@ -385,11 +385,11 @@ fn forward_group_impl(
     d: &Dims,
     schedule: &Schedule,
     w: &GroupWeights,
-    x: &[f32],
+    x: Input<'_>,
     s: SharedDirection<'_>,
     barrier: &SpinBarrier,
 ) {
-    let (hid, batch, seq, input) = (d.hidden, d.batch, d.seq, d.input);
+    let (hid, batch, seq) = (d.hidden, d.batch, d.seq);
     let (units, aw) = (&w.units, d.act_width());
     let (u0, hw) = (units.start, units.len());
     let gw = d.kind.gate_count() * hw;
@@ -398,11 +398,7 @@ fn forward_group_impl(
     let (mut cur, mut next) = (s.h, s.h_next);
     for i in 0..seq {
         let t = schedule.step(i, seq);
-        w.w_ih_t.matmul_view(
-            &mut xs,
-            View::strided_rows(&x[t * input..], batch, input, seq * input),
-            false,
-        );
+        x.project(&w.w_ih_t, &mut xs, i, t, d);
         // SAFETY: during a step every thread only reads `cur` (the barrier after the previous
         // step ordered all writes to it before); writes go to `next`, own units only, and to
         // the own units' columns of the output, states and saved rows.
