@@ -4,6 +4,11 @@
 //! evaluates `G·H` of these per batch row and step, which made it the bottleneck. Cephes'
 //! `expf` polynomial (≈ 1–2 ulp) with a round-to-nearest trick the compiler can keep in SIMD
 //! registers is as accurate as the tolerance against PyTorch needs (≤ 1e-6 absolute on gates).
+//!
+//! The polynomial is written with `mul_add`: in the AVX2 and AVX-512 builds of the kernels
+//! (FMA enabled) each step is one fused multiply-add, which took inference of case A, C and E
+//! 3–4 % faster (three interleaved runs, 2026-12-04). The baseline build (CPUs without FMA, or
+//! `RNN_CPU_ISA=portable`) calls the C library's `fmaf` per element instead: correct, slower.
 
 /// `e^x`, accurate to a few ulp for `x ∈ [-87, 88]` (clamped outside).
 #[inline(always)]
@@ -17,15 +22,17 @@ pub(crate) fn exp(x: f32) -> f32 {
     // `kf` is 1.5·2²³ + k exactly, so its bit pattern is 0x4B40_0000 + k: the scale 2^k comes
     // from integer arithmetic on those bits. (`k as i32` would be a saturating cast, which
     // compiles to scalar code and stops the loop from vectorizing.)
-    let kf = x * LOG2E + ROUND;
+    let kf = x.mul_add(LOG2E, ROUND);
     let k = kf - ROUND;
-    let r = x - k * LN2_HI - k * LN2_LO;
+    let r = (-k).mul_add(LN2_LO, (-k).mul_add(LN2_HI, x));
     let z = r * r;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
-    let y = p * z + r + 1.0;
+    let p = 1.987_569_1e-4f32
+        .mul_add(r, 1.398_199_9e-3)
+        .mul_add(r, 8.333_452e-3)
+        .mul_add(r, 4.166_579_6e-2)
+        .mul_add(r, 1.666_666_5e-1)
+        .mul_add(r, 0.5);
+    let y = p.mul_add(z, r + 1.0);
     // Exponent field k + 127 (k ∈ [-126, 127] after the clamp).
     let scale = f32::from_bits(kf.to_bits().wrapping_sub(0x4B40_0000).wrapping_add(127) << 23);
     y * scale
