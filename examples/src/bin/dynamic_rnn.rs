@@ -2,9 +2,10 @@
 //! (consecutive integers) or random, with an LSTM that stops at each sequence's own length and
 //! a linear layer on its last relevant output.
 //!
-//! `cargo run --release -p examples --bin dynamic_rnn` — 99.0–99.8 % test accuracy with the
-//! defaults over seeds 0–9. The default trains on 2,000 sequences, twice the tutorial's 1,000:
-//! with those (`--train-samples 1000`) the same LSTM ends at 97.6–99.4 % (examples/README.md).
+//! `cargo run --release -p examples --bin dynamic_rnn` — 99.6 ± 0.4 % test accuracy with the
+//! defaults over seeds 160–179 (examples/README.md). The default trains on 4,000 sequences, four
+//! times the tutorial's 1,000: from those (`--train-samples 1000`) the same LSTM ends at
+//! 97.6–99.4 %.
 
 use anyhow::Result;
 use burn::data::dataloader::batcher::Batcher;
@@ -17,7 +18,7 @@ use examples::{CommonArgs, TrainArgs};
 use rnn_datasets::{SequenceBatcher, ToySequence, ToySequences, ToySequencesConfig};
 use rnn_models::{Lstm, LstmConfig};
 use rnn_train::{
-    ConfusionMatrix, Objective, Optimizer, StepOutput, TrainError, evaluate, fit, tasks,
+    ConfusionMatrix, Objective, Optimizer, Schedule, StepOutput, TrainError, evaluate, fit, tasks,
 };
 
 /// Linear vs random sequences of length 3..=20, as in the TensorFlow tutorial.
@@ -35,10 +36,10 @@ struct Cli {
     /// chance.
     #[arg(long, value_enum, default_value_t = Init::Tf)]
     init: Init,
-    /// Training sequences to generate. Twice the tutorial's 1,000 by default: from 1,000 the
-    /// LSTM fits its training set but reaches 99 % on the test set for only some seeds. The
-    /// test set is the tutorial's 500.
-    #[arg(long, default_value_t = 2000)]
+    /// Training sequences to generate. Four times the tutorial's 1,000 by default: from 1,000
+    /// the LSTM fits its training set but reaches 99 % on the test set for only some seeds, from
+    /// 2,000 for most. The test set is the tutorial's 500.
+    #[arg(long, default_value_t = 4000)]
     train_samples: usize,
     /// After testing, print each misclassified test sequence: its class, its values as the
     /// generated integers, the class predicted and the logit margin.
@@ -149,8 +150,18 @@ fn run() -> Result<()> {
     let model = Model::new(cli.hidden, cli.init, &device)?;
     // The tutorial runs plain SGD (lr 0.01) for 1,000,000 samples ≈ 8k steps; with its init that
     // reaches 89 % test accuracy after 1000 epochs and 98 % after 1250 (≈ 10k steps) here. Adam
-    // at the same rate gets to 98–99 % in 200 epochs, so it is the default.
+    // at the same rate gets to 98–99 % in 200 epochs, so it is the default. At a constant 0.01
+    // Adam now and then blows up near the end (a seed's last epoch at 62–92 % on validation);
+    // the rate × 0.1 for the last quarter of the epochs ends every run on a settled model
+    // (chosen with the data size on a validation split, seeds 300–314; examples/README.md).
+    // Plain SGD keeps the tutorial's constant rate.
     let mut config = cli.train.config(seed, 200, 128, Optimizer::adam(0.01));
+    if !matches!(config.optimizer, Optimizer::Sgd { .. }) {
+        config.schedule = Schedule::Step {
+            every: (config.epochs * 3 / 4).max(1),
+            gamma: 0.1,
+        };
+    }
     config.log_every = 20;
     config.run_info = Some(examples::run_info("dynamic_rnn", &selected));
     let mut classify = Classify {
