@@ -446,10 +446,18 @@ mod tests {
             settled(&["--optimizer", "sgd"], Optimizer::adam(0.01)),
             Schedule::Constant
         );
-        // One drop only: the second would fall past the last epoch (0-based E − 1).
+        // One drop, inside the run: the second would fall past the last epoch (0-based E − 1).
         for epochs in 2..=1000 {
-            let every = (epochs * 3 / 4).max(1);
-            assert!(every < epochs && 2 * every >= epochs, "{epochs} epochs");
+            let mut config = TrainConfig::new(epochs, 8);
+            config.optimizer = Optimizer::adam(1e-3);
+            settle_last_quarter(&mut config);
+            let Schedule::Step { every, .. } = config.schedule else {
+                panic!("{epochs} epochs: {:?}", config.schedule);
+            };
+            assert!(
+                every < epochs && 2 * every >= epochs,
+                "{epochs} epochs: every {every}"
+            );
         }
     }
 
