@@ -45,6 +45,12 @@ impl Backend {
         }
     }
 
+    /// Whether the backend runs CubeCL kernels (wgpu, CubeCL's CPU runtime, CUDA): work goes
+    /// to the device as kernel launches, which CubeCL can observe.
+    pub fn is_cubecl(self) -> bool {
+        matches!(self, Backend::Wgpu | Backend::Cpu | Backend::Cuda)
+    }
+
     /// Whether this binary was built with the backend's cargo feature.
     pub fn is_compiled(self) -> bool {
         match self {

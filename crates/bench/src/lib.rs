@@ -9,6 +9,7 @@
 //!
 //! - [`case`]: the fixed suite and its FLOP counts
 //! - [`measure`]: timing statistics and the counting allocator
+//! - [`launches`]: kernel launches per step on the CubeCL backends
 //! - [`runners`]: our layers and burn-nn's as timed steps
 //! - [`torch`]: the PyTorch peer (stock and tuned malloc; CPU or CUDA)
 //! - [`peak`]: the fp32 GEMM yardstick
@@ -16,6 +17,7 @@
 
 pub mod case;
 mod error;
+pub mod launches;
 pub mod measure;
 pub mod peak;
 mod progress;
@@ -84,6 +86,9 @@ pub struct Measurement {
     pub stats: Stats,
     /// Peak heap bytes above the start of the step (CPU backends; `None` when not counted).
     pub peak_bytes: Option<usize>,
+    /// Kernels launched by one step (CubeCL backends; `None` on the CPU backends).
+    #[serde(default)]
+    pub launches: Option<usize>,
 }
 
 impl Options {
@@ -249,7 +254,8 @@ fn measure_backend(
                     progress.advance(1);
                     continue;
                 };
-                let (stats, peak_bytes) = measure_step(step, budget)?;
+                let (stats, peak_bytes, launches) = measure_step(step, budget)?;
+                let launches = backend.is_cubecl().then_some(launches);
                 progress.line(&format!(
                     "{:8} {:5} {:8} {:15} {:9.2} ms",
                     case.name,
@@ -266,6 +272,7 @@ fn measure_backend(
                     implementation,
                     stats,
                     peak_bytes,
+                    launches,
                 });
             }
         }
@@ -273,11 +280,12 @@ fn measure_backend(
     Ok((info, measurements))
 }
 
-/// Warms a step up, counts one step's peak memory, then times it within `budget`.
+/// Warms a step up, counts one step's peak memory and kernel launches, then times it within
+/// `budget`.
 fn measure_step(
     mut step: runners::Step,
     budget: Budget,
-) -> Result<(Stats, Option<usize>), BenchError> {
+) -> Result<(Stats, Option<usize>, usize), BenchError> {
     // Warm up once outside the memory window, then count one step.
     step()?;
     // Count the step's whole working set, scratch buffers the fused kernels would otherwise
@@ -285,10 +293,11 @@ fn measure_step(
     rnn_models::release_scratch_memory();
     let baseline = measure::live_bytes();
     measure::reset_peak();
-    step()?;
+    let (result, launches) = launches::count(&mut step);
+    result?;
     let peak_bytes = measure::peak_bytes(baseline);
     let stats = measure::time(budget, &mut step)?;
-    Ok((stats, peak_bytes))
+    Ok((stats, peak_bytes, launches))
 }
 
 /// Runs the PyTorch peer when a Python was given and has torch.

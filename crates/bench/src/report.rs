@@ -223,6 +223,68 @@ impl Report {
         Some(t)
     }
 
+    /// Kernel launches per step on the CubeCL backends, one column per implementation; empty
+    /// when no CubeCL backend was measured.
+    pub fn launches(&self) -> String {
+        let counted: Vec<&Measurement> = self
+            .measurements
+            .iter()
+            .filter(|m| m.launches.is_some())
+            .collect();
+        if counted.is_empty() {
+            return String::new();
+        }
+        let implementations: Vec<Implementation> = [
+            Implementation::Ours,
+            Implementation::OursReference,
+            Implementation::BurnNn,
+        ]
+        .into_iter()
+        .filter(|&imp| counted.iter().any(|m| m.implementation == imp))
+        .collect();
+        let mut t = String::from("| case | mode | backend |");
+        for imp in &implementations {
+            let _ = write!(t, " {} |", imp.label());
+        }
+        t.push_str("\n|---|---|---|");
+        t.push_str(&"---|".repeat(implementations.len()));
+        t.push('\n');
+        for case in &self.cases {
+            for mode in [Mode::Train, Mode::Infer] {
+                for backend in &self.backends {
+                    let count = |imp: Implementation| {
+                        counted
+                            .iter()
+                            .find(|m| {
+                                m.case == case.name
+                                    && m.mode == mode
+                                    && m.backend == backend.name
+                                    && m.implementation == imp
+                            })
+                            .and_then(|m| m.launches)
+                    };
+                    let cells: Vec<Option<usize>> =
+                        implementations.iter().map(|&imp| count(imp)).collect();
+                    if cells.iter().all(Option::is_none) {
+                        continue;
+                    }
+                    let _ = write!(
+                        t,
+                        "| {} | {} | {} |",
+                        case.name,
+                        format!("{mode:?}").to_lowercase(),
+                        backend.name
+                    );
+                    for cell in cells {
+                        let _ = write!(t, " {} |", cell.map_or("—".into(), |n| n.to_string()));
+                    }
+                    t.push('\n');
+                }
+            }
+        }
+        t
+    }
+
     /// The sequence-length sweep: ms per step divided by `seq`, per backend and mode; flat
     /// means linear time.
     pub fn scaling(&self) -> String {
@@ -317,6 +379,13 @@ impl Report {
         s.push_str(&self.header());
         s.push('\n');
         s.push_str(&self.table());
+        let launches = self.launches();
+        if !launches.is_empty() {
+            s.push_str(
+                "\nKernel launches per step (CubeCL's launch observer; every kernel issued, Burn's included):\n\n",
+            );
+            s.push_str(&launches);
+        }
         let scaling = self.scaling();
         if !scaling.is_empty() {
             s.push_str(
@@ -389,5 +458,64 @@ impl Report {
             rnn_train::TrainError::Io { source, .. } => BenchError::Io(path.to_path_buf(), source),
             other => BenchError::Chart(other.to_string()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(
+        backend: &str,
+        implementation: Implementation,
+        launches: Option<usize>,
+    ) -> Measurement {
+        Measurement {
+            case: "A".into(),
+            mode: Mode::Train,
+            backend: backend.into(),
+            implementation,
+            stats: Stats::from_samples(vec![1.0]).unwrap(),
+            peak_bytes: None,
+            launches,
+        }
+    }
+
+    fn report(measurements: Vec<Measurement>) -> Report {
+        let backend = |name: &str| BackendInfo {
+            name: name.into(),
+            description: String::new(),
+            software: false,
+        };
+        Report {
+            machine: Machine::here(1),
+            gemm_peak_gflops: 1.0,
+            backends: vec![backend("flex"), backend("wgpu")],
+            cases: crate::suite(false)
+                .into_iter()
+                .filter(|c| c.name == "A")
+                .collect(),
+            measurements,
+            torch: TorchStatus::Skipped,
+        }
+    }
+
+    #[test]
+    fn launches_are_tabled_for_the_backends_that_counted_them() {
+        let cpu_only = report(vec![measured("flex", Implementation::Ours, None)]);
+        assert_eq!(cpu_only.launches(), "");
+        assert!(!cpu_only.markdown().contains("Kernel launches"));
+
+        let both = report(vec![
+            measured("flex", Implementation::Ours, None),
+            measured("wgpu", Implementation::Ours, Some(159)),
+            measured("wgpu", Implementation::OursReference, Some(1201)),
+        ]);
+        let table = both.launches();
+        let rows: Vec<&str> = table.lines().collect();
+        assert_eq!(rows.len(), 3, "{table}");
+        assert_eq!(rows[0], "| case | mode | backend | ours | ours-reference |");
+        assert_eq!(rows[2], "| A | train | wgpu | 159 | 1201 |");
+        assert!(both.markdown().contains(&table));
     }
 }
