@@ -92,6 +92,14 @@ pub fn run(test_args: &[String]) -> Result<(), String> {
         .env("RNN_CPU_SPLIT", "units");
     run_step("layer tests with RNN_CPU_SPLIT=units", test)?;
 
+    // On wgpu the forward runs its time loop per step unless told otherwise; run the layer
+    // tests again through the persistent kernels (one launch for every step).
+    let mut test = cargo();
+    test.args(["test", "--workspace"])
+        .args(LAYER_TESTS.iter().flat_map(|t| ["--test", t]))
+        .env("RNN_GPU_LOOP", "persistent");
+    run_step("layer tests with RNN_GPU_LOOP=persistent", test)?;
+
     // Users depend on single crates: each library must build alone with only its own features
     // (the workspace build above unifies features and would hide a missing one).
     for args in STANDALONE {

@@ -8,8 +8,14 @@
 //! recurrent gradient; `dW_ih`, `dW_hh`, the biases and `dx` are whole-sequence matmuls and sums
 //! after the loop. Nothing returns to the host inside the time loop; variable lengths are masked
 //! on the device. Two launches per step each way.
+//!
+//! The forward's time loop has a second form, the persistent one ([`sequence`]): one launch
+//! for every step, each cube running a slice of the batch with its state in shared memory
+//! (hidden sizes up to 256). It passes the same tests; on lavapipe it is slower on every bench
+//! case, so it runs only when `RNN_GPU_LOOP=persistent` asks for it ([`TimeLoop::for_layer`]).
 
 mod kernels;
+mod sequence;
 
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
@@ -19,6 +25,8 @@ use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::{empty_device_contiguous_dtype, zeros_client};
 use burn_cubecl::tensor::CubeTensor;
+use std::sync::OnceLock;
+
 use cubecl::prelude::*;
 
 use super::op::{Biases, FusedKernels, InitialCell, InputGrads, RecurrentInputs, Spec};
@@ -215,6 +223,211 @@ fn input_bias(z: &Sizes, b_ih: CubeTensor, b_hh: CubeTensor) -> (CubeTensor, Opt
     (b_x, Some(reshape(b_hn, &[d * h])))
 }
 
+/// How the forward runs its time loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimeLoop {
+    /// Per step, one batched recurrent matmul and one gate kernel ([`kernels`]).
+    PerStep,
+    /// One launch for every step, `rows` batch rows per cube ([`sequence`]).
+    Persistent {
+        /// Batch rows per cube.
+        rows: usize,
+    },
+}
+
+/// Hidden sizes the persistent forward takes: one unit per hidden feature, and 256 units
+/// per cube is what every wgpu adapter allows.
+const PERSISTENT_MAX_HIDDEN: usize = 256;
+
+/// Batch rows per cube of the persistent forward.
+const PERSISTENT_ROWS: usize = 8;
+
+/// `RNN_GPU_LOOP=per-step|persistent` overrides [`TimeLoop::for_layer`]'s choice (for
+/// measuring one against the other and for running the test suite through both); read once
+/// per process, an unknown value is ignored. The persistent loop is never forced on a layer
+/// wider than [`PERSISTENT_MAX_HIDDEN`].
+fn forced_loop() -> Option<&'static str> {
+    static FORCED: OnceLock<Option<&'static str>> = OnceLock::new();
+    *FORCED.get_or_init(|| match std::env::var("RNN_GPU_LOOP").as_deref() {
+        Ok("per-step") => Some("per-step"),
+        Ok("persistent") => Some("persistent"),
+        _ => None,
+    })
+}
+
+impl TimeLoop {
+    /// The loop for a layer of these sizes.
+    fn for_layer(z: &Sizes) -> Self {
+        let persistent = Self::Persistent {
+            rows: PERSISTENT_ROWS,
+        };
+        match forced_loop() {
+            Some("persistent") if z.hidden <= PERSISTENT_MAX_HIDDEN => persistent,
+            _ => Self::PerStep,
+        }
+    }
+}
+
+/// What the forward's time loop reads and writes (layouts in [`kernels`]).
+struct Recurrence<'a> {
+    z: Sizes,
+    /// `[D, T·B, G·H]`, biases added.
+    xp: &'a CubeTensor,
+    /// `[D, G·H, H]`.
+    w_hh: &'a CubeTensor,
+    /// GRU's `[D·H]`; unread by the other kinds.
+    b_hn: &'a CubeTensor,
+    lengths: &'a CubeTensor,
+    hs: &'a CubeTensor,
+    cs: &'a CubeTensor,
+    acts: &'a CubeTensor,
+    save: bool,
+}
+
+impl Recurrence<'_> {
+    /// Per step a batched matmul `h_s · W_hhᵀ` (both directions) and a gate kernel.
+    fn per_step(&self) {
+        let Self {
+            z,
+            xp,
+            w_hh,
+            b_hn,
+            lengths,
+            hs,
+            cs,
+            acts,
+            save,
+        } = *self;
+        let (dn, t, bn, h) = (z.dirs, z.seq, z.batch, z.hidden);
+        let w_hh_t = B::float_transpose(w_hh.clone());
+        let (cubes, dim) = elementwise(xp, z.state());
+        let client = &xp.client;
+        let sizes = |s: usize| (Sizes::u32(s), Sizes::u32(t), Sizes::u32(bn), Sizes::u32(h));
+        for s in 0..t {
+            let h_s = reshape(rows(hs.clone(), s..s + 1), &[dn, bn, h]);
+            let hh = B::float_matmul(h_s, w_hh_t.clone());
+            let (step, seq, batch, hidden) = sizes(s);
+            match z.kind {
+                CellKind::Lstm => kernels::lstm_step::launch(
+                    client,
+                    cubes.clone(),
+                    dim,
+                    xp.clone().into_tensor_arg(),
+                    hh.into_tensor_arg(),
+                    lengths.clone().into_tensor_arg(),
+                    hs.clone().into_tensor_arg(),
+                    cs.clone().into_tensor_arg(),
+                    acts.clone().into_tensor_arg(),
+                    step,
+                    seq,
+                    batch,
+                    hidden,
+                    save,
+                ),
+                CellKind::Gru => kernels::gru_step::launch(
+                    client,
+                    cubes.clone(),
+                    dim,
+                    xp.clone().into_tensor_arg(),
+                    hh.into_tensor_arg(),
+                    b_hn.clone().into_tensor_arg(),
+                    lengths.clone().into_tensor_arg(),
+                    hs.clone().into_tensor_arg(),
+                    acts.clone().into_tensor_arg(),
+                    step,
+                    seq,
+                    batch,
+                    hidden,
+                    save,
+                ),
+                CellKind::RnnTanh | CellKind::RnnRelu => kernels::rnn_step::launch(
+                    client,
+                    cubes.clone(),
+                    dim,
+                    xp.clone().into_tensor_arg(),
+                    hh.into_tensor_arg(),
+                    lengths.clone().into_tensor_arg(),
+                    hs.clone().into_tensor_arg(),
+                    step,
+                    seq,
+                    batch,
+                    hidden,
+                    z.kind == CellKind::RnnRelu,
+                ),
+            }
+        }
+    }
+
+    /// Every step in one launch: cube `(d, slice)` runs `rows` batch rows of direction `d`.
+    fn persistent(&self, rows: usize) {
+        let Self {
+            z,
+            xp,
+            w_hh,
+            b_hn,
+            lengths,
+            hs,
+            cs,
+            acts,
+            save,
+        } = *self;
+        let w_t = into_contiguous(B::float_transpose(w_hh.clone()));
+        let slices = z.batch.div_ceil(rows);
+        let cubes = CubeCount::Static(Sizes::u32(z.dirs * slices), 1, 1);
+        let dim = CubeDim::new_1d(Sizes::u32(z.hidden));
+        let client = &xp.client;
+        let (seq, batch) = (Sizes::u32(z.seq), Sizes::u32(z.batch));
+        match z.kind {
+            CellKind::Lstm => sequence::lstm_sequence::launch(
+                client,
+                cubes,
+                dim,
+                xp.clone().into_tensor_arg(),
+                w_t.into_tensor_arg(),
+                lengths.clone().into_tensor_arg(),
+                hs.clone().into_tensor_arg(),
+                cs.clone().into_tensor_arg(),
+                acts.clone().into_tensor_arg(),
+                seq,
+                batch,
+                z.hidden,
+                rows,
+                save,
+            ),
+            CellKind::Gru => sequence::gru_sequence::launch(
+                client,
+                cubes,
+                dim,
+                xp.clone().into_tensor_arg(),
+                w_t.into_tensor_arg(),
+                b_hn.clone().into_tensor_arg(),
+                lengths.clone().into_tensor_arg(),
+                hs.clone().into_tensor_arg(),
+                acts.clone().into_tensor_arg(),
+                seq,
+                batch,
+                z.hidden,
+                rows,
+                save,
+            ),
+            CellKind::RnnTanh | CellKind::RnnRelu => sequence::rnn_sequence::launch(
+                client,
+                cubes,
+                dim,
+                xp.clone().into_tensor_arg(),
+                w_t.into_tensor_arg(),
+                lengths.clone().into_tensor_arg(),
+                hs.clone().into_tensor_arg(),
+                seq,
+                batch,
+                z.hidden,
+                rows,
+                z.kind == CellKind::RnnRelu,
+            ),
+        }
+    }
+}
+
 impl FusedKernels for CubeBackend {
     type Saved = GpuSaved;
 
@@ -268,62 +481,20 @@ impl FusedKernels for CubeBackend {
         } else {
             dense(&x, &[t, dn, bn, z.act_width()])
         };
-        let w_hh_t = B::float_transpose(w_hh.clone());
-        let (cubes, dim) = elementwise(&x, z.state());
-        let sizes = |s: usize| (Sizes::u32(s), Sizes::u32(t), Sizes::u32(bn), Sizes::u32(h));
-        for s in 0..t {
-            let h_s = reshape(rows(hs.clone(), s..s + 1), &[dn, bn, h]);
-            let hh = B::float_matmul(h_s, w_hh_t.clone());
-            let (step, seq, batch, hidden) = sizes(s);
-            let client = &x.client;
-            match z.kind {
-                CellKind::Lstm => kernels::lstm_step::launch(
-                    client,
-                    cubes.clone(),
-                    dim,
-                    xp.clone().into_tensor_arg(),
-                    hh.into_tensor_arg(),
-                    lengths.clone().into_tensor_arg(),
-                    hs.clone().into_tensor_arg(),
-                    cs.clone().into_tensor_arg(),
-                    acts.clone().into_tensor_arg(),
-                    step,
-                    seq,
-                    batch,
-                    hidden,
-                    save,
-                ),
-                CellKind::Gru => kernels::gru_step::launch(
-                    client,
-                    cubes.clone(),
-                    dim,
-                    xp.clone().into_tensor_arg(),
-                    hh.into_tensor_arg(),
-                    b_hn.clone().into_tensor_arg(),
-                    lengths.clone().into_tensor_arg(),
-                    hs.clone().into_tensor_arg(),
-                    acts.clone().into_tensor_arg(),
-                    step,
-                    seq,
-                    batch,
-                    hidden,
-                    save,
-                ),
-                CellKind::RnnTanh | CellKind::RnnRelu => kernels::rnn_step::launch(
-                    client,
-                    cubes.clone(),
-                    dim,
-                    xp.clone().into_tensor_arg(),
-                    hh.into_tensor_arg(),
-                    lengths.clone().into_tensor_arg(),
-                    hs.clone().into_tensor_arg(),
-                    step,
-                    seq,
-                    batch,
-                    hidden,
-                    z.kind == CellKind::RnnRelu,
-                ),
-            }
+        let recurrence = Recurrence {
+            z,
+            xp: &xp,
+            w_hh: &w_hh,
+            b_hn: &b_hn,
+            lengths: &lengths,
+            hs: &hs,
+            cs: &cs,
+            acts: &acts,
+            save,
+        };
+        match TimeLoop::for_layer(&z) {
+            TimeLoop::PerStep => recurrence.per_step(),
+            TimeLoop::Persistent { rows } => recurrence.persistent(rows),
         }
 
         let packed = dense(&x, &[spec.layout().len()]);
