@@ -93,12 +93,13 @@ pub fn run(test_args: &[String]) -> Result<(), String> {
     run_step("layer tests with RNN_CPU_SPLIT=units", test)?;
 
     // On wgpu the forward runs its time loop per step unless told otherwise; run the layer
-    // tests again through the persistent kernels (one launch for every step).
+    // tests again through the persistent kernels (one launch for every step), two batch rows
+    // per cube so that odd batches leave a cube half full.
     let mut test = cargo();
     test.args(["test", "--workspace"])
         .args(LAYER_TESTS.iter().flat_map(|t| ["--test", t]))
-        .env("RNN_GPU_LOOP", "persistent");
-    run_step("layer tests with RNN_GPU_LOOP=persistent", test)?;
+        .env("RNN_GPU_LOOP", "persistent:2");
+    run_step("layer tests with RNN_GPU_LOOP=persistent:2", test)?;
 
     // Users depend on single crates: each library must build alone with only its own features
     // (the workspace build above unifies features and would hide a missing one).

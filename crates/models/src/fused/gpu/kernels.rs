@@ -17,6 +17,23 @@ pub(super) fn sigmoid(x: f32) -> f32 {
     f32::new(1.0) / (f32::new(1.0) + (-x).exp())
 }
 
+/// `acts[a + k·h] = v_k` for the four blocks of a step's saved activations.
+#[cube]
+pub(super) fn save_four(
+    acts: &mut Tensor<f32>,
+    a: usize,
+    h: usize,
+    v0: f32,
+    v1: f32,
+    v2: f32,
+    v3: f32,
+) {
+    acts[a] = v0;
+    acts[a + h] = v1;
+    acts[a + 2 * h] = v2;
+    acts[a + 3 * h] = v3;
+}
+
 /// The time direction `d` reads at step `s` of a sequence of length `len` (`s < len`).
 #[cube]
 fn time_of(d: usize, s: usize, len: usize) -> usize {
@@ -129,10 +146,7 @@ pub fn lstm_step(
         hs[next] = og * c.tanh();
         if save {
             let a = (s * dbh + d * bn * h + b * h) * 4 + j;
-            acts[a] = ig;
-            acts[a + h] = fg;
-            acts[a + 2 * h] = gg;
-            acts[a + 3 * h] = og;
+            save_four(acts, a, h, ig, fg, gg, og);
         }
     } else {
         hs[next] = hs[prev];
@@ -181,10 +195,7 @@ pub fn gru_step(
         hs[next] = (f32::new(1.0) - z) * n + z * hs[prev];
         if save {
             let a = (s * dbh + d * bn * h + b * h) * 4 + j;
-            acts[a] = r;
-            acts[a + h] = z;
-            acts[a + 2 * h] = n;
-            acts[a + 3 * h] = hn;
+            save_four(acts, a, h, r, z, n, hn);
         }
     } else {
         hs[next] = hs[prev];

@@ -11,8 +11,8 @@
 //!
 //! The forward's time loop has a second form, the persistent one ([`sequence`]): one launch
 //! for every step, each cube running a slice of the batch with its state in shared memory
-//! (hidden sizes up to 256). It passes the same tests; on lavapipe it is slower on every bench
-//! case, so it runs only when `RNN_GPU_LOOP=persistent` asks for it ([`TimeLoop::for_layer`]).
+//! (hidden sizes up to 256). It passes the same tests; on lavapipe it is level with the
+//! per-step loop, so it runs only when `RNN_GPU_LOOP` asks for it ([`TimeLoop::for_layer`]).
 
 mod kernels;
 mod sequence;
@@ -235,34 +235,67 @@ enum TimeLoop {
     },
 }
 
-/// Hidden sizes the persistent forward takes: one unit per hidden feature, and 256 units
-/// per cube is what every wgpu adapter allows.
+/// Hidden sizes the persistent forward takes.
 const PERSISTENT_MAX_HIDDEN: usize = 256;
 
-/// Batch rows per cube of the persistent forward.
-const PERSISTENT_ROWS: usize = 8;
+/// Shared memory the persistent forward may use per cube (the rows' `h`): WebGPU's default
+/// limit, which every wgpu adapter grants.
+const PERSISTENT_SHARED_BYTES: usize = 16 * 1024;
 
-/// `RNN_GPU_LOOP=per-step|persistent` overrides [`TimeLoop::for_layer`]'s choice (for
-/// measuring one against the other and for running the test suite through both); read once
-/// per process, an unknown value is ignored. The persistent loop is never forced on a layer
-/// wider than [`PERSISTENT_MAX_HIDDEN`].
-fn forced_loop() -> Option<&'static str> {
-    static FORCED: OnceLock<Option<&'static str>> = OnceLock::new();
-    *FORCED.get_or_init(|| match std::env::var("RNN_GPU_LOOP").as_deref() {
-        Ok("per-step") => Some("per-step"),
-        Ok("persistent") => Some("persistent"),
+/// Batch rows per cube of the persistent forward unless `RNN_GPU_LOOP` names another count:
+/// the best of 4, 8, 16 and 32 for case A's inference on lavapipe (few cubes for few cores;
+/// a real GPU with many more cores than cubes likely wants fewer rows).
+const PERSISTENT_ROWS: usize = 16;
+
+/// Features per unit of the persistent forward (the vector width of its `W_hh` loads).
+fn vector_width(hidden: usize) -> usize {
+    [4, 2, 1]
+        .into_iter()
+        .find(|w| hidden.is_multiple_of(*w))
+        .unwrap_or(1)
+}
+
+/// `RNN_GPU_LOOP`'s value: `per-step`, `persistent` ([`PERSISTENT_ROWS`] rows per cube) or
+/// `persistent:R` (`R ≥ 1` rows per cube); `None` for anything else.
+fn parse_loop(value: &str) -> Option<TimeLoop> {
+    match value.split_once(':') {
+        None if value == "per-step" => Some(TimeLoop::PerStep),
+        None if value == "persistent" => Some(TimeLoop::Persistent {
+            rows: PERSISTENT_ROWS,
+        }),
+        Some(("persistent", rows)) => match rows.parse() {
+            Ok(rows) if rows >= 1 => Some(TimeLoop::Persistent { rows }),
+            _ => None,
+        },
         _ => None,
+    }
+}
+
+/// `RNN_GPU_LOOP` ([`parse_loop`]) overrides [`TimeLoop::for_layer`]'s choice, for measuring
+/// one loop against the other and for running the test suite through both; read once per
+/// process, an unknown value is ignored.
+fn forced_loop() -> Option<TimeLoop> {
+    static FORCED: OnceLock<Option<TimeLoop>> = OnceLock::new();
+    *FORCED.get_or_init(|| {
+        std::env::var("RNN_GPU_LOOP")
+            .ok()
+            .as_deref()
+            .and_then(parse_loop)
     })
 }
 
 impl TimeLoop {
-    /// The loop for a layer of these sizes.
-    fn for_layer(z: &Sizes) -> Self {
-        let persistent = Self::Persistent {
-            rows: PERSISTENT_ROWS,
-        };
-        match forced_loop() {
-            Some("persistent") if z.hidden <= PERSISTENT_MAX_HIDDEN => persistent,
+    /// The loop for a layer of these sizes: per step, unless `forced` asks for the persistent
+    /// one and the layer fits it (`H ≤ 256`); its rows are capped by the batch and by
+    /// [`PERSISTENT_SHARED_BYTES`].
+    fn for_layer(z: &Sizes, forced: Option<TimeLoop>) -> Self {
+        match forced {
+            Some(Self::Persistent { rows }) if z.hidden <= PERSISTENT_MAX_HIDDEN => {
+                let fit = PERSISTENT_SHARED_BYTES / (4 * z.hidden.max(1));
+                Self::Persistent {
+                    rows: rows.min(z.batch).min(fit).max(1),
+                }
+            }
             _ => Self::PerStep,
         }
     }
@@ -374,7 +407,8 @@ impl Recurrence<'_> {
         let w_t = into_contiguous(B::float_transpose(w_hh.clone()));
         let slices = z.batch.div_ceil(rows);
         let cubes = CubeCount::Static(Sizes::u32(z.dirs * slices), 1, 1);
-        let dim = CubeDim::new_1d(Sizes::u32(z.hidden));
+        let width = vector_width(z.hidden);
+        let dim = CubeDim::new_1d(Sizes::u32(z.hidden / width));
         let client = &xp.client;
         let (seq, batch) = (Sizes::u32(z.seq), Sizes::u32(z.batch));
         match z.kind {
@@ -382,6 +416,7 @@ impl Recurrence<'_> {
                 client,
                 cubes,
                 dim,
+                width,
                 xp.clone().into_tensor_arg(),
                 w_t.into_tensor_arg(),
                 lengths.clone().into_tensor_arg(),
@@ -398,6 +433,7 @@ impl Recurrence<'_> {
                 client,
                 cubes,
                 dim,
+                width,
                 xp.clone().into_tensor_arg(),
                 w_t.into_tensor_arg(),
                 b_hn.clone().into_tensor_arg(),
@@ -414,6 +450,7 @@ impl Recurrence<'_> {
                 client,
                 cubes,
                 dim,
+                width,
                 xp.clone().into_tensor_arg(),
                 w_t.into_tensor_arg(),
                 lengths.clone().into_tensor_arg(),
@@ -492,7 +529,7 @@ impl FusedKernels for CubeBackend {
             acts: &acts,
             save,
         };
-        match TimeLoop::for_layer(&z) {
+        match TimeLoop::for_layer(&z, forced_loop()) {
             TimeLoop::PerStep => recurrence.per_step(),
             TimeLoop::Persistent { rows } => recurrence.persistent(rows),
         }
@@ -675,5 +712,79 @@ impl FusedKernels for CubeBackend {
             h0,
             c0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(batch: usize, hidden: usize) -> Sizes {
+        Sizes {
+            kind: CellKind::Lstm,
+            dirs: 1,
+            seq: 28,
+            batch,
+            input: 28,
+            hidden,
+        }
+    }
+
+    #[test]
+    fn rnn_gpu_loop_values_parse_and_others_are_ignored() {
+        assert_eq!(parse_loop("per-step"), Some(TimeLoop::PerStep));
+        assert_eq!(
+            parse_loop("persistent"),
+            Some(TimeLoop::Persistent {
+                rows: PERSISTENT_ROWS
+            })
+        );
+        assert_eq!(
+            parse_loop("persistent:2"),
+            Some(TimeLoop::Persistent { rows: 2 })
+        );
+        for bad in [
+            "",
+            "Persistent",
+            "persistent:0",
+            "persistent:x",
+            "per-step:1",
+            "rows",
+        ] {
+            assert_eq!(parse_loop(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_persistent_loop_runs_only_where_asked_and_where_it_fits() {
+        let asked = Some(TimeLoop::Persistent { rows: 16 });
+        assert_eq!(
+            TimeLoop::for_layer(&sizes(64, 128), None),
+            TimeLoop::PerStep
+        );
+        assert_eq!(
+            TimeLoop::for_layer(&sizes(64, 128), asked),
+            TimeLoop::Persistent { rows: 16 }
+        );
+        // Never more rows than the batch, nor than 16 KiB of shared memory hold.
+        assert_eq!(
+            TimeLoop::for_layer(&sizes(3, 128), asked),
+            TimeLoop::Persistent { rows: 3 }
+        );
+        assert_eq!(
+            TimeLoop::for_layer(&sizes(64, 256), Some(TimeLoop::Persistent { rows: 64 })),
+            TimeLoop::Persistent { rows: 16 }
+        );
+        assert_eq!(
+            TimeLoop::for_layer(&sizes(64, 257), asked),
+            TimeLoop::PerStep
+        );
+    }
+
+    #[test]
+    fn the_vector_width_divides_the_hidden_size() {
+        assert_eq!(vector_width(128), 4);
+        assert_eq!(vector_width(6), 2);
+        assert_eq!(vector_width(7), 1);
     }
 }

@@ -1,8 +1,8 @@
 //! The persistent forward: one launch runs every step of a layer. Cube `(d, slice)` owns
-//! `rows` batch rows of direction `d`; unit `j` owns hidden feature `j` of those rows (a cube
-//! is `hidden` units wide, so `hidden ≤ 256`). The rows' `h` lives in shared memory and each
-//! unit's cell states in registers; every step streams `W_hhᵀ` from global memory (the cache)
-//! into the recurrent products, applies the gates and writes the same `hs`, `cs` and `acts`
+//! `rows` batch rows of direction `d`; unit `u` owns hidden features `u·N .. u·N + N` of
+//! those rows (`N` the vector width: a cube is `hidden / N` units wide). The rows' `h` lives
+//! in shared memory and each unit's cell states in registers; every step streams `W_hhᵀ` from
+//! global memory (the cache), `N` floats per load, into the recurrent products, applies the gates and writes the same `hs`, `cs` and `acts`
 //! as the per-step kernels of [`super::kernels`], so backward is shared. Two cube barriers
 //! per step and none across cubes: the rows of a slice depend only on each other.
 //!
@@ -10,35 +10,38 @@
 
 use cubecl::prelude::*;
 
-use super::kernels::sigmoid;
+use super::kernels::{save_four, sigmoid};
 
-/// Unit `j`'s recurrent products for the cube's rows: `acc[g·rows + r] = Σ_k h[r, k] ·
-/// W_hh[d][g·H + j, k]`, reading `h` from `h_sh: [rows, H]` and `W_hhᵀ` from `w_t` at `base`.
+/// Unit `u`'s recurrent products for the cube's rows, `N` features at once:
+/// `acc[g·rows + r][e] = Σ_k h[r, k] · W_hh[d][g·H + u·N + e, k]`, reading `h` from
+/// `h_sh: [rows, H]` and `W_hhᵀ` (`[D, H, G·H]` in vectors of `N`) from `w_t` from vector
+/// `base` on.
 #[cube]
-fn recurrent_products(
-    w_t: &Tensor<f32>,
+fn recurrent_products<N: Size>(
+    w_t: &Tensor<Vector<f32, N>>,
     h_sh: &Shared<[f32]>,
-    acc: &mut Array<f32>,
+    acc: &mut Array<Vector<f32, N>>,
     base: usize,
-    j: usize,
+    u: usize,
     #[comptime] hidden: usize,
     #[comptime] gates: usize,
     #[comptime] rows: usize,
 ) {
+    let per_gate = hidden / N::value();
     #[unroll]
     for q in 0..comptime!(gates * rows) {
-        acc[q] = f32::new(0.0);
+        acc[q] = Vector::new(f32::new(0.0));
     }
-    let mut hk = Array::<f32>::new(rows);
+    let mut hk = Array::<Vector<f32, N>>::new(rows);
     for k in 0..hidden {
         #[unroll]
         for r in 0..rows {
-            hk[r] = h_sh[r * hidden + k];
+            hk[r] = Vector::new(h_sh[r * hidden + k]);
         }
-        let w_row = base + k * gates * hidden + j;
+        let w_row = base + k * gates * per_gate + u;
         #[unroll]
         for g in 0..gates {
-            let w = w_t[w_row + g * hidden];
+            let w = w_t[w_row + g * per_gate];
             #[unroll]
             for r in 0..rows {
                 acc[g * rows + r] += hk[r] * w;
@@ -47,10 +50,10 @@ fn recurrent_products(
     }
 }
 
-/// Fills `h_sh` with the cube's rows of `h_0` (`hs[0]`) and `len` with their lengths; rows
-/// past the batch get length 0 and never write.
+/// Fills `h_sh` with the cube's rows of `h_0` (`hs[0]`; unit `u` its `N` features) and `len`
+/// with their lengths; rows past the batch get length 0 and never write.
 #[cube]
-fn start_rows(
+fn start_rows<N: Size>(
     hs: &Tensor<f32>,
     lengths: &Tensor<f32>,
     h_sh: &mut Shared<[f32]>,
@@ -58,7 +61,7 @@ fn start_rows(
     d: usize,
     b0: usize,
     bn: usize,
-    j: usize,
+    u: usize,
     #[comptime] hidden: usize,
     #[comptime] rows: usize,
 ) {
@@ -66,19 +69,26 @@ fn start_rows(
     for r in 0..rows {
         let b = b0 + r;
         len[r] = 0;
-        h_sh[r * hidden + j] = f32::new(0.0);
+        #[unroll]
+        for e in 0..N::value() {
+            let j = u * N::value() + e;
+            h_sh[r * hidden + j] = f32::new(0.0);
+            if b < bn {
+                h_sh[r * hidden + j] = hs[(d * bn + b) * hidden + j];
+            }
+        }
         if b < bn {
             len[r] = u32::cast_from(lengths[b]);
-            h_sh[r * hidden + j] = hs[(d * bn + b) * hidden + j];
         }
     }
 }
 
-/// Every LSTM step; arguments as [`super::kernels::lstm_step`]'s without the step and `hh`.
+/// Every LSTM step; arguments as [`super::kernels::lstm_step`]'s without the step and `hh`,
+/// and `W_hhᵀ` in vectors of `N`.
 #[cube(launch)]
-pub fn lstm_sequence(
+pub fn lstm_sequence<N: Size>(
     xp: &Tensor<f32>,
-    w_t: &Tensor<f32>,
+    w_t: &Tensor<Vector<f32, N>>,
     lengths: &Tensor<f32>,
     hs: &mut Tensor<f32>,
     cs: &mut Tensor<f32>,
@@ -92,54 +102,65 @@ pub fn lstm_sequence(
     let t_len = seq as usize;
     let bn = batch as usize;
     let h = hidden;
-    let j = UNIT_POS as usize;
+    let u = UNIT_POS as usize;
     let slices = bn.div_ceil(rows);
     let d = CUBE_POS / slices;
     let b0 = (CUBE_POS % slices) * rows;
     let dbh = hs.len() / (t_len + 1);
     let mut h_sh = Shared::<[f32]>::new_slice(comptime!(rows * hidden));
     let mut len = Array::<u32>::new(rows);
-    start_rows(
-        &*hs, lengths, &mut h_sh, &mut len, d, b0, bn, j, hidden, rows,
+    start_rows::<N>(
+        &*hs, lengths, &mut h_sh, &mut len, d, b0, bn, u, hidden, rows,
     );
-    let mut c = Array::<f32>::new(rows);
+    // The rows' cell states, `N` features per vector.
+    let mut c = Array::<Vector<f32, N>>::new(rows);
     #[unroll]
     for r in 0..rows {
-        c[r] = f32::new(0.0);
+        let mut cr = Vector::new(f32::new(0.0));
         if b0 + r < bn {
-            c[r] = cs[(d * bn + b0 + r) * h + j];
+            #[unroll]
+            for e in 0..N::value() {
+                cr.insert(e, cs[(d * bn + b0 + r) * h + u * N::value() + e]);
+            }
         }
+        c[r] = cr;
     }
-    let mut acc = Array::<f32>::new(comptime!(4 * rows));
+    let mut acc = Array::<Vector<f32, N>>::new(comptime!(4 * rows));
+    let base = d * h * 4 * (h / N::value());
     sync_cube();
     for s in 0..t_len {
-        recurrent_products(w_t, &h_sh, &mut acc, d * h * 4 * h, j, hidden, 4usize, rows);
+        recurrent_products::<N>(w_t, &h_sh, &mut acc, base, u, hidden, 4usize, rows);
         sync_cube();
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
             if b < bn {
-                let i = (d * bn + b) * h + j;
-                if s < len[r] as usize {
-                    let x = ((d * t_len + s) * bn + b) * 4 * h + j;
-                    let ig = sigmoid(xp[x] + acc[r]);
-                    let fg = sigmoid(xp[x + h] + acc[rows + r]);
-                    let gg = (xp[x + 2 * h] + acc[2 * rows + r]).tanh();
-                    let og = sigmoid(xp[x + 3 * h] + acc[3 * rows + r]);
-                    c[r] = fg * c[r] + ig * gg;
-                    h_sh[r * h + j] = og * c[r].tanh();
+                let live = s < len[r] as usize;
+                let mut cr = c[r];
+                #[unroll]
+                for e in 0..N::value() {
+                    let j = u * N::value() + e;
+                    let i = (d * bn + b) * h + j;
+                    if live {
+                        let x = ((d * t_len + s) * bn + b) * 4 * h + j;
+                        let ig = sigmoid(xp[x] + acc[r].extract(e));
+                        let fg = sigmoid(xp[x + h] + acc[rows + r].extract(e));
+                        let gg = (xp[x + 2 * h] + acc[2 * rows + r].extract(e)).tanh();
+                        let og = sigmoid(xp[x + 3 * h] + acc[3 * rows + r].extract(e));
+                        let ce = fg * cr.extract(e) + ig * gg;
+                        cr.insert(e, ce);
+                        h_sh[r * h + j] = og * ce.tanh();
+                        if save {
+                            let a = (s * dbh + i - j) * 4 + j;
+                            save_four(acts, a, h, ig, fg, gg, og);
+                        }
+                    }
+                    hs[(s + 1) * dbh + i] = h_sh[r * h + j];
                     if save {
-                        let a = (s * dbh + i - j) * 4 + j;
-                        acts[a] = ig;
-                        acts[a + h] = fg;
-                        acts[a + 2 * h] = gg;
-                        acts[a + 3 * h] = og;
+                        cs[(s + 1) * dbh + i] = cr.extract(e);
                     }
                 }
-                hs[(s + 1) * dbh + i] = h_sh[r * h + j];
-                if save {
-                    cs[(s + 1) * dbh + i] = c[r];
-                }
+                c[r] = cr;
             }
         }
         sync_cube();
@@ -149,17 +170,22 @@ pub fn lstm_sequence(
         #[unroll]
         for r in 0..rows {
             if b0 + r < bn {
-                cs[(t_len % 2) * dbh + (d * bn + b0 + r) * h + j] = c[r];
+                #[unroll]
+                for e in 0..N::value() {
+                    let i = (d * bn + b0 + r) * h + u * N::value() + e;
+                    cs[(t_len % 2) * dbh + i] = c[r].extract(e);
+                }
             }
         }
     }
 }
 
-/// Every GRU step; arguments as [`super::kernels::gru_step`]'s without the step and `hh`.
+/// Every GRU step; arguments as [`super::kernels::gru_step`]'s without the step and `hh`,
+/// and `W_hhᵀ` in vectors of `N`.
 #[cube(launch)]
-pub fn gru_sequence(
+pub fn gru_sequence<N: Size>(
     xp: &Tensor<f32>,
-    w_t: &Tensor<f32>,
+    w_t: &Tensor<Vector<f32, N>>,
     b_hn: &Tensor<f32>,
     lengths: &Tensor<f32>,
     hs: &mut Tensor<f32>,
@@ -173,43 +199,45 @@ pub fn gru_sequence(
     let t_len = seq as usize;
     let bn = batch as usize;
     let h = hidden;
-    let j = UNIT_POS as usize;
+    let u = UNIT_POS as usize;
     let slices = bn.div_ceil(rows);
     let d = CUBE_POS / slices;
     let b0 = (CUBE_POS % slices) * rows;
     let dbh = hs.len() / (t_len + 1);
     let mut h_sh = Shared::<[f32]>::new_slice(comptime!(rows * hidden));
     let mut len = Array::<u32>::new(rows);
-    start_rows(
-        &*hs, lengths, &mut h_sh, &mut len, d, b0, bn, j, hidden, rows,
+    start_rows::<N>(
+        &*hs, lengths, &mut h_sh, &mut len, d, b0, bn, u, hidden, rows,
     );
-    let bias_n = b_hn[d * h + j];
-    let mut acc = Array::<f32>::new(comptime!(3 * rows));
+    let mut acc = Array::<Vector<f32, N>>::new(comptime!(3 * rows));
+    let base = d * h * 3 * (h / N::value());
     sync_cube();
     for s in 0..t_len {
-        recurrent_products(w_t, &h_sh, &mut acc, d * h * 3 * h, j, hidden, 3usize, rows);
+        recurrent_products::<N>(w_t, &h_sh, &mut acc, base, u, hidden, 3usize, rows);
         sync_cube();
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
             if b < bn {
-                let i = (d * bn + b) * h + j;
-                if s < len[r] as usize {
-                    let x = ((d * t_len + s) * bn + b) * 3 * h + j;
-                    let rg = sigmoid(xp[x] + acc[r]);
-                    let z = sigmoid(xp[x + h] + acc[rows + r]);
-                    let hn = acc[2 * rows + r] + bias_n;
-                    let n = (xp[x + 2 * h] + rg * hn).tanh();
-                    h_sh[r * h + j] = (f32::new(1.0) - z) * n + z * h_sh[r * h + j];
-                    if save {
-                        let a = (s * dbh + i - j) * 4 + j;
-                        acts[a] = rg;
-                        acts[a + h] = z;
-                        acts[a + 2 * h] = n;
-                        acts[a + 3 * h] = hn;
+                let live = s < len[r] as usize;
+                #[unroll]
+                for e in 0..N::value() {
+                    let j = u * N::value() + e;
+                    let i = (d * bn + b) * h + j;
+                    if live {
+                        let x = ((d * t_len + s) * bn + b) * 3 * h + j;
+                        let rg = sigmoid(xp[x] + acc[r].extract(e));
+                        let z = sigmoid(xp[x + h] + acc[rows + r].extract(e));
+                        let hn = acc[2 * rows + r].extract(e) + b_hn[d * h + j];
+                        let n = (xp[x + 2 * h] + rg * hn).tanh();
+                        h_sh[r * h + j] = (f32::new(1.0) - z) * n + z * h_sh[r * h + j];
+                        if save {
+                            let a = (s * dbh + i - j) * 4 + j;
+                            save_four(acts, a, h, rg, z, n, hn);
+                        }
                     }
+                    hs[(s + 1) * dbh + i] = h_sh[r * h + j];
                 }
-                hs[(s + 1) * dbh + i] = h_sh[r * h + j];
             }
         }
         sync_cube();
@@ -217,11 +245,11 @@ pub fn gru_sequence(
 }
 
 /// Every Elman step, tanh or (`relu`) ReLU; arguments as [`super::kernels::rnn_step`]'s
-/// without the step and `hh`.
+/// without the step and `hh`, and `W_hhᵀ` in vectors of `N`.
 #[cube(launch)]
-pub fn rnn_sequence(
+pub fn rnn_sequence<N: Size>(
     xp: &Tensor<f32>,
-    w_t: &Tensor<f32>,
+    w_t: &Tensor<Vector<f32, N>>,
     lengths: &Tensor<f32>,
     hs: &mut Tensor<f32>,
     seq: u32,
@@ -233,38 +261,44 @@ pub fn rnn_sequence(
     let t_len = seq as usize;
     let bn = batch as usize;
     let h = hidden;
-    let j = UNIT_POS as usize;
+    let u = UNIT_POS as usize;
     let slices = bn.div_ceil(rows);
     let d = CUBE_POS / slices;
     let b0 = (CUBE_POS % slices) * rows;
     let dbh = hs.len() / (t_len + 1);
     let mut h_sh = Shared::<[f32]>::new_slice(comptime!(rows * hidden));
     let mut len = Array::<u32>::new(rows);
-    start_rows(
-        &*hs, lengths, &mut h_sh, &mut len, d, b0, bn, j, hidden, rows,
+    start_rows::<N>(
+        &*hs, lengths, &mut h_sh, &mut len, d, b0, bn, u, hidden, rows,
     );
-    let mut acc = Array::<f32>::new(rows);
+    let mut acc = Array::<Vector<f32, N>>::new(rows);
+    let base = d * h * (h / N::value());
     sync_cube();
     for s in 0..t_len {
-        recurrent_products(w_t, &h_sh, &mut acc, d * h * h, j, hidden, 1usize, rows);
+        recurrent_products::<N>(w_t, &h_sh, &mut acc, base, u, hidden, 1usize, rows);
         sync_cube();
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
             if b < bn {
-                let i = (d * bn + b) * h + j;
-                if s < len[r] as usize {
-                    let pre = xp[((d * t_len + s) * bn + b) * h + j] + acc[r];
-                    let mut out = pre.tanh();
-                    if relu {
-                        out = f32::new(0.0);
-                        if pre > f32::new(0.0) {
-                            out = pre;
+                let live = s < len[r] as usize;
+                #[unroll]
+                for e in 0..N::value() {
+                    let j = u * N::value() + e;
+                    let i = (d * bn + b) * h + j;
+                    if live {
+                        let pre = xp[((d * t_len + s) * bn + b) * h + j] + acc[r].extract(e);
+                        let mut out = pre.tanh();
+                        if relu {
+                            out = f32::new(0.0);
+                            if pre > f32::new(0.0) {
+                                out = pre;
+                            }
                         }
+                        h_sh[r * h + j] = out;
                     }
-                    h_sh[r * h + j] = out;
+                    hs[(s + 1) * dbh + i] = h_sh[r * h + j];
                 }
-                hs[(s + 1) * dbh + i] = h_sh[r * h + j];
             }
         }
         sync_cube();
