@@ -285,13 +285,14 @@ fn forced_loop() -> Option<TimeLoop> {
 }
 
 impl TimeLoop {
-    /// The loop for a layer of these sizes: per step, unless `forced` asks for the persistent
-    /// one and the layer fits it (`H ≤ 256`); its rows are capped by the batch and by
-    /// [`PERSISTENT_SHARED_BYTES`].
-    fn for_layer(z: &Sizes, forced: Option<TimeLoop>) -> Self {
+    /// The loop for a layer of these sizes, forward or backward: per step, unless `forced`
+    /// asks for the persistent one and the layer fits it (`H ≤ 256`); its rows are capped by
+    /// the batch and by [`PERSISTENT_SHARED_BYTES`] for `per_row` floats of shared memory a
+    /// row (forward: `H`, the state; backward: `G·H`, the gate gradients).
+    fn for_layer(z: &Sizes, forced: Option<TimeLoop>, per_row: usize) -> Self {
         match forced {
             Some(Self::Persistent { rows }) if z.hidden <= PERSISTENT_MAX_HIDDEN => {
-                let fit = PERSISTENT_SHARED_BYTES / (4 * z.hidden.max(1));
+                let fit = PERSISTENT_SHARED_BYTES / (4 * per_row.max(1));
                 Self::Persistent {
                     rows: rows.min(z.batch).min(fit).max(1),
                 }
@@ -465,6 +466,172 @@ impl Recurrence<'_> {
     }
 }
 
+/// What backward's time loop reads and writes (layouts in [`kernels`]).
+struct Bptt<'a> {
+    z: Sizes,
+    /// The output's gradient in step order, `[D, T, B, H]`.
+    d_out: &'a CubeTensor,
+    lengths: &'a CubeTensor,
+    acts: &'a CubeTensor,
+    cs: &'a CubeTensor,
+    hs: &'a CubeTensor,
+    /// `[D, G·H, H]`.
+    w_hh: &'a CubeTensor,
+    /// The carried `dh` (and `dc`), `[S, D, B, H]`, seeded with the final states' gradients.
+    dstate: &'a CubeTensor,
+    /// Every step's gate gradients, `[T, D, B, W]`.
+    dg: &'a CubeTensor,
+}
+
+impl Bptt<'_> {
+    /// Per step a gate-gradient kernel and a batched matmul `dG_s · W_hh`; returns the last
+    /// one, `[D, B, H]` (the recurrent part of `h_0`'s gradient). `dstate` ends with the
+    /// carried `dh` and `dc`.
+    fn per_step(&self) -> CubeTensor {
+        let Self {
+            z,
+            d_out,
+            lengths,
+            acts,
+            cs,
+            hs,
+            w_hh,
+            dstate,
+            dg,
+        } = *self;
+        let (dn, t, bn, h, gh) = (z.dirs, z.seq, z.batch, z.hidden, z.gates());
+        let aw = z.act_width();
+        let mut rec = zeros(d_out, &[dn, bn, h]);
+        let (cubes, dim) = elementwise(d_out, z.state());
+        let client = &d_out.client;
+        for s in (0..t).rev() {
+            let (step, seq, batch, hidden) =
+                (Sizes::u32(s), Sizes::u32(t), Sizes::u32(bn), Sizes::u32(h));
+            match z.kind {
+                CellKind::Lstm => kernels::lstm_back::launch(
+                    client,
+                    cubes.clone(),
+                    dim,
+                    rec.into_tensor_arg(),
+                    dstate.clone().into_tensor_arg(),
+                    d_out.clone().into_tensor_arg(),
+                    lengths.clone().into_tensor_arg(),
+                    acts.clone().into_tensor_arg(),
+                    cs.clone().into_tensor_arg(),
+                    dg.clone().into_tensor_arg(),
+                    step,
+                    seq,
+                    batch,
+                    hidden,
+                ),
+                CellKind::Gru => kernels::gru_back::launch(
+                    client,
+                    cubes.clone(),
+                    dim,
+                    rec.into_tensor_arg(),
+                    dstate.clone().into_tensor_arg(),
+                    d_out.clone().into_tensor_arg(),
+                    lengths.clone().into_tensor_arg(),
+                    acts.clone().into_tensor_arg(),
+                    hs.clone().into_tensor_arg(),
+                    dg.clone().into_tensor_arg(),
+                    step,
+                    seq,
+                    batch,
+                    hidden,
+                ),
+                CellKind::RnnTanh | CellKind::RnnRelu => kernels::rnn_back::launch(
+                    client,
+                    cubes.clone(),
+                    dim,
+                    rec.into_tensor_arg(),
+                    dstate.clone().into_tensor_arg(),
+                    d_out.clone().into_tensor_arg(),
+                    lengths.clone().into_tensor_arg(),
+                    hs.clone().into_tensor_arg(),
+                    dg.clone().into_tensor_arg(),
+                    step,
+                    seq,
+                    batch,
+                    hidden,
+                    z.kind == CellKind::RnnRelu,
+                ),
+            }
+            // The recurrent side's gate gradients of this step times W_hh: [D, B, H].
+            let dg_s = reshape(rows(dg.clone(), s..s + 1), &[dn, bn, aw]);
+            rec = B::float_matmul(columns(dg_s, 0..gh), w_hh.clone());
+        }
+        rec
+    }
+
+    /// Every step in one launch, `rows` batch rows per cube; `dstate` ends with the gradients
+    /// of `h_0` (the recurrent product included) and `c_0`.
+    fn persistent(&self, rows: usize) {
+        let z = self.z;
+        let w = into_contiguous(self.w_hh.clone());
+        let width = vector_width(z.hidden);
+        let cubes = CubeCount::Static(Sizes::u32(z.dirs * z.batch.div_ceil(rows)), 1, 1);
+        let dim = CubeDim::new_1d(Sizes::u32(z.hidden / width));
+        let client = &self.d_out.client;
+        let (seq, batch) = (Sizes::u32(z.seq), Sizes::u32(z.batch));
+        let (d_out, lengths) = (self.d_out.clone(), self.lengths.clone());
+        let (dstate, dg) = (self.dstate.clone(), self.dg.clone());
+        match z.kind {
+            CellKind::Lstm => sequence::lstm_sequence_back::launch(
+                client,
+                cubes,
+                dim,
+                width,
+                d_out.into_tensor_arg(),
+                lengths.into_tensor_arg(),
+                self.acts.clone().into_tensor_arg(),
+                self.cs.clone().into_tensor_arg(),
+                w.into_tensor_arg(),
+                dstate.into_tensor_arg(),
+                dg.into_tensor_arg(),
+                seq,
+                batch,
+                z.hidden,
+                rows,
+            ),
+            CellKind::Gru => sequence::gru_sequence_back::launch(
+                client,
+                cubes,
+                dim,
+                width,
+                d_out.into_tensor_arg(),
+                lengths.into_tensor_arg(),
+                self.acts.clone().into_tensor_arg(),
+                self.hs.clone().into_tensor_arg(),
+                w.into_tensor_arg(),
+                dstate.into_tensor_arg(),
+                dg.into_tensor_arg(),
+                seq,
+                batch,
+                z.hidden,
+                rows,
+            ),
+            CellKind::RnnTanh | CellKind::RnnRelu => sequence::rnn_sequence_back::launch(
+                client,
+                cubes,
+                dim,
+                width,
+                d_out.into_tensor_arg(),
+                lengths.into_tensor_arg(),
+                self.hs.clone().into_tensor_arg(),
+                w.into_tensor_arg(),
+                dstate.into_tensor_arg(),
+                dg.into_tensor_arg(),
+                seq,
+                batch,
+                z.hidden,
+                rows,
+                z.kind == CellKind::RnnRelu,
+            ),
+        }
+    }
+}
+
 impl FusedKernels for CubeBackend {
     type Saved = GpuSaved;
 
@@ -529,7 +696,7 @@ impl FusedKernels for CubeBackend {
             acts: &acts,
             save,
         };
-        match TimeLoop::for_layer(&z, forced_loop()) {
+        match TimeLoop::for_layer(&z, forced_loop(), z.hidden) {
             TimeLoop::PerStep => recurrence.per_step(),
             TimeLoop::Persistent { rows } => recurrence.persistent(rows),
         }
@@ -596,69 +763,26 @@ impl FusedKernels for CubeBackend {
         }
         let aw = z.act_width();
         let dg = dense(&grad, &[t, dn, bn, aw]);
-        let mut rec = zeros(&grad, &[dn, bn, h]);
-        let (cubes, dim) = elementwise(&grad, z.state());
-        let client = &grad.client;
-        for s in (0..t).rev() {
-            let (step, seq, batch, hidden) =
-                (Sizes::u32(s), Sizes::u32(t), Sizes::u32(bn), Sizes::u32(h));
-            match z.kind {
-                CellKind::Lstm => kernels::lstm_back::launch(
-                    client,
-                    cubes.clone(),
-                    dim,
-                    rec.into_tensor_arg(),
-                    dstate.clone().into_tensor_arg(),
-                    d_out.clone().into_tensor_arg(),
-                    lengths.clone().into_tensor_arg(),
-                    acts.clone().into_tensor_arg(),
-                    cs.clone().into_tensor_arg(),
-                    dg.clone().into_tensor_arg(),
-                    step,
-                    seq,
-                    batch,
-                    hidden,
-                ),
-                CellKind::Gru => kernels::gru_back::launch(
-                    client,
-                    cubes.clone(),
-                    dim,
-                    rec.into_tensor_arg(),
-                    dstate.clone().into_tensor_arg(),
-                    d_out.clone().into_tensor_arg(),
-                    lengths.clone().into_tensor_arg(),
-                    acts.clone().into_tensor_arg(),
-                    hs.clone().into_tensor_arg(),
-                    dg.clone().into_tensor_arg(),
-                    step,
-                    seq,
-                    batch,
-                    hidden,
-                ),
-                CellKind::RnnTanh | CellKind::RnnRelu => kernels::rnn_back::launch(
-                    client,
-                    cubes.clone(),
-                    dim,
-                    rec.into_tensor_arg(),
-                    dstate.clone().into_tensor_arg(),
-                    d_out.clone().into_tensor_arg(),
-                    lengths.clone().into_tensor_arg(),
-                    hs.clone().into_tensor_arg(),
-                    dg.clone().into_tensor_arg(),
-                    step,
-                    seq,
-                    batch,
-                    hidden,
-                    z.kind == CellKind::RnnRelu,
-                ),
-            }
-            // The recurrent side's gate gradients of this step times W_hh: [D, B, H].
-            let dg_s = reshape(rows(dg.clone(), s..s + 1), &[dn, bn, aw]);
-            rec = B::float_matmul(columns(dg_s, 0..gh), w_hh.clone());
-        }
+        let bptt = Bptt {
+            z,
+            d_out: &d_out,
+            lengths,
+            acts,
+            cs,
+            hs,
+            w_hh,
+            dstate: &dstate,
+            dg: &dg,
+        };
         let state_shape = [dn, bn, h];
-        let dh = reshape(rows(dstate.clone(), 0..1), &state_shape);
-        let h0 = B::float_add(rec, dh);
+        let dh = || reshape(rows(dstate.clone(), 0..1), &state_shape);
+        let h0 = match TimeLoop::for_layer(&z, forced_loop(), gh) {
+            TimeLoop::PerStep => B::float_add(bptt.per_step(), dh()),
+            TimeLoop::Persistent { rows } => {
+                bptt.persistent(rows);
+                into_contiguous(dh())
+            }
+        };
         let c0 = lstm.then(|| into_contiguous(reshape(rows(dstate.clone(), 1..2), &state_shape)));
 
         // Whole-sequence products, per direction: [D, T·B, ·].
@@ -691,7 +815,7 @@ impl FusedKernels for CubeBackend {
             let dx = dense(&grad, &[bn, t, z.input]);
             let (cubes, dim) = elementwise(&grad, bn * t * z.input);
             kernels::scatter_steps::launch(
-                client,
+                &grad.client,
                 cubes,
                 dim,
                 dxs.into_tensor_arg(),
@@ -759,25 +883,34 @@ mod tests {
     fn the_persistent_loop_runs_only_where_asked_and_where_it_fits() {
         let asked = Some(TimeLoop::Persistent { rows: 16 });
         assert_eq!(
-            TimeLoop::for_layer(&sizes(64, 128), None),
+            TimeLoop::for_layer(&sizes(64, 128), None, 128),
             TimeLoop::PerStep
         );
         assert_eq!(
-            TimeLoop::for_layer(&sizes(64, 128), asked),
+            TimeLoop::for_layer(&sizes(64, 128), asked, 128),
             TimeLoop::Persistent { rows: 16 }
         );
         // Never more rows than the batch, nor than 16 KiB of shared memory hold.
         assert_eq!(
-            TimeLoop::for_layer(&sizes(3, 128), asked),
+            TimeLoop::for_layer(&sizes(3, 128), asked, 128),
             TimeLoop::Persistent { rows: 3 }
         );
         assert_eq!(
-            TimeLoop::for_layer(&sizes(64, 256), Some(TimeLoop::Persistent { rows: 64 })),
+            TimeLoop::for_layer(
+                &sizes(64, 256),
+                Some(TimeLoop::Persistent { rows: 64 }),
+                256
+            ),
             TimeLoop::Persistent { rows: 16 }
         );
         assert_eq!(
-            TimeLoop::for_layer(&sizes(64, 257), asked),
+            TimeLoop::for_layer(&sizes(64, 257), asked, 257),
             TimeLoop::PerStep
+        );
+        // Backward keeps 4H gate gradients a row: 8 rows of an LSTM(128).
+        assert_eq!(
+            TimeLoop::for_layer(&sizes(64, 128), asked, 512),
+            TimeLoop::Persistent { rows: 8 }
         );
     }
 

@@ -304,3 +304,371 @@ pub fn rnn_sequence<N: Size>(
         sync_cube();
     }
 }
+
+/// Unit `u`'s share of the step's recurrent gradient for the cube's rows, `N` features at
+/// once: `acc[r][e] = Σ_m dg[r, m] · W_hh[d][m, u·N + e]` over the `G·H` gate columns, reading
+/// `dg` from `dg_sh: [rows, G·H]` and `W_hh` (`[D, G·H, H]` in vectors of `N`) from `w` from
+/// vector `base` on.
+#[cube]
+fn recurrent_grads<N: Size>(
+    w: &Tensor<Vector<f32, N>>,
+    dg_sh: &Shared<[f32]>,
+    acc: &mut Array<Vector<f32, N>>,
+    base: usize,
+    u: usize,
+    #[comptime] hidden: usize,
+    #[comptime] gates: usize,
+    #[comptime] rows: usize,
+) {
+    let per_row = hidden / N::value();
+    let width = gates * hidden;
+    #[unroll]
+    for r in 0..rows {
+        acc[r] = Vector::new(f32::new(0.0));
+    }
+    for m in 0..width {
+        let wm = w[base + m * per_row + u];
+        #[unroll]
+        for r in 0..rows {
+            acc[r] += Vector::new(dg_sh[r * width + m]) * wm;
+        }
+    }
+}
+
+/// The carried `dh` of the cube's rows from `dstate[0]` (`dstate: [S, D, B, H]`), `N`
+/// features per vector; zero for rows past the batch.
+#[cube]
+fn start_grads<N: Size>(
+    dstate: &Tensor<f32>,
+    dh: &mut Array<Vector<f32, N>>,
+    slot: usize,
+    d: usize,
+    b0: usize,
+    bn: usize,
+    u: usize,
+    #[comptime] hidden: usize,
+    #[comptime] rows: usize,
+) {
+    let dbh = dstate.len() / (slot + 1);
+    #[unroll]
+    for r in 0..rows {
+        let mut v = Vector::new(f32::new(0.0));
+        if b0 + r < bn {
+            #[unroll]
+            for e in 0..N::value() {
+                v.insert(
+                    e,
+                    dstate[slot * dbh + (d * bn + b0 + r) * hidden + u * N::value() + e],
+                );
+            }
+        }
+        dh[r] = v;
+    }
+}
+
+/// Writes `v` of the cube's rows into slot `slot` of `dstate: [S, D, B, H]`.
+#[cube]
+fn finish_grads<N: Size>(
+    dstate: &mut Tensor<f32>,
+    v: &Array<Vector<f32, N>>,
+    slot: usize,
+    slots: usize,
+    d: usize,
+    b0: usize,
+    bn: usize,
+    u: usize,
+    #[comptime] hidden: usize,
+    #[comptime] rows: usize,
+) {
+    let dbh = dstate.len() / slots;
+    #[unroll]
+    for r in 0..rows {
+        if b0 + r < bn {
+            #[unroll]
+            for e in 0..N::value() {
+                dstate[slot * dbh + (d * bn + b0 + r) * hidden + u * N::value() + e] =
+                    v[r].extract(e);
+            }
+        }
+    }
+}
+
+/// BPTT through every LSTM step in one launch; arguments as [`super::kernels::lstm_back`]'s
+/// without the step and `rec`, and `W_hh` (`w: [D, 4H, H]`) in vectors of `N`. On return
+/// `dstate` holds the gradients of `h_0` (the recurrent product included) and `c_0`.
+#[cube(launch)]
+pub fn lstm_sequence_back<N: Size>(
+    d_out: &Tensor<f32>,
+    lengths: &Tensor<f32>,
+    acts: &Tensor<f32>,
+    cs: &Tensor<f32>,
+    w: &Tensor<Vector<f32, N>>,
+    dstate: &mut Tensor<f32>,
+    dg: &mut Tensor<f32>,
+    seq: u32,
+    batch: u32,
+    #[comptime] hidden: usize,
+    #[comptime] rows: usize,
+) {
+    let t_len = seq as usize;
+    let bn = batch as usize;
+    let h = hidden;
+    let u = UNIT_POS as usize;
+    let slices = bn.div_ceil(rows);
+    let d = CUBE_POS / slices;
+    let b0 = (CUBE_POS % slices) * rows;
+    let dbh = dstate.len() / 2;
+    let gw = 4 * h;
+    let mut dg_sh = Shared::<[f32]>::new_slice(comptime!(rows * 4 * hidden));
+    let mut dh = Array::<Vector<f32, N>>::new(rows);
+    let mut dc = Array::<Vector<f32, N>>::new(rows);
+    start_grads::<N>(&*dstate, &mut dh, 0usize, d, b0, bn, u, hidden, rows);
+    start_grads::<N>(&*dstate, &mut dc, 1usize, d, b0, bn, u, hidden, rows);
+    let mut rec = Array::<Vector<f32, N>>::new(rows);
+    #[unroll]
+    for r in 0..rows {
+        rec[r] = Vector::new(f32::new(0.0));
+    }
+    let one = f32::new(1.0);
+    let zero = f32::new(0.0);
+    let base = d * gw * (h / N::value());
+    for step in 0..t_len {
+        let s = t_len - 1 - step;
+        #[unroll]
+        for r in 0..rows {
+            let b = b0 + r;
+            let mut dhr = dh[r];
+            let mut dcr = dc[r];
+            #[unroll]
+            for e in 0..N::value() {
+                let j = u * N::value() + e;
+                let mut gates = Vector::<f32, Const<4>>::new(zero);
+                if b < bn {
+                    let i = (d * bn + b) * h + j;
+                    let g = rec[r].extract(e)
+                        + dhr.extract(e)
+                        + d_out[((d * t_len + s) * bn + b) * h + j];
+                    let a = (s * dbh + i - j) * 4 + j;
+                    let len = u32::cast_from(lengths[b]) as usize;
+                    if s < len {
+                        let ig = acts[a];
+                        let fg = acts[a + h];
+                        let gg = acts[a + 2 * h];
+                        let og = acts[a + 3 * h];
+                        let tc = cs[(s + 1) * dbh + i].tanh();
+                        let dct = dcr.extract(e) + g * og * (one - tc * tc);
+                        gates.insert(0usize, dct * gg * ig * (one - ig));
+                        gates.insert(1usize, dct * cs[s * dbh + i] * fg * (one - fg));
+                        gates.insert(2usize, dct * ig * (one - gg * gg));
+                        gates.insert(3usize, g * tc * og * (one - og));
+                        dhr.insert(e, zero);
+                        dcr.insert(e, dct * fg);
+                    } else {
+                        dhr.insert(e, g);
+                    }
+                    save_four(
+                        dg,
+                        a,
+                        h,
+                        gates.extract(0usize),
+                        gates.extract(1usize),
+                        gates.extract(2usize),
+                        gates.extract(3usize),
+                    );
+                }
+                #[unroll]
+                for k in 0..4 {
+                    dg_sh[r * gw + k * h + j] = gates.extract(k);
+                }
+            }
+            dh[r] = dhr;
+            dc[r] = dcr;
+        }
+        sync_cube();
+        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, 4usize, rows);
+        sync_cube();
+    }
+    #[unroll]
+    for r in 0..rows {
+        rec[r] += dh[r];
+    }
+    finish_grads::<N>(dstate, &rec, 0usize, 2usize, d, b0, bn, u, hidden, rows);
+    finish_grads::<N>(dstate, &dc, 1usize, 2usize, d, b0, bn, u, hidden, rows);
+}
+
+/// BPTT through every GRU step in one launch; arguments as [`super::kernels::gru_back`]'s
+/// without the step and `rec`, and `W_hh` (`w: [D, 3H, H]`) in vectors of `N`. On return
+/// `dh` holds the gradient of `h_0`.
+#[cube(launch)]
+pub fn gru_sequence_back<N: Size>(
+    d_out: &Tensor<f32>,
+    lengths: &Tensor<f32>,
+    acts: &Tensor<f32>,
+    hs: &Tensor<f32>,
+    w: &Tensor<Vector<f32, N>>,
+    dh: &mut Tensor<f32>,
+    dg: &mut Tensor<f32>,
+    seq: u32,
+    batch: u32,
+    #[comptime] hidden: usize,
+    #[comptime] rows: usize,
+) {
+    let t_len = seq as usize;
+    let bn = batch as usize;
+    let h = hidden;
+    let u = UNIT_POS as usize;
+    let slices = bn.div_ceil(rows);
+    let d = CUBE_POS / slices;
+    let b0 = (CUBE_POS % slices) * rows;
+    let dbh = dh.len();
+    let gw = 3 * h;
+    let mut dg_sh = Shared::<[f32]>::new_slice(comptime!(rows * 3 * hidden));
+    let mut carried = Array::<Vector<f32, N>>::new(rows);
+    start_grads::<N>(&*dh, &mut carried, 0usize, d, b0, bn, u, hidden, rows);
+    let mut rec = Array::<Vector<f32, N>>::new(rows);
+    #[unroll]
+    for r in 0..rows {
+        rec[r] = Vector::new(f32::new(0.0));
+    }
+    let one = f32::new(1.0);
+    let zero = f32::new(0.0);
+    let base = d * gw * (h / N::value());
+    for step in 0..t_len {
+        let s = t_len - 1 - step;
+        #[unroll]
+        for r in 0..rows {
+            let b = b0 + r;
+            let mut dhr = carried[r];
+            #[unroll]
+            for e in 0..N::value() {
+                let j = u * N::value() + e;
+                let mut gates = Vector::<f32, Const<4>>::new(zero);
+                if b < bn {
+                    let i = (d * bn + b) * h + j;
+                    let g = rec[r].extract(e)
+                        + dhr.extract(e)
+                        + d_out[((d * t_len + s) * bn + b) * h + j];
+                    let a = (s * dbh + i - j) * 4 + j;
+                    let len = u32::cast_from(lengths[b]) as usize;
+                    if s < len {
+                        let rg = acts[a];
+                        let z = acts[a + h];
+                        let n = acts[a + 2 * h];
+                        let hn = acts[a + 3 * h];
+                        let dn = g * (one - z) * (one - n * n);
+                        gates.insert(0usize, dn * hn * rg * (one - rg));
+                        gates.insert(1usize, g * (hs[s * dbh + i] - n) * z * (one - z));
+                        gates.insert(2usize, dn * rg);
+                        gates.insert(3usize, dn);
+                        dhr.insert(e, g * z);
+                    } else {
+                        dhr.insert(e, g);
+                    }
+                    save_four(
+                        dg,
+                        a,
+                        h,
+                        gates.extract(0usize),
+                        gates.extract(1usize),
+                        gates.extract(2usize),
+                        gates.extract(3usize),
+                    );
+                }
+                #[unroll]
+                for k in 0..3 {
+                    dg_sh[r * gw + k * h + j] = gates.extract(k);
+                }
+            }
+            carried[r] = dhr;
+        }
+        sync_cube();
+        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, 3usize, rows);
+        sync_cube();
+    }
+    #[unroll]
+    for r in 0..rows {
+        rec[r] += carried[r];
+    }
+    finish_grads::<N>(dh, &rec, 0usize, 1usize, d, b0, bn, u, hidden, rows);
+}
+
+/// BPTT through every Elman step in one launch; arguments as [`super::kernels::rnn_back`]'s
+/// without the step and `rec`, and `W_hh` (`w: [D, H, H]`) in vectors of `N`. On return `dh`
+/// holds the gradient of `h_0`.
+#[cube(launch)]
+pub fn rnn_sequence_back<N: Size>(
+    d_out: &Tensor<f32>,
+    lengths: &Tensor<f32>,
+    hs: &Tensor<f32>,
+    w: &Tensor<Vector<f32, N>>,
+    dh: &mut Tensor<f32>,
+    dg: &mut Tensor<f32>,
+    seq: u32,
+    batch: u32,
+    #[comptime] hidden: usize,
+    #[comptime] rows: usize,
+    #[comptime] relu: bool,
+) {
+    let t_len = seq as usize;
+    let bn = batch as usize;
+    let h = hidden;
+    let u = UNIT_POS as usize;
+    let slices = bn.div_ceil(rows);
+    let d = CUBE_POS / slices;
+    let b0 = (CUBE_POS % slices) * rows;
+    let dbh = dh.len();
+    let mut dg_sh = Shared::<[f32]>::new_slice(comptime!(rows * hidden));
+    let mut carried = Array::<Vector<f32, N>>::new(rows);
+    start_grads::<N>(&*dh, &mut carried, 0usize, d, b0, bn, u, hidden, rows);
+    let mut rec = Array::<Vector<f32, N>>::new(rows);
+    #[unroll]
+    for r in 0..rows {
+        rec[r] = Vector::new(f32::new(0.0));
+    }
+    let zero = f32::new(0.0);
+    let base = d * h * (h / N::value());
+    for step in 0..t_len {
+        let s = t_len - 1 - step;
+        #[unroll]
+        for r in 0..rows {
+            let b = b0 + r;
+            let mut dhr = carried[r];
+            #[unroll]
+            for e in 0..N::value() {
+                let j = u * N::value() + e;
+                let mut v = zero;
+                if b < bn {
+                    let i = (d * bn + b) * h + j;
+                    let g = rec[r].extract(e)
+                        + dhr.extract(e)
+                        + d_out[((d * t_len + s) * bn + b) * h + j];
+                    let len = u32::cast_from(lengths[b]) as usize;
+                    if s < len {
+                        let ht = hs[(s + 1) * dbh + i];
+                        v = g * (f32::new(1.0) - ht * ht);
+                        if relu {
+                            v = zero;
+                            if ht > zero {
+                                v = g;
+                            }
+                        }
+                        dhr.insert(e, zero);
+                    } else {
+                        dhr.insert(e, g);
+                    }
+                    dg[s * dbh + i] = v;
+                }
+                dg_sh[r * h + j] = v;
+            }
+            carried[r] = dhr;
+        }
+        sync_cube();
+        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, 1usize, rows);
+        sync_cube();
+    }
+    #[unroll]
+    for r in 0..rows {
+        rec[r] += carried[r];
+    }
+    finish_grads::<N>(dh, &rec, 0usize, 1usize, d, b0, bn, u, hidden, rows);
+}
