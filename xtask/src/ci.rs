@@ -92,14 +92,16 @@ pub fn run(test_args: &[String]) -> Result<(), String> {
         .env("RNN_CPU_SPLIT", "units");
     run_step("layer tests with RNN_CPU_SPLIT=units", test)?;
 
-    // On wgpu the forward runs its time loop per step unless told otherwise; run the layer
-    // tests again through the persistent kernels (one launch for every step), two batch rows
-    // per cube so that odd batches leave a cube half full.
-    let mut test = cargo();
-    test.args(["test", "--workspace"])
-        .args(LAYER_TESTS.iter().flat_map(|t| ["--test", t]))
-        .env("RNN_GPU_LOOP", "persistent:2");
-    run_step("layer tests with RNN_GPU_LOOP=persistent:2", test)?;
+    // On wgpu the time loops run in one launch each (persistent) where the layer fits; run the
+    // layer tests again through the per-step loops, and through the persistent ones with two
+    // batch rows per cube, so that odd batches leave a cube half full.
+    for time_loop in ["per-step", "persistent:2"] {
+        let mut test = cargo();
+        test.args(["test", "--workspace"])
+            .args(LAYER_TESTS.iter().flat_map(|t| ["--test", t]))
+            .env("RNN_GPU_LOOP", time_loop);
+        run_step(&format!("layer tests with RNN_GPU_LOOP={time_loop}"), test)?;
+    }
 
     // Users depend on single crates: each library must build alone with only its own features
     // (the workspace build above unifies features and would hide a missing one).

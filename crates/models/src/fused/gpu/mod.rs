@@ -1,18 +1,18 @@
 //! [`FusedKernels`] for Burn's CubeCL backend (wgpu, CUDA): the whole layer stays on the device.
 //!
 //! The shape of cuDNN's standard algorithm (Appleyard et al., arXiv 1604.01946). Forward: the
-//! inputs are gathered into each direction's reading order, one batched matmul projects every
-//! step of both directions, then per step one batched recurrent matmul (`h_s · W_hhᵀ`, both
-//! directions) and one kernel for the gates and the state update ([`kernels`]); one more kernel
-//! packs the output. Backward: per step one gate-gradient kernel and one batched matmul for the
-//! recurrent gradient; `dW_ih`, `dW_hh`, the biases and `dx` are whole-sequence matmuls and sums
-//! after the loop. Nothing returns to the host inside the time loop; variable lengths are masked
-//! on the device. Two launches per step each way.
+//! inputs are gathered into each direction's reading order and one batched matmul projects
+//! every step of both directions; then the time loop; one more kernel packs the output.
+//! Backward: the time loop, then `dW_ih`, `dW_hh`, the biases and `dx` as whole-sequence
+//! matmuls and sums. Nothing returns to the host inside the time loops; variable lengths are
+//! masked on the device.
 //!
-//! The forward's time loop has a second form, the persistent one ([`sequence`]): one launch
-//! for every step, each cube running a slice of the batch with its state in shared memory
-//! (hidden sizes up to 256). It passes the same tests; on lavapipe it is level with the
-//! per-step loop, so it runs only when `RNN_GPU_LOOP` asks for it ([`TimeLoop::for_layer`]).
+//! Each time loop has two forms ([`TimeLoop`]): **persistent** ([`sequence`]), one launch for
+//! every step, each cube running a slice of the batch of one direction with the rows' state
+//! or gate gradients exchanged through shared memory — the default where the layer fits it
+//! (`H ≤ 256`), measured faster on lavapipe; and **per step** ([`kernels`]), per step one
+//! batched matmul (`h_s · W_hhᵀ` forward, `dG_s · W_hh` backward, both directions) and one
+//! gate kernel. `RNN_GPU_LOOP` forces either.
 
 mod kernels;
 mod sequence;
@@ -235,19 +235,20 @@ enum TimeLoop {
     },
 }
 
-/// Hidden sizes the persistent forward takes.
+/// Hidden sizes the persistent loops take.
 const PERSISTENT_MAX_HIDDEN: usize = 256;
 
-/// Shared memory the persistent forward may use per cube (the rows' `h`): WebGPU's default
-/// limit, which every wgpu adapter grants.
+/// Shared memory a persistent loop may use per cube (the rows' `h` forward, their gate
+/// gradients backward): WebGPU's default limit, which every wgpu adapter grants. Lavapipe
+/// grants more, and case A's backward with 16 rows per cube instead of 8 was no faster there.
 const PERSISTENT_SHARED_BYTES: usize = 16 * 1024;
 
-/// Batch rows per cube of the persistent forward unless `RNN_GPU_LOOP` names another count:
+/// Batch rows per cube of the persistent loops unless `RNN_GPU_LOOP` names another count:
 /// the best of 4, 8, 16 and 32 for case A's inference on lavapipe (few cubes for few cores;
-/// a real GPU with many more cores than cubes likely wants fewer rows).
+/// a real GPU with many more cores than cubes may want fewer rows).
 const PERSISTENT_ROWS: usize = 16;
 
-/// Features per unit of the persistent forward (the vector width of its `W_hh` loads).
+/// Features per unit of the persistent loops (the vector width of their loads).
 fn vector_width(hidden: usize) -> usize {
     [4, 2, 1]
         .into_iter()
@@ -285,19 +286,23 @@ fn forced_loop() -> Option<TimeLoop> {
 }
 
 impl TimeLoop {
-    /// The loop for a layer of these sizes, forward or backward: per step, unless `forced`
-    /// asks for the persistent one and the layer fits it (`H ≤ 256`); its rows are capped by
-    /// the batch and by [`PERSISTENT_SHARED_BYTES`] for `per_row` floats of shared memory a
-    /// row (forward: `H`, the state; backward: `G·H`, the gate gradients).
+    /// The loop for a layer of these sizes, forward or backward: the persistent one where the
+    /// layer fits it (`H ≤ 256`) unless `forced` asks for the per-step one; its rows
+    /// ([`PERSISTENT_ROWS`] unless `forced` names a count) are capped by the batch and by
+    /// [`PERSISTENT_SHARED_BYTES`] for `per_row` floats of shared memory a row (forward: `H`,
+    /// the state; backward: `G·H`, the gate gradients).
     fn for_layer(z: &Sizes, forced: Option<TimeLoop>, per_row: usize) -> Self {
-        match forced {
-            Some(Self::Persistent { rows }) if z.hidden <= PERSISTENT_MAX_HIDDEN => {
-                let fit = PERSISTENT_SHARED_BYTES / (4 * per_row.max(1));
-                Self::Persistent {
-                    rows: rows.min(z.batch).min(fit).max(1),
-                }
-            }
-            _ => Self::PerStep,
+        let rows = match forced {
+            Some(Self::PerStep) => return Self::PerStep,
+            Some(Self::Persistent { rows }) => rows,
+            None => PERSISTENT_ROWS,
+        };
+        if z.hidden > PERSISTENT_MAX_HIDDEN {
+            return Self::PerStep;
+        }
+        let fit = PERSISTENT_SHARED_BYTES / (4 * per_row.max(1));
+        Self::Persistent {
+            rows: rows.min(z.batch).min(fit).max(1),
         }
     }
 }
@@ -427,6 +432,7 @@ impl Recurrence<'_> {
                 seq,
                 batch,
                 z.hidden,
+                width,
                 rows,
                 save,
             ),
@@ -444,6 +450,7 @@ impl Recurrence<'_> {
                 seq,
                 batch,
                 z.hidden,
+                width,
                 rows,
                 save,
             ),
@@ -459,6 +466,7 @@ impl Recurrence<'_> {
                 seq,
                 batch,
                 z.hidden,
+                width,
                 rows,
                 z.kind == CellKind::RnnRelu,
             ),
@@ -592,6 +600,7 @@ impl Bptt<'_> {
                 seq,
                 batch,
                 z.hidden,
+                width,
                 rows,
             ),
             CellKind::Gru => sequence::gru_sequence_back::launch(
@@ -609,6 +618,7 @@ impl Bptt<'_> {
                 seq,
                 batch,
                 z.hidden,
+                width,
                 rows,
             ),
             CellKind::RnnTanh | CellKind::RnnRelu => sequence::rnn_sequence_back::launch(
@@ -625,6 +635,7 @@ impl Bptt<'_> {
                 seq,
                 batch,
                 z.hidden,
+                width,
                 rows,
                 z.kind == CellKind::RnnRelu,
             ),
@@ -880,10 +891,20 @@ mod tests {
     }
 
     #[test]
-    fn the_persistent_loop_runs_only_where_asked_and_where_it_fits() {
+    fn the_persistent_loop_runs_where_it_fits_unless_told_otherwise() {
         let asked = Some(TimeLoop::Persistent { rows: 16 });
         assert_eq!(
             TimeLoop::for_layer(&sizes(64, 128), None, 128),
+            TimeLoop::Persistent {
+                rows: PERSISTENT_ROWS
+            }
+        );
+        assert_eq!(
+            TimeLoop::for_layer(&sizes(64, 128), Some(TimeLoop::PerStep), 128),
+            TimeLoop::PerStep
+        );
+        assert_eq!(
+            TimeLoop::for_layer(&sizes(64, 257), None, 257),
             TimeLoop::PerStep
         );
         assert_eq!(

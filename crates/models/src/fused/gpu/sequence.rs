@@ -1,90 +1,216 @@
-//! The persistent forward: one launch runs every step of a layer. Cube `(d, slice)` owns
-//! `rows` batch rows of direction `d`; unit `u` owns hidden features `u·N .. u·N + N` of
-//! those rows (`N` the vector width: a cube is `hidden / N` units wide). The rows' `h` lives
-//! in shared memory and each unit's cell states in registers; every step streams `W_hhᵀ` from
-//! global memory (the cache), `N` floats per load, into the recurrent products, applies the gates and writes the same `hs`, `cs` and `acts`
-//! as the per-step kernels of [`super::kernels`], so backward is shared. Two cube barriers
-//! per step and none across cubes: the rows of a slice depend only on each other.
+//! The persistent loops: one launch runs every step of a layer, forward or backward. Cube
+//! `(d, slice)` owns `rows` batch rows of direction `d`; unit `u` owns hidden features
+//! `u·N .. u·N + N` of those rows (`N` the vector width, also passed as `width` where a size
+//! must be known when the kernel is compiled: a cube is `hidden / N` units wide). Per step the
+//! units exchange the rows' `h` (forward) or gate gradients (backward) through shared memory,
+//! `N` floats per load, and stream `W_hh` from global memory (the cache), `N` floats per load;
+//! everything else a unit carries stays in its registers. Forward writes the same `hs`, `cs`
+//! and `acts` as the per-step kernels of [`super::kernels`], backward the same `dg`, so the
+//! two loops mix. Two cube barriers per step and none across cubes: the rows of a slice
+//! depend only on each other.
 //!
-//! Layouts as in [`super::kernels`]; `w_t: [D, H, G·H]` is `W_hhᵀ` made contiguous.
+//! Layouts as in [`super::kernels`]; `w_t: [D, H, G·H]` is `W_hhᵀ` and `w: [D, G·H, H]` is
+//! `W_hh`, both contiguous and read in vectors of `N`.
 
 use cubecl::prelude::*;
 
 use super::kernels::{save_four, sigmoid};
 
-/// Unit `u`'s recurrent products for the cube's rows, `N` features at once:
-/// `acc[g·rows + r][e] = Σ_k h[r, k] · W_hh[d][g·H + u·N + e, k]`, reading `h` from
-/// `h_sh: [rows, H]` and `W_hhᵀ` (`[D, H, G·H]` in vectors of `N`) from `w_t` from vector
-/// `base` on.
+/// The cube's direction and first batch row for slices of `rows` rows.
+#[cube]
+fn slice_of(bn: usize, #[comptime] rows: usize) -> (usize, usize) {
+    let slices = bn.div_ceil(rows);
+    (CUBE_POS / slices, (CUBE_POS % slices) * rows)
+}
+
+/// `v` with every lane zero.
+#[cube]
+fn zero_vectors<N: Size>(v: &mut Array<Vector<f32, N>>, #[comptime] len: usize) {
+    #[unroll]
+    for q in 0..len {
+        v[q] = Vector::new(f32::new(0.0));
+    }
+}
+
+/// Unit `u`'s recurrent products for the cube's rows: `acc[g·rows + r][e] = Σ_k h[r, k] ·
+/// W_hh[d][g·H + u·N + e, k]`, reading `h` from `h_sh: [rows, H / N]` and `W_hhᵀ` from `w_t`
+/// from vector `base` on.
 #[cube]
 fn recurrent_products<N: Size>(
     w_t: &Tensor<Vector<f32, N>>,
-    h_sh: &Shared<[f32]>,
+    h_sh: &Shared<[Vector<f32, N>]>,
     acc: &mut Array<Vector<f32, N>>,
     base: usize,
     u: usize,
     #[comptime] hidden: usize,
+    #[comptime] width: usize,
     #[comptime] gates: usize,
     #[comptime] rows: usize,
 ) {
-    let per_gate = hidden / N::value();
-    #[unroll]
-    for q in 0..comptime!(gates * rows) {
-        acc[q] = Vector::new(f32::new(0.0));
-    }
-    let mut hk = Array::<Vector<f32, N>>::new(rows);
-    for k in 0..hidden {
+    let per_gate = comptime!(hidden / width);
+    zero_vectors::<N>(acc, comptime!(gates * rows));
+    let mut hv = Array::<Vector<f32, N>>::new(rows);
+    for k4 in 0..per_gate {
         #[unroll]
         for r in 0..rows {
-            hk[r] = Vector::new(h_sh[r * hidden + k]);
+            hv[r] = h_sh[r * per_gate + k4];
         }
-        let w_row = base + k * gates * per_gate + u;
         #[unroll]
-        for g in 0..gates {
-            let w = w_t[w_row + g * per_gate];
+        for e in 0..width {
+            let w_row = base + (k4 * width + e) * gates * per_gate + u;
             #[unroll]
-            for r in 0..rows {
-                acc[g * rows + r] += hk[r] * w;
+            for g in 0..gates {
+                let w = w_t[w_row + g * per_gate];
+                #[unroll]
+                for r in 0..rows {
+                    acc[g * rows + r] += Vector::new(hv[r].extract(e)) * w;
+                }
             }
         }
     }
 }
 
-/// Fills `h_sh` with the cube's rows of `h_0` (`hs[0]`; unit `u` its `N` features) and `len`
-/// with their lengths; rows past the batch get length 0 and never write.
+/// Unit `u`'s share of the step's recurrent gradient for the cube's rows: `acc[r][e] =
+/// Σ_m dg[r, m] · W_hh[d][m, u·N + e]` over the `G·H` gate columns, reading `dg` from
+/// `dg_sh: [rows, G·H / N]` and `W_hh` from `w` from vector `base` on.
 #[cube]
-fn start_rows<N: Size>(
-    hs: &Tensor<f32>,
-    lengths: &Tensor<f32>,
-    h_sh: &mut Shared<[f32]>,
-    len: &mut Array<u32>,
+fn recurrent_grads<N: Size>(
+    w: &Tensor<Vector<f32, N>>,
+    dg_sh: &Shared<[Vector<f32, N>]>,
+    acc: &mut Array<Vector<f32, N>>,
+    base: usize,
+    u: usize,
+    #[comptime] hidden: usize,
+    #[comptime] width: usize,
+    #[comptime] gates: usize,
+    #[comptime] rows: usize,
+) {
+    let per_row = comptime!(hidden / width);
+    let row_len = comptime!(gates * hidden / width);
+    zero_vectors::<N>(acc, rows);
+    let mut dv = Array::<Vector<f32, N>>::new(rows);
+    for m4 in 0..row_len {
+        #[unroll]
+        for r in 0..rows {
+            dv[r] = dg_sh[r * row_len + m4];
+        }
+        #[unroll]
+        for e in 0..width {
+            let wm = w[base + (m4 * width + e) * per_row + u];
+            #[unroll]
+            for r in 0..rows {
+                acc[r] += Vector::new(dv[r].extract(e)) * wm;
+            }
+        }
+    }
+}
+
+/// Stores feature `e`'s gate gradients `q` (four blocks, `h` apart from `a` on) in `dg` and
+/// the first `gates` of them — the recurrent side's — into lane `e` of `gv`.
+#[cube]
+fn keep_gate_grads<N: Size>(
+    dg: &mut Tensor<f32>,
+    gv: &mut Array<Vector<f32, N>>,
+    q: Vector<f32, Const<4>>,
+    a: usize,
+    h: usize,
+    #[comptime] e: usize,
+    #[comptime] gates: usize,
+) {
+    save_four(
+        dg,
+        a,
+        h,
+        q.extract(0usize),
+        q.extract(1usize),
+        q.extract(2usize),
+        q.extract(3usize),
+    );
+    #[unroll]
+    for k in 0..gates {
+        let mut v = gv[k];
+        v.insert(e, q.extract(k));
+        gv[k] = v;
+    }
+}
+
+/// Unit `u`'s features of the cube's rows in slot `slot` of `t: [S, D, B, H]`, one vector a
+/// row (zero past the batch).
+#[cube]
+fn load_rows<N: Size>(
+    t: &Tensor<f32>,
+    v: &mut Array<Vector<f32, N>>,
+    slot: usize,
+    dbh: usize,
     d: usize,
     b0: usize,
     bn: usize,
     u: usize,
     #[comptime] hidden: usize,
+    #[comptime] width: usize,
     #[comptime] rows: usize,
 ) {
     #[unroll]
     for r in 0..rows {
-        let b = b0 + r;
-        len[r] = 0;
-        #[unroll]
-        for e in 0..N::value() {
-            let j = u * N::value() + e;
-            h_sh[r * hidden + j] = f32::new(0.0);
-            if b < bn {
-                h_sh[r * hidden + j] = hs[(d * bn + b) * hidden + j];
+        let mut row = Vector::new(f32::new(0.0));
+        if b0 + r < bn {
+            #[unroll]
+            for e in 0..width {
+                row.insert(
+                    e,
+                    t[slot * dbh + (d * bn + b0 + r) * hidden + u * width + e],
+                );
             }
         }
-        if b < bn {
-            len[r] = u32::cast_from(lengths[b]);
+        v[r] = row;
+    }
+}
+
+/// Writes unit `u`'s features of the cube's rows into slot `slot` of `t: [S, D, B, H]`.
+#[cube]
+fn store_rows<N: Size>(
+    t: &mut Tensor<f32>,
+    v: &Array<Vector<f32, N>>,
+    slot: usize,
+    dbh: usize,
+    d: usize,
+    b0: usize,
+    bn: usize,
+    u: usize,
+    #[comptime] hidden: usize,
+    #[comptime] width: usize,
+    #[comptime] rows: usize,
+) {
+    #[unroll]
+    for r in 0..rows {
+        if b0 + r < bn {
+            #[unroll]
+            for e in 0..width {
+                t[slot * dbh + (d * bn + b0 + r) * hidden + u * width + e] = v[r].extract(e);
+            }
         }
     }
 }
 
-/// Every LSTM step; arguments as [`super::kernels::lstm_step`]'s without the step and `hh`,
-/// and `W_hhᵀ` in vectors of `N`.
+/// The rows' lengths (0 past the batch: such rows never count as running).
+#[cube]
+fn row_lengths(
+    lengths: &Tensor<f32>,
+    len: &mut Array<u32>,
+    b0: usize,
+    bn: usize,
+    #[comptime] rows: usize,
+) {
+    #[unroll]
+    for r in 0..rows {
+        len[r] = 0;
+        if b0 + r < bn {
+            len[r] = u32::cast_from(lengths[b0 + r]);
+        }
+    }
+}
+
+/// Every LSTM step; arguments as [`super::kernels::lstm_step`]'s without the step and `hh`.
 #[cube(launch)]
 pub fn lstm_sequence<N: Size>(
     xp: &Tensor<f32>,
@@ -96,92 +222,73 @@ pub fn lstm_sequence<N: Size>(
     seq: u32,
     batch: u32,
     #[comptime] hidden: usize,
+    #[comptime] width: usize,
     #[comptime] rows: usize,
     #[comptime] save: bool,
 ) {
-    let t_len = seq as usize;
-    let bn = batch as usize;
-    let h = hidden;
-    let u = UNIT_POS as usize;
-    let slices = bn.div_ceil(rows);
-    let d = CUBE_POS / slices;
-    let b0 = (CUBE_POS % slices) * rows;
+    let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
+    let (d, b0) = slice_of(bn, rows);
     let dbh = hs.len() / (t_len + 1);
-    let mut h_sh = Shared::<[f32]>::new_slice(comptime!(rows * hidden));
+    let per = comptime!(hidden / width);
+    let mut h_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * hidden / width));
     let mut len = Array::<u32>::new(rows);
-    start_rows::<N>(
-        &*hs, lengths, &mut h_sh, &mut len, d, b0, bn, u, hidden, rows,
-    );
-    // The rows' cell states, `N` features per vector.
+    row_lengths(lengths, &mut len, b0, bn, rows);
+    let mut hv = Array::<Vector<f32, N>>::new(rows);
     let mut c = Array::<Vector<f32, N>>::new(rows);
+    load_rows::<N>(
+        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
+    );
+    load_rows::<N>(&*cs, &mut c, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
     #[unroll]
     for r in 0..rows {
-        let mut cr = Vector::new(f32::new(0.0));
-        if b0 + r < bn {
-            #[unroll]
-            for e in 0..N::value() {
-                cr.insert(e, cs[(d * bn + b0 + r) * h + u * N::value() + e]);
-            }
-        }
-        c[r] = cr;
+        h_sh[r * per + u] = hv[r];
     }
     let mut acc = Array::<Vector<f32, N>>::new(comptime!(4 * rows));
-    let base = d * h * 4 * (h / N::value());
+    let base = d * h * 4 * per;
     sync_cube();
     for s in 0..t_len {
-        recurrent_products::<N>(w_t, &h_sh, &mut acc, base, u, hidden, 4usize, rows);
+        recurrent_products::<N>(w_t, &h_sh, &mut acc, base, u, hidden, width, 4usize, rows);
         sync_cube();
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
-            if b < bn {
-                let live = s < len[r] as usize;
+            if s < len[r] as usize {
+                let mut hr = hv[r];
                 let mut cr = c[r];
                 #[unroll]
-                for e in 0..N::value() {
-                    let j = u * N::value() + e;
-                    let i = (d * bn + b) * h + j;
-                    if live {
-                        let x = ((d * t_len + s) * bn + b) * 4 * h + j;
-                        let ig = sigmoid(xp[x] + acc[r].extract(e));
-                        let fg = sigmoid(xp[x + h] + acc[rows + r].extract(e));
-                        let gg = (xp[x + 2 * h] + acc[2 * rows + r].extract(e)).tanh();
-                        let og = sigmoid(xp[x + 3 * h] + acc[3 * rows + r].extract(e));
-                        let ce = fg * cr.extract(e) + ig * gg;
-                        cr.insert(e, ce);
-                        h_sh[r * h + j] = og * ce.tanh();
-                        if save {
-                            let a = (s * dbh + i - j) * 4 + j;
-                            save_four(acts, a, h, ig, fg, gg, og);
-                        }
-                    }
-                    hs[(s + 1) * dbh + i] = h_sh[r * h + j];
+                for e in 0..width {
+                    let j = u * width + e;
+                    let x = ((d * t_len + s) * bn + b) * 4 * h + j;
+                    let ig = sigmoid(xp[x] + acc[r].extract(e));
+                    let fg = sigmoid(xp[x + h] + acc[rows + r].extract(e));
+                    let gg = (xp[x + 2 * h] + acc[2 * rows + r].extract(e)).tanh();
+                    let og = sigmoid(xp[x + 3 * h] + acc[3 * rows + r].extract(e));
+                    let ce = fg * cr.extract(e) + ig * gg;
+                    cr.insert(e, ce);
+                    hr.insert(e, og * ce.tanh());
                     if save {
-                        cs[(s + 1) * dbh + i] = cr.extract(e);
+                        let a = (s * dbh + (d * bn + b) * h) * 4 + j;
+                        save_four(acts, a, h, ig, fg, gg, og);
                     }
                 }
+                hv[r] = hr;
                 c[r] = cr;
+                h_sh[r * per + u] = hr;
             }
+        }
+        store_rows::<N>(hs, &hv, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
+        if save {
+            store_rows::<N>(cs, &c, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
         }
         sync_cube();
     }
     if !save {
         // Inference keeps two cell-state slots; the last step's is `T mod 2`.
-        #[unroll]
-        for r in 0..rows {
-            if b0 + r < bn {
-                #[unroll]
-                for e in 0..N::value() {
-                    let i = (d * bn + b0 + r) * h + u * N::value() + e;
-                    cs[(t_len % 2) * dbh + i] = c[r].extract(e);
-                }
-            }
-        }
+        store_rows::<N>(cs, &c, t_len % 2, dbh, d, b0, bn, u, hidden, width, rows);
     }
 }
 
-/// Every GRU step; arguments as [`super::kernels::gru_step`]'s without the step and `hh`,
-/// and `W_hhᵀ` in vectors of `N`.
+/// Every GRU step; arguments as [`super::kernels::gru_step`]'s without the step and `hh`.
 #[cube(launch)]
 pub fn gru_sequence<N: Size>(
     xp: &Tensor<f32>,
@@ -193,59 +300,61 @@ pub fn gru_sequence<N: Size>(
     seq: u32,
     batch: u32,
     #[comptime] hidden: usize,
+    #[comptime] width: usize,
     #[comptime] rows: usize,
     #[comptime] save: bool,
 ) {
-    let t_len = seq as usize;
-    let bn = batch as usize;
-    let h = hidden;
-    let u = UNIT_POS as usize;
-    let slices = bn.div_ceil(rows);
-    let d = CUBE_POS / slices;
-    let b0 = (CUBE_POS % slices) * rows;
+    let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
+    let (d, b0) = slice_of(bn, rows);
     let dbh = hs.len() / (t_len + 1);
-    let mut h_sh = Shared::<[f32]>::new_slice(comptime!(rows * hidden));
+    let per = comptime!(hidden / width);
+    let mut h_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * hidden / width));
     let mut len = Array::<u32>::new(rows);
-    start_rows::<N>(
-        &*hs, lengths, &mut h_sh, &mut len, d, b0, bn, u, hidden, rows,
+    row_lengths(lengths, &mut len, b0, bn, rows);
+    let mut hv = Array::<Vector<f32, N>>::new(rows);
+    load_rows::<N>(
+        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
     );
+    #[unroll]
+    for r in 0..rows {
+        h_sh[r * per + u] = hv[r];
+    }
     let mut acc = Array::<Vector<f32, N>>::new(comptime!(3 * rows));
-    let base = d * h * 3 * (h / N::value());
+    let base = d * h * 3 * per;
     sync_cube();
     for s in 0..t_len {
-        recurrent_products::<N>(w_t, &h_sh, &mut acc, base, u, hidden, 3usize, rows);
+        recurrent_products::<N>(w_t, &h_sh, &mut acc, base, u, hidden, width, 3usize, rows);
         sync_cube();
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
-            if b < bn {
-                let live = s < len[r] as usize;
+            if s < len[r] as usize {
+                let mut hr = hv[r];
                 #[unroll]
-                for e in 0..N::value() {
-                    let j = u * N::value() + e;
-                    let i = (d * bn + b) * h + j;
-                    if live {
-                        let x = ((d * t_len + s) * bn + b) * 3 * h + j;
-                        let rg = sigmoid(xp[x] + acc[r].extract(e));
-                        let z = sigmoid(xp[x + h] + acc[rows + r].extract(e));
-                        let hn = acc[2 * rows + r].extract(e) + b_hn[d * h + j];
-                        let n = (xp[x + 2 * h] + rg * hn).tanh();
-                        h_sh[r * h + j] = (f32::new(1.0) - z) * n + z * h_sh[r * h + j];
-                        if save {
-                            let a = (s * dbh + i - j) * 4 + j;
-                            save_four(acts, a, h, rg, z, n, hn);
-                        }
+                for e in 0..width {
+                    let j = u * width + e;
+                    let x = ((d * t_len + s) * bn + b) * 3 * h + j;
+                    let rg = sigmoid(xp[x] + acc[r].extract(e));
+                    let z = sigmoid(xp[x + h] + acc[rows + r].extract(e));
+                    let hn = acc[2 * rows + r].extract(e) + b_hn[d * h + j];
+                    let n = (xp[x + 2 * h] + rg * hn).tanh();
+                    hr.insert(e, (f32::new(1.0) - z) * n + z * hr.extract(e));
+                    if save {
+                        let a = (s * dbh + (d * bn + b) * h) * 4 + j;
+                        save_four(acts, a, h, rg, z, n, hn);
                     }
-                    hs[(s + 1) * dbh + i] = h_sh[r * h + j];
                 }
+                hv[r] = hr;
+                h_sh[r * per + u] = hr;
             }
         }
+        store_rows::<N>(hs, &hv, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
         sync_cube();
     }
 }
 
 /// Every Elman step, tanh or (`relu`) ReLU; arguments as [`super::kernels::rnn_step`]'s
-/// without the step and `hh`, and `W_hhᵀ` in vectors of `N`.
+/// without the step and `hh`.
 #[cube(launch)]
 pub fn rnn_sequence<N: Size>(
     xp: &Tensor<f32>,
@@ -255,147 +364,61 @@ pub fn rnn_sequence<N: Size>(
     seq: u32,
     batch: u32,
     #[comptime] hidden: usize,
+    #[comptime] width: usize,
     #[comptime] rows: usize,
     #[comptime] relu: bool,
 ) {
-    let t_len = seq as usize;
-    let bn = batch as usize;
-    let h = hidden;
-    let u = UNIT_POS as usize;
-    let slices = bn.div_ceil(rows);
-    let d = CUBE_POS / slices;
-    let b0 = (CUBE_POS % slices) * rows;
+    let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
+    let (d, b0) = slice_of(bn, rows);
     let dbh = hs.len() / (t_len + 1);
-    let mut h_sh = Shared::<[f32]>::new_slice(comptime!(rows * hidden));
+    let per = comptime!(hidden / width);
+    let mut h_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * hidden / width));
     let mut len = Array::<u32>::new(rows);
-    start_rows::<N>(
-        &*hs, lengths, &mut h_sh, &mut len, d, b0, bn, u, hidden, rows,
+    row_lengths(lengths, &mut len, b0, bn, rows);
+    let mut hv = Array::<Vector<f32, N>>::new(rows);
+    load_rows::<N>(
+        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
     );
+    #[unroll]
+    for r in 0..rows {
+        h_sh[r * per + u] = hv[r];
+    }
     let mut acc = Array::<Vector<f32, N>>::new(rows);
-    let base = d * h * (h / N::value());
+    let base = d * h * per;
     sync_cube();
     for s in 0..t_len {
-        recurrent_products::<N>(w_t, &h_sh, &mut acc, base, u, hidden, 1usize, rows);
+        recurrent_products::<N>(w_t, &h_sh, &mut acc, base, u, hidden, width, 1usize, rows);
         sync_cube();
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
-            if b < bn {
-                let live = s < len[r] as usize;
+            if s < len[r] as usize {
+                let mut hr = hv[r];
                 #[unroll]
-                for e in 0..N::value() {
-                    let j = u * N::value() + e;
-                    let i = (d * bn + b) * h + j;
-                    if live {
-                        let pre = xp[((d * t_len + s) * bn + b) * h + j] + acc[r].extract(e);
-                        let mut out = pre.tanh();
-                        if relu {
-                            out = f32::new(0.0);
-                            if pre > f32::new(0.0) {
-                                out = pre;
-                            }
+                for e in 0..width {
+                    let pre =
+                        xp[((d * t_len + s) * bn + b) * h + u * width + e] + acc[r].extract(e);
+                    let mut out = pre.tanh();
+                    if relu {
+                        out = f32::new(0.0);
+                        if pre > f32::new(0.0) {
+                            out = pre;
                         }
-                        h_sh[r * h + j] = out;
                     }
-                    hs[(s + 1) * dbh + i] = h_sh[r * h + j];
+                    hr.insert(e, out);
                 }
+                hv[r] = hr;
+                h_sh[r * per + u] = hr;
             }
         }
+        store_rows::<N>(hs, &hv, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
         sync_cube();
     }
 }
 
-/// Unit `u`'s share of the step's recurrent gradient for the cube's rows, `N` features at
-/// once: `acc[r][e] = Σ_m dg[r, m] · W_hh[d][m, u·N + e]` over the `G·H` gate columns, reading
-/// `dg` from `dg_sh: [rows, G·H]` and `W_hh` (`[D, G·H, H]` in vectors of `N`) from `w` from
-/// vector `base` on.
-#[cube]
-fn recurrent_grads<N: Size>(
-    w: &Tensor<Vector<f32, N>>,
-    dg_sh: &Shared<[f32]>,
-    acc: &mut Array<Vector<f32, N>>,
-    base: usize,
-    u: usize,
-    #[comptime] hidden: usize,
-    #[comptime] gates: usize,
-    #[comptime] rows: usize,
-) {
-    let per_row = hidden / N::value();
-    let width = gates * hidden;
-    #[unroll]
-    for r in 0..rows {
-        acc[r] = Vector::new(f32::new(0.0));
-    }
-    for m in 0..width {
-        let wm = w[base + m * per_row + u];
-        #[unroll]
-        for r in 0..rows {
-            acc[r] += Vector::new(dg_sh[r * width + m]) * wm;
-        }
-    }
-}
-
-/// The carried `dh` of the cube's rows from `dstate[0]` (`dstate: [S, D, B, H]`), `N`
-/// features per vector; zero for rows past the batch.
-#[cube]
-fn start_grads<N: Size>(
-    dstate: &Tensor<f32>,
-    dh: &mut Array<Vector<f32, N>>,
-    slot: usize,
-    d: usize,
-    b0: usize,
-    bn: usize,
-    u: usize,
-    #[comptime] hidden: usize,
-    #[comptime] rows: usize,
-) {
-    let dbh = dstate.len() / (slot + 1);
-    #[unroll]
-    for r in 0..rows {
-        let mut v = Vector::new(f32::new(0.0));
-        if b0 + r < bn {
-            #[unroll]
-            for e in 0..N::value() {
-                v.insert(
-                    e,
-                    dstate[slot * dbh + (d * bn + b0 + r) * hidden + u * N::value() + e],
-                );
-            }
-        }
-        dh[r] = v;
-    }
-}
-
-/// Writes `v` of the cube's rows into slot `slot` of `dstate: [S, D, B, H]`.
-#[cube]
-fn finish_grads<N: Size>(
-    dstate: &mut Tensor<f32>,
-    v: &Array<Vector<f32, N>>,
-    slot: usize,
-    slots: usize,
-    d: usize,
-    b0: usize,
-    bn: usize,
-    u: usize,
-    #[comptime] hidden: usize,
-    #[comptime] rows: usize,
-) {
-    let dbh = dstate.len() / slots;
-    #[unroll]
-    for r in 0..rows {
-        if b0 + r < bn {
-            #[unroll]
-            for e in 0..N::value() {
-                dstate[slot * dbh + (d * bn + b0 + r) * hidden + u * N::value() + e] =
-                    v[r].extract(e);
-            }
-        }
-    }
-}
-
 /// BPTT through every LSTM step in one launch; arguments as [`super::kernels::lstm_back`]'s
-/// without the step and `rec`, and `W_hh` (`w: [D, 4H, H]`) in vectors of `N`. On return
-/// `dstate` holds the gradients of `h_0` (the recurrent product included) and `c_0`.
+/// without the step and `rec`. On return `dstate` holds the gradients of `h_0` (the recurrent
+/// product included) and `c_0`.
 #[cube(launch)]
 pub fn lstm_sequence_back<N: Size>(
     d_out: &Tensor<f32>,
@@ -408,97 +431,87 @@ pub fn lstm_sequence_back<N: Size>(
     seq: u32,
     batch: u32,
     #[comptime] hidden: usize,
+    #[comptime] width: usize,
     #[comptime] rows: usize,
 ) {
-    let t_len = seq as usize;
-    let bn = batch as usize;
-    let h = hidden;
-    let u = UNIT_POS as usize;
-    let slices = bn.div_ceil(rows);
-    let d = CUBE_POS / slices;
-    let b0 = (CUBE_POS % slices) * rows;
+    let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
+    let (d, b0) = slice_of(bn, rows);
     let dbh = dstate.len() / 2;
-    let gw = 4 * h;
-    let mut dg_sh = Shared::<[f32]>::new_slice(comptime!(rows * 4 * hidden));
+    let per = comptime!(hidden / width);
+    let mut dg_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * 4 * hidden / width));
+    let mut len = Array::<u32>::new(rows);
+    row_lengths(lengths, &mut len, b0, bn, rows);
     let mut dh = Array::<Vector<f32, N>>::new(rows);
     let mut dc = Array::<Vector<f32, N>>::new(rows);
-    start_grads::<N>(&*dstate, &mut dh, 0usize, d, b0, bn, u, hidden, rows);
-    start_grads::<N>(&*dstate, &mut dc, 1usize, d, b0, bn, u, hidden, rows);
+    load_rows::<N>(
+        &*dstate, &mut dh, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
+    );
+    load_rows::<N>(
+        &*dstate, &mut dc, 1usize, dbh, d, b0, bn, u, hidden, width, rows,
+    );
     let mut rec = Array::<Vector<f32, N>>::new(rows);
-    #[unroll]
-    for r in 0..rows {
-        rec[r] = Vector::new(f32::new(0.0));
-    }
+    zero_vectors::<N>(&mut rec, rows);
+    let mut gv = Array::<Vector<f32, N>>::new(4usize);
     let one = f32::new(1.0);
-    let zero = f32::new(0.0);
-    let base = d * gw * (h / N::value());
+    let base = d * 4 * h * per;
     for step in 0..t_len {
         let s = t_len - 1 - step;
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
-            let mut dhr = dh[r];
-            let mut dcr = dc[r];
-            #[unroll]
-            for e in 0..N::value() {
-                let j = u * N::value() + e;
-                let mut gates = Vector::<f32, Const<4>>::new(zero);
-                if b < bn {
+            zero_vectors::<N>(&mut gv, 4usize);
+            if b < bn {
+                let mut dhr = dh[r];
+                let mut dcr = dc[r];
+                #[unroll]
+                for e in 0..width {
+                    let j = u * width + e;
                     let i = (d * bn + b) * h + j;
                     let g = rec[r].extract(e)
                         + dhr.extract(e)
                         + d_out[((d * t_len + s) * bn + b) * h + j];
                     let a = (s * dbh + i - j) * 4 + j;
-                    let len = u32::cast_from(lengths[b]) as usize;
-                    if s < len {
+                    let mut q = Vector::<f32, Const<4>>::new(f32::new(0.0));
+                    if s < len[r] as usize {
                         let ig = acts[a];
                         let fg = acts[a + h];
                         let gg = acts[a + 2 * h];
                         let og = acts[a + 3 * h];
                         let tc = cs[(s + 1) * dbh + i].tanh();
                         let dct = dcr.extract(e) + g * og * (one - tc * tc);
-                        gates.insert(0usize, dct * gg * ig * (one - ig));
-                        gates.insert(1usize, dct * cs[s * dbh + i] * fg * (one - fg));
-                        gates.insert(2usize, dct * ig * (one - gg * gg));
-                        gates.insert(3usize, g * tc * og * (one - og));
-                        dhr.insert(e, zero);
+                        q.insert(0usize, dct * gg * ig * (one - ig));
+                        q.insert(1usize, dct * cs[s * dbh + i] * fg * (one - fg));
+                        q.insert(2usize, dct * ig * (one - gg * gg));
+                        q.insert(3usize, g * tc * og * (one - og));
+                        dhr.insert(e, f32::new(0.0));
                         dcr.insert(e, dct * fg);
                     } else {
                         dhr.insert(e, g);
                     }
-                    save_four(
-                        dg,
-                        a,
-                        h,
-                        gates.extract(0usize),
-                        gates.extract(1usize),
-                        gates.extract(2usize),
-                        gates.extract(3usize),
-                    );
+                    keep_gate_grads::<N>(dg, &mut gv, q, a, h, e, 4usize);
                 }
-                #[unroll]
-                for k in 0..4 {
-                    dg_sh[r * gw + k * h + j] = gates.extract(k);
-                }
+                dh[r] = dhr;
+                dc[r] = dcr;
             }
-            dh[r] = dhr;
-            dc[r] = dcr;
+            #[unroll]
+            for k in 0..4 {
+                dg_sh[(r * 4 + k) * per + u] = gv[k];
+            }
         }
         sync_cube();
-        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, 4usize, rows);
+        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, width, 4usize, rows);
         sync_cube();
     }
     #[unroll]
     for r in 0..rows {
         rec[r] += dh[r];
     }
-    finish_grads::<N>(dstate, &rec, 0usize, 2usize, d, b0, bn, u, hidden, rows);
-    finish_grads::<N>(dstate, &dc, 1usize, 2usize, d, b0, bn, u, hidden, rows);
+    store_rows::<N>(dstate, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
+    store_rows::<N>(dstate, &dc, 1usize, dbh, d, b0, bn, u, hidden, width, rows);
 }
 
 /// BPTT through every GRU step in one launch; arguments as [`super::kernels::gru_back`]'s
-/// without the step and `rec`, and `W_hh` (`w: [D, 3H, H]`) in vectors of `N`. On return
-/// `dh` holds the gradient of `h_0`.
+/// without the step and `rec`. On return `dh` holds the gradient of `h_0`.
 #[cube(launch)]
 pub fn gru_sequence_back<N: Size>(
     d_out: &Tensor<f32>,
@@ -511,90 +524,88 @@ pub fn gru_sequence_back<N: Size>(
     seq: u32,
     batch: u32,
     #[comptime] hidden: usize,
+    #[comptime] width: usize,
     #[comptime] rows: usize,
 ) {
-    let t_len = seq as usize;
-    let bn = batch as usize;
-    let h = hidden;
-    let u = UNIT_POS as usize;
-    let slices = bn.div_ceil(rows);
-    let d = CUBE_POS / slices;
-    let b0 = (CUBE_POS % slices) * rows;
+    let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
+    let (d, b0) = slice_of(bn, rows);
     let dbh = dh.len();
-    let gw = 3 * h;
-    let mut dg_sh = Shared::<[f32]>::new_slice(comptime!(rows * 3 * hidden));
+    let per = comptime!(hidden / width);
+    let mut dg_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * 3 * hidden / width));
+    let mut len = Array::<u32>::new(rows);
+    row_lengths(lengths, &mut len, b0, bn, rows);
     let mut carried = Array::<Vector<f32, N>>::new(rows);
-    start_grads::<N>(&*dh, &mut carried, 0usize, d, b0, bn, u, hidden, rows);
+    load_rows::<N>(
+        &*dh,
+        &mut carried,
+        0usize,
+        dbh,
+        d,
+        b0,
+        bn,
+        u,
+        hidden,
+        width,
+        rows,
+    );
     let mut rec = Array::<Vector<f32, N>>::new(rows);
-    #[unroll]
-    for r in 0..rows {
-        rec[r] = Vector::new(f32::new(0.0));
-    }
+    zero_vectors::<N>(&mut rec, rows);
+    let mut gv = Array::<Vector<f32, N>>::new(3usize);
     let one = f32::new(1.0);
-    let zero = f32::new(0.0);
-    let base = d * gw * (h / N::value());
+    let base = d * 3 * h * per;
     for step in 0..t_len {
         let s = t_len - 1 - step;
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
-            let mut dhr = carried[r];
-            #[unroll]
-            for e in 0..N::value() {
-                let j = u * N::value() + e;
-                let mut gates = Vector::<f32, Const<4>>::new(zero);
-                if b < bn {
+            zero_vectors::<N>(&mut gv, 3usize);
+            if b < bn {
+                let mut dhr = carried[r];
+                #[unroll]
+                for e in 0..width {
+                    let j = u * width + e;
                     let i = (d * bn + b) * h + j;
                     let g = rec[r].extract(e)
                         + dhr.extract(e)
                         + d_out[((d * t_len + s) * bn + b) * h + j];
                     let a = (s * dbh + i - j) * 4 + j;
-                    let len = u32::cast_from(lengths[b]) as usize;
-                    if s < len {
+                    let mut q = Vector::<f32, Const<4>>::new(f32::new(0.0));
+                    if s < len[r] as usize {
                         let rg = acts[a];
                         let z = acts[a + h];
                         let n = acts[a + 2 * h];
                         let hn = acts[a + 3 * h];
                         let dn = g * (one - z) * (one - n * n);
-                        gates.insert(0usize, dn * hn * rg * (one - rg));
-                        gates.insert(1usize, g * (hs[s * dbh + i] - n) * z * (one - z));
-                        gates.insert(2usize, dn * rg);
-                        gates.insert(3usize, dn);
+                        q.insert(0usize, dn * hn * rg * (one - rg));
+                        q.insert(1usize, g * (hs[s * dbh + i] - n) * z * (one - z));
+                        q.insert(2usize, dn * rg);
+                        q.insert(3usize, dn);
                         dhr.insert(e, g * z);
                     } else {
                         dhr.insert(e, g);
                     }
-                    save_four(
-                        dg,
-                        a,
-                        h,
-                        gates.extract(0usize),
-                        gates.extract(1usize),
-                        gates.extract(2usize),
-                        gates.extract(3usize),
-                    );
+                    keep_gate_grads::<N>(dg, &mut gv, q, a, h, e, 3usize);
                 }
-                #[unroll]
-                for k in 0..3 {
-                    dg_sh[r * gw + k * h + j] = gates.extract(k);
-                }
+                carried[r] = dhr;
             }
-            carried[r] = dhr;
+            #[unroll]
+            for k in 0..3 {
+                dg_sh[(r * 3 + k) * per + u] = gv[k];
+            }
         }
         sync_cube();
-        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, 3usize, rows);
+        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, width, 3usize, rows);
         sync_cube();
     }
     #[unroll]
     for r in 0..rows {
         rec[r] += carried[r];
     }
-    finish_grads::<N>(dh, &rec, 0usize, 1usize, d, b0, bn, u, hidden, rows);
+    store_rows::<N>(dh, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
 }
 
 /// BPTT through every Elman step in one launch; arguments as [`super::kernels::rnn_back`]'s
-/// without the step and `rec`, and `W_hh` (`w: [D, H, H]`) in vectors of `N`. On return `dh`
-/// holds the gradient of `h_0`.
+/// without the step and `rec`. On return `dh` holds the gradient of `h_0`.
 #[cube(launch)]
 pub fn rnn_sequence_back<N: Size>(
     d_out: &Tensor<f32>,
@@ -606,44 +617,51 @@ pub fn rnn_sequence_back<N: Size>(
     seq: u32,
     batch: u32,
     #[comptime] hidden: usize,
+    #[comptime] width: usize,
     #[comptime] rows: usize,
     #[comptime] relu: bool,
 ) {
-    let t_len = seq as usize;
-    let bn = batch as usize;
-    let h = hidden;
-    let u = UNIT_POS as usize;
-    let slices = bn.div_ceil(rows);
-    let d = CUBE_POS / slices;
-    let b0 = (CUBE_POS % slices) * rows;
+    let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
+    let (d, b0) = slice_of(bn, rows);
     let dbh = dh.len();
-    let mut dg_sh = Shared::<[f32]>::new_slice(comptime!(rows * hidden));
+    let per = comptime!(hidden / width);
+    let mut dg_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * hidden / width));
+    let mut len = Array::<u32>::new(rows);
+    row_lengths(lengths, &mut len, b0, bn, rows);
     let mut carried = Array::<Vector<f32, N>>::new(rows);
-    start_grads::<N>(&*dh, &mut carried, 0usize, d, b0, bn, u, hidden, rows);
+    load_rows::<N>(
+        &*dh,
+        &mut carried,
+        0usize,
+        dbh,
+        d,
+        b0,
+        bn,
+        u,
+        hidden,
+        width,
+        rows,
+    );
     let mut rec = Array::<Vector<f32, N>>::new(rows);
-    #[unroll]
-    for r in 0..rows {
-        rec[r] = Vector::new(f32::new(0.0));
-    }
+    zero_vectors::<N>(&mut rec, rows);
     let zero = f32::new(0.0);
-    let base = d * h * (h / N::value());
+    let base = d * h * per;
     for step in 0..t_len {
         let s = t_len - 1 - step;
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
-            let mut dhr = carried[r];
-            #[unroll]
-            for e in 0..N::value() {
-                let j = u * N::value() + e;
-                let mut v = zero;
-                if b < bn {
-                    let i = (d * bn + b) * h + j;
+            let mut gv = Vector::<f32, N>::new(zero);
+            if b < bn {
+                let mut dhr = carried[r];
+                #[unroll]
+                for e in 0..width {
+                    let i = (d * bn + b) * h + u * width + e;
                     let g = rec[r].extract(e)
                         + dhr.extract(e)
-                        + d_out[((d * t_len + s) * bn + b) * h + j];
-                    let len = u32::cast_from(lengths[b]) as usize;
-                    if s < len {
+                        + d_out[((d * t_len + s) * bn + b) * h + u * width + e];
+                    let mut v = zero;
+                    if s < len[r] as usize {
                         let ht = hs[(s + 1) * dbh + i];
                         v = g * (f32::new(1.0) - ht * ht);
                         if relu {
@@ -657,18 +675,19 @@ pub fn rnn_sequence_back<N: Size>(
                         dhr.insert(e, g);
                     }
                     dg[s * dbh + i] = v;
+                    gv.insert(e, v);
                 }
-                dg_sh[r * h + j] = v;
+                carried[r] = dhr;
             }
-            carried[r] = dhr;
+            dg_sh[r * per + u] = gv;
         }
         sync_cube();
-        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, 1usize, rows);
+        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, width, 1usize, rows);
         sync_cube();
     }
     #[unroll]
     for r in 0..rows {
         rec[r] += carried[r];
     }
-    finish_grads::<N>(dh, &rec, 0usize, 1usize, d, b0, bn, u, hidden, rows);
+    store_rows::<N>(dh, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
 }
