@@ -820,7 +820,15 @@ impl FusedKernels for CubeBackend {
         let w_hh_grad = B::float_matmul(B::float_transpose(dg_hh.clone()), h_prev);
         let w_ih_grad = B::float_matmul(B::float_transpose(dg_ih.clone()), xs.clone());
         let bias_grad = |g: CubeTensor| reshape(B::float_sum_dim(g, 1), &[dn * gh]);
-        let biases = has_biases.then(|| (bias_grad(dg_ih.clone()), bias_grad(dg_hh)));
+        let biases = has_biases.then(|| {
+            let b_hh = bias_grad(dg_hh);
+            // LSTM and Elman layers hand both biases the same gate gradients: one sum.
+            let b_ih = match z.kind {
+                CellKind::Gru => bias_grad(dg_ih.clone()),
+                _ => b_hh.clone(),
+            };
+            (b_ih, b_hh)
+        });
         let x = need_x.then(|| {
             let dxs = B::float_matmul(dg_ih, w_ih.clone());
             let dx = dense(&grad, &[bn, t, z.input]);
