@@ -70,8 +70,9 @@ fn recurrent_products<N: Size>(
     }
 }
 
-/// Unit `u`'s share of the step's recurrent gradient for the cube's rows: `acc[r][e] =
-/// Σ_m dg[r, m] · W_hh[d][m, u·N + e]` over the `G·H` gate columns, reading `dg` from
+/// Unit `u`'s share of the step's recurrent gradient for the cube's rows, `group` vectors of
+/// `N` features (vector columns `u·group + c`): `acc[r·group + c][e] = Σ_m dg[r, m] ·
+/// W_hh[d][m, (u·group + c)·N + e]` over the `G·H` gate columns, reading `dg` from
 /// `dg_sh: [rows, G·H / N]` and `W_hh` from `w` from vector `base` on.
 #[cube]
 fn recurrent_grads<N: Size>(
@@ -82,12 +83,13 @@ fn recurrent_grads<N: Size>(
     u: usize,
     #[comptime] hidden: usize,
     #[comptime] width: usize,
+    #[comptime] group: usize,
     #[comptime] gates: usize,
     #[comptime] rows: usize,
 ) {
     let per_row = comptime!(hidden / width);
     let row_len = comptime!(gates * hidden / width);
-    zero_vectors::<N>(acc, rows);
+    zero_vectors::<N>(acc, comptime!(rows * group));
     let mut dv = Array::<Vector<f32, N>>::new(rows);
     for m4 in 0..row_len {
         #[unroll]
@@ -96,17 +98,21 @@ fn recurrent_grads<N: Size>(
         }
         #[unroll]
         for e in 0..width {
-            let wm = w[base + (m4 * width + e) * per_row + u];
+            let w_row = base + (m4 * width + e) * per_row + u * group;
             #[unroll]
-            for r in 0..rows {
-                acc[r] += Vector::new(dv[r].extract(e)) * wm;
+            for c in 0..group {
+                let wm = w[w_row + c];
+                #[unroll]
+                for r in 0..rows {
+                    acc[r * group + c] += Vector::new(dv[r].extract(e)) * wm;
+                }
             }
         }
     }
 }
 
-/// Stores feature `e`'s gate gradients `q` (four blocks, `h` apart from `a` on) in `dg` and
-/// the first `gates` of them — the recurrent side's — into lane `e` of `gv`.
+/// Stores a feature's gate gradients `q` (four blocks, `h` apart from `a` on) in `dg` and
+/// the first `gates` of them — the recurrent side's — into lane `e` of `gv[k·group + c]`.
 #[cube]
 fn keep_gate_grads<N: Size>(
     dg: &mut Tensor<f32>,
@@ -115,6 +121,8 @@ fn keep_gate_grads<N: Size>(
     a: usize,
     h: usize,
     #[comptime] e: usize,
+    #[comptime] c: usize,
+    #[comptime] group: usize,
     #[comptime] gates: usize,
 ) {
     save_four(
@@ -128,14 +136,15 @@ fn keep_gate_grads<N: Size>(
     );
     #[unroll]
     for k in 0..gates {
-        let mut v = gv[k];
+        let mut v = gv[k * group + c];
         v.insert(e, q.extract(k));
-        gv[k] = v;
+        gv[k * group + c] = v;
     }
 }
 
-/// Unit `u`'s features of the cube's rows in slot `slot` of `t: [S, D, B, H]`, one vector a
-/// row (zero past the batch).
+/// Unit `u`'s `group` vector columns (features `(u·group + c)·N ..`, `c < group`) of the
+/// cube's rows in slot `slot` of `t: [S, D, B, H]`, into `v[r·group + c]` (zero past the
+/// batch).
 #[cube]
 fn load_rows<N: Size>(
     t: &Tensor<f32>,
@@ -148,25 +157,28 @@ fn load_rows<N: Size>(
     u: usize,
     #[comptime] hidden: usize,
     #[comptime] width: usize,
+    #[comptime] group: usize,
     #[comptime] rows: usize,
 ) {
     #[unroll]
     for r in 0..rows {
-        let mut row = Vector::new(f32::new(0.0));
-        if b0 + r < bn {
-            #[unroll]
-            for e in 0..width {
-                row.insert(
-                    e,
-                    t[slot * dbh + (d * bn + b0 + r) * hidden + u * width + e],
-                );
+        #[unroll]
+        for c in 0..group {
+            let mut row = Vector::new(f32::new(0.0));
+            if b0 + r < bn {
+                let at = slot * dbh + (d * bn + b0 + r) * hidden + (u * group + c) * width;
+                #[unroll]
+                for e in 0..width {
+                    row.insert(e, t[at + e]);
+                }
             }
+            v[r * group + c] = row;
         }
-        v[r] = row;
     }
 }
 
-/// Writes unit `u`'s features of the cube's rows into slot `slot` of `t: [S, D, B, H]`.
+/// Writes `v[r·group + c]` into unit `u`'s vector columns of the cube's rows in slot `slot`
+/// of `t: [S, D, B, H]` (the inverse of [`load_rows`]).
 #[cube]
 fn store_rows<N: Size>(
     t: &mut Tensor<f32>,
@@ -179,14 +191,19 @@ fn store_rows<N: Size>(
     u: usize,
     #[comptime] hidden: usize,
     #[comptime] width: usize,
+    #[comptime] group: usize,
     #[comptime] rows: usize,
 ) {
     #[unroll]
     for r in 0..rows {
         if b0 + r < bn {
             #[unroll]
-            for e in 0..width {
-                t[slot * dbh + (d * bn + b0 + r) * hidden + u * width + e] = v[r].extract(e);
+            for c in 0..group {
+                let at = slot * dbh + (d * bn + b0 + r) * hidden + (u * group + c) * width;
+                #[unroll]
+                for e in 0..width {
+                    t[at + e] = v[r * group + c].extract(e);
+                }
             }
         }
     }
@@ -236,9 +253,11 @@ pub fn lstm_sequence<N: Size>(
     let mut hv = Array::<Vector<f32, N>>::new(rows);
     let mut c = Array::<Vector<f32, N>>::new(rows);
     load_rows::<N>(
-        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
+        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, 1usize, rows,
     );
-    load_rows::<N>(&*cs, &mut c, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
+    load_rows::<N>(
+        &*cs, &mut c, 0usize, dbh, d, b0, bn, u, hidden, width, 1usize, rows,
+    );
     #[unroll]
     for r in 0..rows {
         h_sh[r * per + u] = hv[r];
@@ -276,15 +295,54 @@ pub fn lstm_sequence<N: Size>(
                 h_sh[r * per + u] = hr;
             }
         }
-        store_rows::<N>(hs, &hv, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
+        store_rows::<N>(
+            hs,
+            &hv,
+            s + 1,
+            dbh,
+            d,
+            b0,
+            bn,
+            u,
+            hidden,
+            width,
+            1usize,
+            rows,
+        );
         if save {
-            store_rows::<N>(cs, &c, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
+            store_rows::<N>(
+                cs,
+                &c,
+                s + 1,
+                dbh,
+                d,
+                b0,
+                bn,
+                u,
+                hidden,
+                width,
+                1usize,
+                rows,
+            );
         }
         sync_cube();
     }
     if !save {
         // Inference keeps two cell-state slots; the last step's is `T mod 2`.
-        store_rows::<N>(cs, &c, t_len % 2, dbh, d, b0, bn, u, hidden, width, rows);
+        store_rows::<N>(
+            cs,
+            &c,
+            t_len % 2,
+            dbh,
+            d,
+            b0,
+            bn,
+            u,
+            hidden,
+            width,
+            1usize,
+            rows,
+        );
     }
 }
 
@@ -313,7 +371,7 @@ pub fn gru_sequence<N: Size>(
     row_lengths(lengths, &mut len, b0, bn, rows);
     let mut hv = Array::<Vector<f32, N>>::new(rows);
     load_rows::<N>(
-        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
+        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, 1usize, rows,
     );
     #[unroll]
     for r in 0..rows {
@@ -348,7 +406,20 @@ pub fn gru_sequence<N: Size>(
                 h_sh[r * per + u] = hr;
             }
         }
-        store_rows::<N>(hs, &hv, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
+        store_rows::<N>(
+            hs,
+            &hv,
+            s + 1,
+            dbh,
+            d,
+            b0,
+            bn,
+            u,
+            hidden,
+            width,
+            1usize,
+            rows,
+        );
         sync_cube();
     }
 }
@@ -377,7 +448,7 @@ pub fn rnn_sequence<N: Size>(
     row_lengths(lengths, &mut len, b0, bn, rows);
     let mut hv = Array::<Vector<f32, N>>::new(rows);
     load_rows::<N>(
-        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
+        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, 1usize, rows,
     );
     #[unroll]
     for r in 0..rows {
@@ -411,14 +482,27 @@ pub fn rnn_sequence<N: Size>(
                 h_sh[r * per + u] = hr;
             }
         }
-        store_rows::<N>(hs, &hv, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
+        store_rows::<N>(
+            hs,
+            &hv,
+            s + 1,
+            dbh,
+            d,
+            b0,
+            bn,
+            u,
+            hidden,
+            width,
+            1usize,
+            rows,
+        );
         sync_cube();
     }
 }
 
 /// BPTT through every LSTM step in one launch; arguments as [`super::kernels::lstm_back`]'s
-/// without the step and `rec`. On return `dstate` holds the gradients of `h_0` (the recurrent
-/// product included) and `c_0`.
+/// without the step and `rec`; unit `u` owns `group` vectors of `N` features. On return
+/// `dstate` holds the gradients of `h_0` (the recurrent product included) and `c_0`.
 #[cube(launch)]
 pub fn lstm_sequence_back<N: Size>(
     d_out: &Tensor<f32>,
@@ -432,6 +516,7 @@ pub fn lstm_sequence_back<N: Size>(
     batch: u32,
     #[comptime] hidden: usize,
     #[comptime] width: usize,
+    #[comptime] group: usize,
     #[comptime] rows: usize,
 ) {
     let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
@@ -441,17 +526,17 @@ pub fn lstm_sequence_back<N: Size>(
     let mut dg_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * 4 * hidden / width));
     let mut len = Array::<u32>::new(rows);
     row_lengths(lengths, &mut len, b0, bn, rows);
-    let mut dh = Array::<Vector<f32, N>>::new(rows);
-    let mut dc = Array::<Vector<f32, N>>::new(rows);
+    let mut dh = Array::<Vector<f32, N>>::new(comptime!(rows * group));
+    let mut dc = Array::<Vector<f32, N>>::new(comptime!(rows * group));
     load_rows::<N>(
-        &*dstate, &mut dh, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
+        &*dstate, &mut dh, 0usize, dbh, d, b0, bn, u, hidden, width, group, rows,
     );
     load_rows::<N>(
-        &*dstate, &mut dc, 1usize, dbh, d, b0, bn, u, hidden, width, rows,
+        &*dstate, &mut dc, 1usize, dbh, d, b0, bn, u, hidden, width, group, rows,
     );
-    let mut rec = Array::<Vector<f32, N>>::new(rows);
-    zero_vectors::<N>(&mut rec, rows);
-    let mut gv = Array::<Vector<f32, N>>::new(4usize);
+    let mut rec = Array::<Vector<f32, N>>::new(comptime!(rows * group));
+    zero_vectors::<N>(&mut rec, comptime!(rows * group));
+    let mut gv = Array::<Vector<f32, N>>::new(comptime!(4 * group));
     let one = f32::new(1.0);
     let base = d * 4 * h * per;
     for step in 0..t_len {
@@ -459,59 +544,73 @@ pub fn lstm_sequence_back<N: Size>(
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
-            zero_vectors::<N>(&mut gv, 4usize);
+            zero_vectors::<N>(&mut gv, comptime!(4 * group));
             if b < bn {
-                let mut dhr = dh[r];
-                let mut dcr = dc[r];
                 #[unroll]
-                for e in 0..width {
-                    let j = u * width + e;
-                    let i = (d * bn + b) * h + j;
-                    let g = rec[r].extract(e)
-                        + dhr.extract(e)
-                        + d_out[((d * t_len + s) * bn + b) * h + j];
-                    let a = (s * dbh + i - j) * 4 + j;
-                    let mut q = Vector::<f32, Const<4>>::new(f32::new(0.0));
-                    if s < len[r] as usize {
-                        let ig = acts[a];
-                        let fg = acts[a + h];
-                        let gg = acts[a + 2 * h];
-                        let og = acts[a + 3 * h];
-                        let tc = cs[(s + 1) * dbh + i].tanh();
-                        let dct = dcr.extract(e) + g * og * (one - tc * tc);
-                        q.insert(0usize, dct * gg * ig * (one - ig));
-                        q.insert(1usize, dct * cs[s * dbh + i] * fg * (one - fg));
-                        q.insert(2usize, dct * ig * (one - gg * gg));
-                        q.insert(3usize, g * tc * og * (one - og));
-                        dhr.insert(e, f32::new(0.0));
-                        dcr.insert(e, dct * fg);
-                    } else {
-                        dhr.insert(e, g);
+                for c in 0..group {
+                    let rc = r * group + c;
+                    let mut dhr = dh[rc];
+                    let mut dcr = dc[rc];
+                    #[unroll]
+                    for e in 0..width {
+                        let j = (u * group + c) * width + e;
+                        let i = (d * bn + b) * h + j;
+                        let g = rec[rc].extract(e)
+                            + dhr.extract(e)
+                            + d_out[((d * t_len + s) * bn + b) * h + j];
+                        let a = (s * dbh + i - j) * 4 + j;
+                        let mut q = Vector::<f32, Const<4>>::new(f32::new(0.0));
+                        if s < len[r] as usize {
+                            let ig = acts[a];
+                            let fg = acts[a + h];
+                            let gg = acts[a + 2 * h];
+                            let og = acts[a + 3 * h];
+                            let tc = cs[(s + 1) * dbh + i].tanh();
+                            let dct = dcr.extract(e) + g * og * (one - tc * tc);
+                            q.insert(0usize, dct * gg * ig * (one - ig));
+                            q.insert(1usize, dct * cs[s * dbh + i] * fg * (one - fg));
+                            q.insert(2usize, dct * ig * (one - gg * gg));
+                            q.insert(3usize, g * tc * og * (one - og));
+                            dhr.insert(e, f32::new(0.0));
+                            dcr.insert(e, dct * fg);
+                        } else {
+                            dhr.insert(e, g);
+                        }
+                        keep_gate_grads::<N>(dg, &mut gv, q, a, h, e, c, group, 4usize);
                     }
-                    keep_gate_grads::<N>(dg, &mut gv, q, a, h, e, 4usize);
+                    dh[rc] = dhr;
+                    dc[rc] = dcr;
                 }
-                dh[r] = dhr;
-                dc[r] = dcr;
             }
             #[unroll]
             for k in 0..4 {
-                dg_sh[(r * 4 + k) * per + u] = gv[k];
+                #[unroll]
+                for c in 0..group {
+                    dg_sh[(r * 4 + k) * per + u * group + c] = gv[k * group + c];
+                }
             }
         }
         sync_cube();
-        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, width, 4usize, rows);
+        recurrent_grads::<N>(
+            w, &dg_sh, &mut rec, base, u, hidden, width, group, 4usize, rows,
+        );
         sync_cube();
     }
     #[unroll]
-    for r in 0..rows {
-        rec[r] += dh[r];
+    for q in 0..comptime!(rows * group) {
+        rec[q] += dh[q];
     }
-    store_rows::<N>(dstate, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
-    store_rows::<N>(dstate, &dc, 1usize, dbh, d, b0, bn, u, hidden, width, rows);
+    store_rows::<N>(
+        dstate, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, group, rows,
+    );
+    store_rows::<N>(
+        dstate, &dc, 1usize, dbh, d, b0, bn, u, hidden, width, group, rows,
+    );
 }
 
 /// BPTT through every GRU step in one launch; arguments as [`super::kernels::gru_back`]'s
-/// without the step and `rec`. On return `dh` holds the gradient of `h_0`.
+/// without the step and `rec`; unit `u` owns `group` vectors of `N` features. On return `dh`
+/// holds the gradient of `h_0`.
 #[cube(launch)]
 pub fn gru_sequence_back<N: Size>(
     d_out: &Tensor<f32>,
@@ -525,6 +624,7 @@ pub fn gru_sequence_back<N: Size>(
     batch: u32,
     #[comptime] hidden: usize,
     #[comptime] width: usize,
+    #[comptime] group: usize,
     #[comptime] rows: usize,
 ) {
     let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
@@ -534,7 +634,7 @@ pub fn gru_sequence_back<N: Size>(
     let mut dg_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * 3 * hidden / width));
     let mut len = Array::<u32>::new(rows);
     row_lengths(lengths, &mut len, b0, bn, rows);
-    let mut carried = Array::<Vector<f32, N>>::new(rows);
+    let mut carried = Array::<Vector<f32, N>>::new(comptime!(rows * group));
     load_rows::<N>(
         &*dh,
         &mut carried,
@@ -546,11 +646,12 @@ pub fn gru_sequence_back<N: Size>(
         u,
         hidden,
         width,
+        group,
         rows,
     );
-    let mut rec = Array::<Vector<f32, N>>::new(rows);
-    zero_vectors::<N>(&mut rec, rows);
-    let mut gv = Array::<Vector<f32, N>>::new(3usize);
+    let mut rec = Array::<Vector<f32, N>>::new(comptime!(rows * group));
+    zero_vectors::<N>(&mut rec, comptime!(rows * group));
+    let mut gv = Array::<Vector<f32, N>>::new(comptime!(3 * group));
     let one = f32::new(1.0);
     let base = d * 3 * h * per;
     for step in 0..t_len {
@@ -558,54 +659,66 @@ pub fn gru_sequence_back<N: Size>(
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
-            zero_vectors::<N>(&mut gv, 3usize);
+            zero_vectors::<N>(&mut gv, comptime!(3 * group));
             if b < bn {
-                let mut dhr = carried[r];
                 #[unroll]
-                for e in 0..width {
-                    let j = u * width + e;
-                    let i = (d * bn + b) * h + j;
-                    let g = rec[r].extract(e)
-                        + dhr.extract(e)
-                        + d_out[((d * t_len + s) * bn + b) * h + j];
-                    let a = (s * dbh + i - j) * 4 + j;
-                    let mut q = Vector::<f32, Const<4>>::new(f32::new(0.0));
-                    if s < len[r] as usize {
-                        let rg = acts[a];
-                        let z = acts[a + h];
-                        let n = acts[a + 2 * h];
-                        let hn = acts[a + 3 * h];
-                        let dn = g * (one - z) * (one - n * n);
-                        q.insert(0usize, dn * hn * rg * (one - rg));
-                        q.insert(1usize, g * (hs[s * dbh + i] - n) * z * (one - z));
-                        q.insert(2usize, dn * rg);
-                        q.insert(3usize, dn);
-                        dhr.insert(e, g * z);
-                    } else {
-                        dhr.insert(e, g);
+                for c in 0..group {
+                    let rc = r * group + c;
+                    let mut dhr = carried[rc];
+                    #[unroll]
+                    for e in 0..width {
+                        let j = (u * group + c) * width + e;
+                        let i = (d * bn + b) * h + j;
+                        let g = rec[rc].extract(e)
+                            + dhr.extract(e)
+                            + d_out[((d * t_len + s) * bn + b) * h + j];
+                        let a = (s * dbh + i - j) * 4 + j;
+                        let mut q = Vector::<f32, Const<4>>::new(f32::new(0.0));
+                        if s < len[r] as usize {
+                            let rg = acts[a];
+                            let z = acts[a + h];
+                            let n = acts[a + 2 * h];
+                            let hn = acts[a + 3 * h];
+                            let dn = g * (one - z) * (one - n * n);
+                            q.insert(0usize, dn * hn * rg * (one - rg));
+                            q.insert(1usize, g * (hs[s * dbh + i] - n) * z * (one - z));
+                            q.insert(2usize, dn * rg);
+                            q.insert(3usize, dn);
+                            dhr.insert(e, g * z);
+                        } else {
+                            dhr.insert(e, g);
+                        }
+                        keep_gate_grads::<N>(dg, &mut gv, q, a, h, e, c, group, 3usize);
                     }
-                    keep_gate_grads::<N>(dg, &mut gv, q, a, h, e, 3usize);
+                    carried[rc] = dhr;
                 }
-                carried[r] = dhr;
             }
             #[unroll]
             for k in 0..3 {
-                dg_sh[(r * 3 + k) * per + u] = gv[k];
+                #[unroll]
+                for c in 0..group {
+                    dg_sh[(r * 3 + k) * per + u * group + c] = gv[k * group + c];
+                }
             }
         }
         sync_cube();
-        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, width, 3usize, rows);
+        recurrent_grads::<N>(
+            w, &dg_sh, &mut rec, base, u, hidden, width, group, 3usize, rows,
+        );
         sync_cube();
     }
     #[unroll]
-    for r in 0..rows {
-        rec[r] += carried[r];
+    for q in 0..comptime!(rows * group) {
+        rec[q] += carried[q];
     }
-    store_rows::<N>(dh, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
+    store_rows::<N>(
+        dh, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, group, rows,
+    );
 }
 
 /// BPTT through every Elman step in one launch; arguments as [`super::kernels::rnn_back`]'s
-/// without the step and `rec`. On return `dh` holds the gradient of `h_0`.
+/// without the step and `rec`; unit `u` owns `group` vectors of `N` features. On return `dh`
+/// holds the gradient of `h_0`.
 #[cube(launch)]
 pub fn rnn_sequence_back<N: Size>(
     d_out: &Tensor<f32>,
@@ -618,6 +731,7 @@ pub fn rnn_sequence_back<N: Size>(
     batch: u32,
     #[comptime] hidden: usize,
     #[comptime] width: usize,
+    #[comptime] group: usize,
     #[comptime] rows: usize,
     #[comptime] relu: bool,
 ) {
@@ -628,7 +742,7 @@ pub fn rnn_sequence_back<N: Size>(
     let mut dg_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * hidden / width));
     let mut len = Array::<u32>::new(rows);
     row_lengths(lengths, &mut len, b0, bn, rows);
-    let mut carried = Array::<Vector<f32, N>>::new(rows);
+    let mut carried = Array::<Vector<f32, N>>::new(comptime!(rows * group));
     load_rows::<N>(
         &*dh,
         &mut carried,
@@ -640,10 +754,11 @@ pub fn rnn_sequence_back<N: Size>(
         u,
         hidden,
         width,
+        group,
         rows,
     );
-    let mut rec = Array::<Vector<f32, N>>::new(rows);
-    zero_vectors::<N>(&mut rec, rows);
+    let mut rec = Array::<Vector<f32, N>>::new(comptime!(rows * group));
+    zero_vectors::<N>(&mut rec, comptime!(rows * group));
     let zero = f32::new(0.0);
     let base = d * h * per;
     for step in 0..t_len {
@@ -651,43 +766,52 @@ pub fn rnn_sequence_back<N: Size>(
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
-            let mut gv = Vector::<f32, N>::new(zero);
-            if b < bn {
-                let mut dhr = carried[r];
-                #[unroll]
-                for e in 0..width {
-                    let i = (d * bn + b) * h + u * width + e;
-                    let g = rec[r].extract(e)
-                        + dhr.extract(e)
-                        + d_out[((d * t_len + s) * bn + b) * h + u * width + e];
-                    let mut v = zero;
-                    if s < len[r] as usize {
-                        let ht = hs[(s + 1) * dbh + i];
-                        v = g * (f32::new(1.0) - ht * ht);
-                        if relu {
-                            v = zero;
-                            if ht > zero {
-                                v = g;
+            #[unroll]
+            for c in 0..group {
+                let rc = r * group + c;
+                let mut gv = Vector::<f32, N>::new(zero);
+                if b < bn {
+                    let mut dhr = carried[rc];
+                    #[unroll]
+                    for e in 0..width {
+                        let j = (u * group + c) * width + e;
+                        let i = (d * bn + b) * h + j;
+                        let g = rec[rc].extract(e)
+                            + dhr.extract(e)
+                            + d_out[((d * t_len + s) * bn + b) * h + j];
+                        let mut v = zero;
+                        if s < len[r] as usize {
+                            let ht = hs[(s + 1) * dbh + i];
+                            v = g * (f32::new(1.0) - ht * ht);
+                            if relu {
+                                v = zero;
+                                if ht > zero {
+                                    v = g;
+                                }
                             }
+                            dhr.insert(e, zero);
+                        } else {
+                            dhr.insert(e, g);
                         }
-                        dhr.insert(e, zero);
-                    } else {
-                        dhr.insert(e, g);
+                        dg[s * dbh + i] = v;
+                        gv.insert(e, v);
                     }
-                    dg[s * dbh + i] = v;
-                    gv.insert(e, v);
+                    carried[rc] = dhr;
                 }
-                carried[r] = dhr;
+                dg_sh[r * per + u * group + c] = gv;
             }
-            dg_sh[r * per + u] = gv;
         }
         sync_cube();
-        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, width, 1usize, rows);
+        recurrent_grads::<N>(
+            w, &dg_sh, &mut rec, base, u, hidden, width, group, 1usize, rows,
+        );
         sync_cube();
     }
     #[unroll]
-    for r in 0..rows {
-        rec[r] += carried[r];
+    for q in 0..comptime!(rows * group) {
+        rec[q] += carried[q];
     }
-    store_rows::<N>(dh, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
+    store_rows::<N>(
+        dh, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, group, rows,
+    );
 }
