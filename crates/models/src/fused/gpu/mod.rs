@@ -243,18 +243,6 @@ const PERSISTENT_MAX_HIDDEN: usize = 256;
 /// grants more, and case A's backward with 16 rows per cube instead of 8 was no faster there.
 const PERSISTENT_SHARED_BYTES: usize = 16 * 1024;
 
-/// Vectors of features per unit of the persistent backward: two where they divide the
-/// hidden size. Each unit then reads one row of gate gradients per row for twice the outputs
-/// (on lavapipe, where loads set the speed, case A's backward kernel took ≈ 2/3 of the time
-/// with one vector).
-fn backward_group(hidden: usize, width: usize) -> usize {
-    if (hidden / width).is_multiple_of(2) {
-        2
-    } else {
-        1
-    }
-}
-
 /// Batch rows per cube of the persistent loops unless `RNN_GPU_LOOP` names another count:
 /// the best of 4, 8, 16 and 32 for case A's inference on lavapipe (few cubes for few cores;
 /// a real GPU with many more cores than cubes may want fewer rows).
@@ -590,9 +578,8 @@ impl Bptt<'_> {
         let z = self.z;
         let w = into_contiguous(self.w_hh.clone());
         let width = vector_width(z.hidden);
-        let group = backward_group(z.hidden, width);
         let cubes = CubeCount::Static(Sizes::u32(z.dirs * z.batch.div_ceil(rows)), 1, 1);
-        let dim = CubeDim::new_1d(Sizes::u32(z.hidden / (width * group)));
+        let dim = CubeDim::new_1d(Sizes::u32(z.hidden / width));
         let client = &self.d_out.client;
         let (seq, batch) = (Sizes::u32(z.seq), Sizes::u32(z.batch));
         let (d_out, lengths) = (self.d_out.clone(), self.lengths.clone());
@@ -614,7 +601,6 @@ impl Bptt<'_> {
                 batch,
                 z.hidden,
                 width,
-                group,
                 rows,
             ),
             CellKind::Gru => sequence::gru_sequence_back::launch(
@@ -633,7 +619,6 @@ impl Bptt<'_> {
                 batch,
                 z.hidden,
                 width,
-                group,
                 rows,
             ),
             CellKind::RnnTanh | CellKind::RnnRelu => sequence::rnn_sequence_back::launch(
@@ -651,7 +636,6 @@ impl Bptt<'_> {
                 batch,
                 z.hidden,
                 width,
-                group,
                 rows,
                 z.kind == CellKind::RnnRelu,
             ),

@@ -70,9 +70,8 @@ fn recurrent_products<N: Size>(
     }
 }
 
-/// Unit `u`'s share of the step's recurrent gradient for the cube's rows, `group` vectors of
-/// `N` features (vector columns `u·group + c`): `acc[r·group + c][e] = Σ_m dg[r, m] ·
-/// W_hh[d][m, (u·group + c)·N + e]` over the `G·H` gate columns, reading `dg` from
+/// Unit `u`'s share of the step's recurrent gradient for the cube's rows: `acc[r][e] =
+/// Σ_m dg[r, m] · W_hh[d][m, u·N + e]` over the `G·H` gate columns, reading `dg` from
 /// `dg_sh: [rows, G·H / N]` and `W_hh` from `w` from vector `base` on.
 #[cube]
 fn recurrent_grads<N: Size>(
@@ -83,13 +82,12 @@ fn recurrent_grads<N: Size>(
     u: usize,
     #[comptime] hidden: usize,
     #[comptime] width: usize,
-    #[comptime] group: usize,
     #[comptime] gates: usize,
     #[comptime] rows: usize,
 ) {
     let per_row = comptime!(hidden / width);
     let row_len = comptime!(gates * hidden / width);
-    zero_vectors::<N>(acc, comptime!(rows * group));
+    zero_vectors::<N>(acc, rows);
     let mut dv = Array::<Vector<f32, N>>::new(rows);
     for m4 in 0..row_len {
         #[unroll]
@@ -98,21 +96,17 @@ fn recurrent_grads<N: Size>(
         }
         #[unroll]
         for e in 0..width {
-            let w_row = base + (m4 * width + e) * per_row + u * group;
+            let wm = w[base + (m4 * width + e) * per_row + u];
             #[unroll]
-            for c in 0..group {
-                let wm = w[w_row + c];
-                #[unroll]
-                for r in 0..rows {
-                    acc[r * group + c] += Vector::new(dv[r].extract(e)) * wm;
-                }
+            for r in 0..rows {
+                acc[r] += Vector::new(dv[r].extract(e)) * wm;
             }
         }
     }
 }
 
-/// Stores a feature's gate gradients `q` (four blocks, `h` apart from `a` on) in `dg` and
-/// the first `gates` of them — the recurrent side's — into lane `e` of `gv[k·group + c]`.
+/// Stores feature `e`'s gate gradients `q` (four blocks, `h` apart from `a` on) in `dg` and
+/// the first `gates` of them — the recurrent side's — into lane `e` of `gv`.
 #[cube]
 fn keep_gate_grads<N: Size>(
     dg: &mut Tensor<f32>,
@@ -121,8 +115,6 @@ fn keep_gate_grads<N: Size>(
     a: usize,
     h: usize,
     #[comptime] e: usize,
-    #[comptime] c: usize,
-    #[comptime] group: usize,
     #[comptime] gates: usize,
 ) {
     save_four(
@@ -136,15 +128,14 @@ fn keep_gate_grads<N: Size>(
     );
     #[unroll]
     for k in 0..gates {
-        let mut v = gv[k * group + c];
+        let mut v = gv[k];
         v.insert(e, q.extract(k));
-        gv[k * group + c] = v;
+        gv[k] = v;
     }
 }
 
-/// Unit `u`'s `group` vector columns (features `(u·group + c)·N ..`, `c < group`) of the
-/// cube's rows in slot `slot` of `t: [S, D, B, H]`, into `v[r·group + c]` (zero past the
-/// batch).
+/// Unit `u`'s features of the cube's rows in slot `slot` of `t: [S, D, B, H]`, one vector a
+/// row (zero past the batch).
 #[cube]
 fn load_rows<N: Size>(
     t: &Tensor<f32>,
@@ -157,28 +148,25 @@ fn load_rows<N: Size>(
     u: usize,
     #[comptime] hidden: usize,
     #[comptime] width: usize,
-    #[comptime] group: usize,
     #[comptime] rows: usize,
 ) {
     #[unroll]
     for r in 0..rows {
-        #[unroll]
-        for c in 0..group {
-            let mut row = Vector::new(f32::new(0.0));
-            if b0 + r < bn {
-                let at = slot * dbh + (d * bn + b0 + r) * hidden + (u * group + c) * width;
-                #[unroll]
-                for e in 0..width {
-                    row.insert(e, t[at + e]);
-                }
+        let mut row = Vector::new(f32::new(0.0));
+        if b0 + r < bn {
+            #[unroll]
+            for e in 0..width {
+                row.insert(
+                    e,
+                    t[slot * dbh + (d * bn + b0 + r) * hidden + u * width + e],
+                );
             }
-            v[r * group + c] = row;
         }
+        v[r] = row;
     }
 }
 
-/// Writes `v[r·group + c]` into unit `u`'s vector columns of the cube's rows in slot `slot`
-/// of `t: [S, D, B, H]` (the inverse of [`load_rows`]).
+/// Writes unit `u`'s features of the cube's rows into slot `slot` of `t: [S, D, B, H]`.
 #[cube]
 fn store_rows<N: Size>(
     t: &mut Tensor<f32>,
@@ -191,19 +179,14 @@ fn store_rows<N: Size>(
     u: usize,
     #[comptime] hidden: usize,
     #[comptime] width: usize,
-    #[comptime] group: usize,
     #[comptime] rows: usize,
 ) {
     #[unroll]
     for r in 0..rows {
         if b0 + r < bn {
             #[unroll]
-            for c in 0..group {
-                let at = slot * dbh + (d * bn + b0 + r) * hidden + (u * group + c) * width;
-                #[unroll]
-                for e in 0..width {
-                    t[at + e] = v[r * group + c].extract(e);
-                }
+            for e in 0..width {
+                t[slot * dbh + (d * bn + b0 + r) * hidden + u * width + e] = v[r].extract(e);
             }
         }
     }
@@ -253,11 +236,9 @@ pub fn lstm_sequence<N: Size>(
     let mut hv = Array::<Vector<f32, N>>::new(rows);
     let mut c = Array::<Vector<f32, N>>::new(rows);
     load_rows::<N>(
-        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, 1usize, rows,
+        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
     );
-    load_rows::<N>(
-        &*cs, &mut c, 0usize, dbh, d, b0, bn, u, hidden, width, 1usize, rows,
-    );
+    load_rows::<N>(&*cs, &mut c, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
     #[unroll]
     for r in 0..rows {
         h_sh[r * per + u] = hv[r];
@@ -295,54 +276,15 @@ pub fn lstm_sequence<N: Size>(
                 h_sh[r * per + u] = hr;
             }
         }
-        store_rows::<N>(
-            hs,
-            &hv,
-            s + 1,
-            dbh,
-            d,
-            b0,
-            bn,
-            u,
-            hidden,
-            width,
-            1usize,
-            rows,
-        );
+        store_rows::<N>(hs, &hv, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
         if save {
-            store_rows::<N>(
-                cs,
-                &c,
-                s + 1,
-                dbh,
-                d,
-                b0,
-                bn,
-                u,
-                hidden,
-                width,
-                1usize,
-                rows,
-            );
+            store_rows::<N>(cs, &c, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
         }
         sync_cube();
     }
     if !save {
         // Inference keeps two cell-state slots; the last step's is `T mod 2`.
-        store_rows::<N>(
-            cs,
-            &c,
-            t_len % 2,
-            dbh,
-            d,
-            b0,
-            bn,
-            u,
-            hidden,
-            width,
-            1usize,
-            rows,
-        );
+        store_rows::<N>(cs, &c, t_len % 2, dbh, d, b0, bn, u, hidden, width, rows);
     }
 }
 
@@ -371,7 +313,7 @@ pub fn gru_sequence<N: Size>(
     row_lengths(lengths, &mut len, b0, bn, rows);
     let mut hv = Array::<Vector<f32, N>>::new(rows);
     load_rows::<N>(
-        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, 1usize, rows,
+        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
     );
     #[unroll]
     for r in 0..rows {
@@ -406,20 +348,7 @@ pub fn gru_sequence<N: Size>(
                 h_sh[r * per + u] = hr;
             }
         }
-        store_rows::<N>(
-            hs,
-            &hv,
-            s + 1,
-            dbh,
-            d,
-            b0,
-            bn,
-            u,
-            hidden,
-            width,
-            1usize,
-            rows,
-        );
+        store_rows::<N>(hs, &hv, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
         sync_cube();
     }
 }
@@ -448,7 +377,7 @@ pub fn rnn_sequence<N: Size>(
     row_lengths(lengths, &mut len, b0, bn, rows);
     let mut hv = Array::<Vector<f32, N>>::new(rows);
     load_rows::<N>(
-        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, 1usize, rows,
+        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
     );
     #[unroll]
     for r in 0..rows {
@@ -482,27 +411,14 @@ pub fn rnn_sequence<N: Size>(
                 h_sh[r * per + u] = hr;
             }
         }
-        store_rows::<N>(
-            hs,
-            &hv,
-            s + 1,
-            dbh,
-            d,
-            b0,
-            bn,
-            u,
-            hidden,
-            width,
-            1usize,
-            rows,
-        );
+        store_rows::<N>(hs, &hv, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
         sync_cube();
     }
 }
 
 /// BPTT through every LSTM step in one launch; arguments as [`super::kernels::lstm_back`]'s
-/// without the step and `rec`; unit `u` owns `group` vectors of `N` features. On return
-/// `dstate` holds the gradients of `h_0` (the recurrent product included) and `c_0`.
+/// without the step and `rec`. On return `dstate` holds the gradients of `h_0` (the recurrent
+/// product included) and `c_0`.
 #[cube(launch)]
 pub fn lstm_sequence_back<N: Size>(
     d_out: &Tensor<f32>,
@@ -516,7 +432,6 @@ pub fn lstm_sequence_back<N: Size>(
     batch: u32,
     #[comptime] hidden: usize,
     #[comptime] width: usize,
-    #[comptime] group: usize,
     #[comptime] rows: usize,
 ) {
     let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
@@ -526,17 +441,17 @@ pub fn lstm_sequence_back<N: Size>(
     let mut dg_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * 4 * hidden / width));
     let mut len = Array::<u32>::new(rows);
     row_lengths(lengths, &mut len, b0, bn, rows);
-    let mut dh = Array::<Vector<f32, N>>::new(comptime!(rows * group));
-    let mut dc = Array::<Vector<f32, N>>::new(comptime!(rows * group));
+    let mut dh = Array::<Vector<f32, N>>::new(rows);
+    let mut dc = Array::<Vector<f32, N>>::new(rows);
     load_rows::<N>(
-        &*dstate, &mut dh, 0usize, dbh, d, b0, bn, u, hidden, width, group, rows,
+        &*dstate, &mut dh, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
     );
     load_rows::<N>(
-        &*dstate, &mut dc, 1usize, dbh, d, b0, bn, u, hidden, width, group, rows,
+        &*dstate, &mut dc, 1usize, dbh, d, b0, bn, u, hidden, width, rows,
     );
-    let mut rec = Array::<Vector<f32, N>>::new(comptime!(rows * group));
-    zero_vectors::<N>(&mut rec, comptime!(rows * group));
-    let mut gv = Array::<Vector<f32, N>>::new(comptime!(4 * group));
+    let mut rec = Array::<Vector<f32, N>>::new(rows);
+    zero_vectors::<N>(&mut rec, rows);
+    let mut gv = Array::<Vector<f32, N>>::new(4usize);
     let one = f32::new(1.0);
     let base = d * 4 * h * per;
     for step in 0..t_len {
@@ -544,73 +459,59 @@ pub fn lstm_sequence_back<N: Size>(
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
-            zero_vectors::<N>(&mut gv, comptime!(4 * group));
+            zero_vectors::<N>(&mut gv, 4usize);
             if b < bn {
+                let mut dhr = dh[r];
+                let mut dcr = dc[r];
                 #[unroll]
-                for c in 0..group {
-                    let rc = r * group + c;
-                    let mut dhr = dh[rc];
-                    let mut dcr = dc[rc];
-                    #[unroll]
-                    for e in 0..width {
-                        let j = (u * group + c) * width + e;
-                        let i = (d * bn + b) * h + j;
-                        let g = rec[rc].extract(e)
-                            + dhr.extract(e)
-                            + d_out[((d * t_len + s) * bn + b) * h + j];
-                        let a = (s * dbh + i - j) * 4 + j;
-                        let mut q = Vector::<f32, Const<4>>::new(f32::new(0.0));
-                        if s < len[r] as usize {
-                            let ig = acts[a];
-                            let fg = acts[a + h];
-                            let gg = acts[a + 2 * h];
-                            let og = acts[a + 3 * h];
-                            let tc = cs[(s + 1) * dbh + i].tanh();
-                            let dct = dcr.extract(e) + g * og * (one - tc * tc);
-                            q.insert(0usize, dct * gg * ig * (one - ig));
-                            q.insert(1usize, dct * cs[s * dbh + i] * fg * (one - fg));
-                            q.insert(2usize, dct * ig * (one - gg * gg));
-                            q.insert(3usize, g * tc * og * (one - og));
-                            dhr.insert(e, f32::new(0.0));
-                            dcr.insert(e, dct * fg);
-                        } else {
-                            dhr.insert(e, g);
-                        }
-                        keep_gate_grads::<N>(dg, &mut gv, q, a, h, e, c, group, 4usize);
+                for e in 0..width {
+                    let j = u * width + e;
+                    let i = (d * bn + b) * h + j;
+                    let g = rec[r].extract(e)
+                        + dhr.extract(e)
+                        + d_out[((d * t_len + s) * bn + b) * h + j];
+                    let a = (s * dbh + i - j) * 4 + j;
+                    let mut q = Vector::<f32, Const<4>>::new(f32::new(0.0));
+                    if s < len[r] as usize {
+                        let ig = acts[a];
+                        let fg = acts[a + h];
+                        let gg = acts[a + 2 * h];
+                        let og = acts[a + 3 * h];
+                        let tc = cs[(s + 1) * dbh + i].tanh();
+                        let dct = dcr.extract(e) + g * og * (one - tc * tc);
+                        q.insert(0usize, dct * gg * ig * (one - ig));
+                        q.insert(1usize, dct * cs[s * dbh + i] * fg * (one - fg));
+                        q.insert(2usize, dct * ig * (one - gg * gg));
+                        q.insert(3usize, g * tc * og * (one - og));
+                        dhr.insert(e, f32::new(0.0));
+                        dcr.insert(e, dct * fg);
+                    } else {
+                        dhr.insert(e, g);
                     }
-                    dh[rc] = dhr;
-                    dc[rc] = dcr;
+                    keep_gate_grads::<N>(dg, &mut gv, q, a, h, e, 4usize);
                 }
+                dh[r] = dhr;
+                dc[r] = dcr;
             }
             #[unroll]
             for k in 0..4 {
-                #[unroll]
-                for c in 0..group {
-                    dg_sh[(r * 4 + k) * per + u * group + c] = gv[k * group + c];
-                }
+                dg_sh[(r * 4 + k) * per + u] = gv[k];
             }
         }
         sync_cube();
-        recurrent_grads::<N>(
-            w, &dg_sh, &mut rec, base, u, hidden, width, group, 4usize, rows,
-        );
+        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, width, 4usize, rows);
         sync_cube();
     }
     #[unroll]
-    for q in 0..comptime!(rows * group) {
-        rec[q] += dh[q];
+    for r in 0..rows {
+        rec[r] += dh[r];
     }
-    store_rows::<N>(
-        dstate, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, group, rows,
-    );
-    store_rows::<N>(
-        dstate, &dc, 1usize, dbh, d, b0, bn, u, hidden, width, group, rows,
-    );
+    store_rows::<N>(dstate, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
+    store_rows::<N>(dstate, &dc, 1usize, dbh, d, b0, bn, u, hidden, width, rows);
 }
 
 /// BPTT through every GRU step in one launch; arguments as [`super::kernels::gru_back`]'s
-/// without the step and `rec`; unit `u` owns `group` vectors of `N` features. On return `dh`
-/// holds the gradient of `h_0`.
+/// without the step and `rec`. On return `dh` holds the gradient of `h_0`.
 #[cube(launch)]
 pub fn gru_sequence_back<N: Size>(
     d_out: &Tensor<f32>,
@@ -624,7 +525,6 @@ pub fn gru_sequence_back<N: Size>(
     batch: u32,
     #[comptime] hidden: usize,
     #[comptime] width: usize,
-    #[comptime] group: usize,
     #[comptime] rows: usize,
 ) {
     let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
@@ -634,7 +534,7 @@ pub fn gru_sequence_back<N: Size>(
     let mut dg_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * 3 * hidden / width));
     let mut len = Array::<u32>::new(rows);
     row_lengths(lengths, &mut len, b0, bn, rows);
-    let mut carried = Array::<Vector<f32, N>>::new(comptime!(rows * group));
+    let mut carried = Array::<Vector<f32, N>>::new(rows);
     load_rows::<N>(
         &*dh,
         &mut carried,
@@ -646,12 +546,11 @@ pub fn gru_sequence_back<N: Size>(
         u,
         hidden,
         width,
-        group,
         rows,
     );
-    let mut rec = Array::<Vector<f32, N>>::new(comptime!(rows * group));
-    zero_vectors::<N>(&mut rec, comptime!(rows * group));
-    let mut gv = Array::<Vector<f32, N>>::new(comptime!(3 * group));
+    let mut rec = Array::<Vector<f32, N>>::new(rows);
+    zero_vectors::<N>(&mut rec, rows);
+    let mut gv = Array::<Vector<f32, N>>::new(3usize);
     let one = f32::new(1.0);
     let base = d * 3 * h * per;
     for step in 0..t_len {
@@ -659,66 +558,54 @@ pub fn gru_sequence_back<N: Size>(
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
-            zero_vectors::<N>(&mut gv, comptime!(3 * group));
+            zero_vectors::<N>(&mut gv, 3usize);
             if b < bn {
+                let mut dhr = carried[r];
                 #[unroll]
-                for c in 0..group {
-                    let rc = r * group + c;
-                    let mut dhr = carried[rc];
-                    #[unroll]
-                    for e in 0..width {
-                        let j = (u * group + c) * width + e;
-                        let i = (d * bn + b) * h + j;
-                        let g = rec[rc].extract(e)
-                            + dhr.extract(e)
-                            + d_out[((d * t_len + s) * bn + b) * h + j];
-                        let a = (s * dbh + i - j) * 4 + j;
-                        let mut q = Vector::<f32, Const<4>>::new(f32::new(0.0));
-                        if s < len[r] as usize {
-                            let rg = acts[a];
-                            let z = acts[a + h];
-                            let n = acts[a + 2 * h];
-                            let hn = acts[a + 3 * h];
-                            let dn = g * (one - z) * (one - n * n);
-                            q.insert(0usize, dn * hn * rg * (one - rg));
-                            q.insert(1usize, g * (hs[s * dbh + i] - n) * z * (one - z));
-                            q.insert(2usize, dn * rg);
-                            q.insert(3usize, dn);
-                            dhr.insert(e, g * z);
-                        } else {
-                            dhr.insert(e, g);
-                        }
-                        keep_gate_grads::<N>(dg, &mut gv, q, a, h, e, c, group, 3usize);
+                for e in 0..width {
+                    let j = u * width + e;
+                    let i = (d * bn + b) * h + j;
+                    let g = rec[r].extract(e)
+                        + dhr.extract(e)
+                        + d_out[((d * t_len + s) * bn + b) * h + j];
+                    let a = (s * dbh + i - j) * 4 + j;
+                    let mut q = Vector::<f32, Const<4>>::new(f32::new(0.0));
+                    if s < len[r] as usize {
+                        let rg = acts[a];
+                        let z = acts[a + h];
+                        let n = acts[a + 2 * h];
+                        let hn = acts[a + 3 * h];
+                        let dn = g * (one - z) * (one - n * n);
+                        q.insert(0usize, dn * hn * rg * (one - rg));
+                        q.insert(1usize, g * (hs[s * dbh + i] - n) * z * (one - z));
+                        q.insert(2usize, dn * rg);
+                        q.insert(3usize, dn);
+                        dhr.insert(e, g * z);
+                    } else {
+                        dhr.insert(e, g);
                     }
-                    carried[rc] = dhr;
+                    keep_gate_grads::<N>(dg, &mut gv, q, a, h, e, 3usize);
                 }
+                carried[r] = dhr;
             }
             #[unroll]
             for k in 0..3 {
-                #[unroll]
-                for c in 0..group {
-                    dg_sh[(r * 3 + k) * per + u * group + c] = gv[k * group + c];
-                }
+                dg_sh[(r * 3 + k) * per + u] = gv[k];
             }
         }
         sync_cube();
-        recurrent_grads::<N>(
-            w, &dg_sh, &mut rec, base, u, hidden, width, group, 3usize, rows,
-        );
+        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, width, 3usize, rows);
         sync_cube();
     }
     #[unroll]
-    for q in 0..comptime!(rows * group) {
-        rec[q] += carried[q];
+    for r in 0..rows {
+        rec[r] += carried[r];
     }
-    store_rows::<N>(
-        dh, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, group, rows,
-    );
+    store_rows::<N>(dh, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
 }
 
 /// BPTT through every Elman step in one launch; arguments as [`super::kernels::rnn_back`]'s
-/// without the step and `rec`; unit `u` owns `group` vectors of `N` features. On return `dh`
-/// holds the gradient of `h_0`.
+/// without the step and `rec`. On return `dh` holds the gradient of `h_0`.
 #[cube(launch)]
 pub fn rnn_sequence_back<N: Size>(
     d_out: &Tensor<f32>,
@@ -731,7 +618,6 @@ pub fn rnn_sequence_back<N: Size>(
     batch: u32,
     #[comptime] hidden: usize,
     #[comptime] width: usize,
-    #[comptime] group: usize,
     #[comptime] rows: usize,
     #[comptime] relu: bool,
 ) {
@@ -742,7 +628,7 @@ pub fn rnn_sequence_back<N: Size>(
     let mut dg_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * hidden / width));
     let mut len = Array::<u32>::new(rows);
     row_lengths(lengths, &mut len, b0, bn, rows);
-    let mut carried = Array::<Vector<f32, N>>::new(comptime!(rows * group));
+    let mut carried = Array::<Vector<f32, N>>::new(rows);
     load_rows::<N>(
         &*dh,
         &mut carried,
@@ -754,11 +640,10 @@ pub fn rnn_sequence_back<N: Size>(
         u,
         hidden,
         width,
-        group,
         rows,
     );
-    let mut rec = Array::<Vector<f32, N>>::new(comptime!(rows * group));
-    zero_vectors::<N>(&mut rec, comptime!(rows * group));
+    let mut rec = Array::<Vector<f32, N>>::new(rows);
+    zero_vectors::<N>(&mut rec, rows);
     let zero = f32::new(0.0);
     let base = d * h * per;
     for step in 0..t_len {
@@ -766,52 +651,43 @@ pub fn rnn_sequence_back<N: Size>(
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
-            #[unroll]
-            for c in 0..group {
-                let rc = r * group + c;
-                let mut gv = Vector::<f32, N>::new(zero);
-                if b < bn {
-                    let mut dhr = carried[rc];
-                    #[unroll]
-                    for e in 0..width {
-                        let j = (u * group + c) * width + e;
-                        let i = (d * bn + b) * h + j;
-                        let g = rec[rc].extract(e)
-                            + dhr.extract(e)
-                            + d_out[((d * t_len + s) * bn + b) * h + j];
-                        let mut v = zero;
-                        if s < len[r] as usize {
-                            let ht = hs[(s + 1) * dbh + i];
-                            v = g * (f32::new(1.0) - ht * ht);
-                            if relu {
-                                v = zero;
-                                if ht > zero {
-                                    v = g;
-                                }
+            let mut gv = Vector::<f32, N>::new(zero);
+            if b < bn {
+                let mut dhr = carried[r];
+                #[unroll]
+                for e in 0..width {
+                    let i = (d * bn + b) * h + u * width + e;
+                    let g = rec[r].extract(e)
+                        + dhr.extract(e)
+                        + d_out[((d * t_len + s) * bn + b) * h + u * width + e];
+                    let mut v = zero;
+                    if s < len[r] as usize {
+                        let ht = hs[(s + 1) * dbh + i];
+                        v = g * (f32::new(1.0) - ht * ht);
+                        if relu {
+                            v = zero;
+                            if ht > zero {
+                                v = g;
                             }
-                            dhr.insert(e, zero);
-                        } else {
-                            dhr.insert(e, g);
                         }
-                        dg[s * dbh + i] = v;
-                        gv.insert(e, v);
+                        dhr.insert(e, zero);
+                    } else {
+                        dhr.insert(e, g);
                     }
-                    carried[rc] = dhr;
+                    dg[s * dbh + i] = v;
+                    gv.insert(e, v);
                 }
-                dg_sh[r * per + u * group + c] = gv;
+                carried[r] = dhr;
             }
+            dg_sh[r * per + u] = gv;
         }
         sync_cube();
-        recurrent_grads::<N>(
-            w, &dg_sh, &mut rec, base, u, hidden, width, group, 1usize, rows,
-        );
+        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, width, 1usize, rows);
         sync_cube();
     }
     #[unroll]
-    for q in 0..comptime!(rows * group) {
-        rec[q] += carried[q];
+    for r in 0..rows {
+        rec[r] += carried[r];
     }
-    store_rows::<N>(
-        dh, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, group, rows,
-    );
+    store_rows::<N>(dh, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
 }
