@@ -585,42 +585,29 @@ impl Bptt<'_> {
         let (d_out, lengths) = (self.d_out.clone(), self.lengths.clone());
         let (dstate, dg) = (self.dstate.clone(), self.dg.clone());
         match z.kind {
-            CellKind::Lstm => sequence::lstm_sequence_back::launch(
-                client,
-                cubes,
-                dim,
-                width,
-                d_out.into_tensor_arg(),
-                lengths.into_tensor_arg(),
-                self.acts.clone().into_tensor_arg(),
-                self.cs.clone().into_tensor_arg(),
-                w.into_tensor_arg(),
-                dstate.into_tensor_arg(),
-                dg.into_tensor_arg(),
-                seq,
-                batch,
-                z.hidden,
-                width,
-                rows,
-            ),
-            CellKind::Gru => sequence::gru_sequence_back::launch(
-                client,
-                cubes,
-                dim,
-                width,
-                d_out.into_tensor_arg(),
-                lengths.into_tensor_arg(),
-                self.acts.clone().into_tensor_arg(),
-                self.hs.clone().into_tensor_arg(),
-                w.into_tensor_arg(),
-                dstate.into_tensor_arg(),
-                dg.into_tensor_arg(),
-                seq,
-                batch,
-                z.hidden,
-                width,
-                rows,
-            ),
+            CellKind::Lstm | CellKind::Gru => {
+                let lstm = z.kind == CellKind::Lstm;
+                let states = if lstm { self.cs } else { self.hs };
+                sequence::gated_sequence_back::launch(
+                    client,
+                    cubes,
+                    dim,
+                    width,
+                    d_out.into_tensor_arg(),
+                    lengths.into_tensor_arg(),
+                    self.acts.clone().into_tensor_arg(),
+                    states.clone().into_tensor_arg(),
+                    w.into_tensor_arg(),
+                    dstate.into_tensor_arg(),
+                    dg.into_tensor_arg(),
+                    seq,
+                    batch,
+                    z.hidden,
+                    width,
+                    rows,
+                    lstm,
+                )
+            }
             CellKind::RnnTanh | CellKind::RnnRelu => sequence::rnn_sequence_back::launch(
                 client,
                 cubes,

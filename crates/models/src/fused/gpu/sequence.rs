@@ -416,15 +416,16 @@ pub fn rnn_sequence<N: Size>(
     }
 }
 
-/// BPTT through every LSTM step in one launch; arguments as [`super::kernels::lstm_back`]'s
-/// without the step and `rec`. On return `dstate` holds the gradients of `h_0` (the recurrent
-/// product included) and `c_0`.
+/// BPTT through every LSTM (`lstm`) or GRU step in one launch; arguments as
+/// [`super::kernels::lstm_back`]'s or [`super::kernels::gru_back`]'s without the step and
+/// `rec`, with `states` the LSTM's cell states or the GRU's hidden states. On return `dstate`
+/// holds the gradients of `h_0` (the recurrent product included) and, for LSTM, `c_0`.
 #[cube(launch)]
-pub fn lstm_sequence_back<N: Size>(
+pub fn gated_sequence_back<N: Size>(
     d_out: &Tensor<f32>,
     lengths: &Tensor<f32>,
     acts: &Tensor<f32>,
-    cs: &Tensor<f32>,
+    states: &Tensor<f32>,
     w: &Tensor<Vector<f32, N>>,
     dstate: &mut Tensor<f32>,
     dg: &mut Tensor<f32>,
@@ -433,33 +434,39 @@ pub fn lstm_sequence_back<N: Size>(
     #[comptime] hidden: usize,
     #[comptime] width: usize,
     #[comptime] rows: usize,
+    #[comptime] lstm: bool,
 ) {
+    let gates = comptime!(if lstm { 4usize } else { 3usize });
     let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
     let (d, b0) = slice_of(bn, rows);
-    let dbh = dstate.len() / 2;
+    let dbh = dstate.len() / comptime!(if lstm { 2usize } else { 1usize });
     let per = comptime!(hidden / width);
-    let mut dg_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * 4 * hidden / width));
+    let mut dg_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * gates * hidden / width));
     let mut len = Array::<u32>::new(rows);
     row_lengths(lengths, &mut len, b0, bn, rows);
+    // The carried `dh` and, for LSTM, `dc`.
     let mut dh = Array::<Vector<f32, N>>::new(rows);
     let mut dc = Array::<Vector<f32, N>>::new(rows);
     load_rows::<N>(
         &*dstate, &mut dh, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
     );
-    load_rows::<N>(
-        &*dstate, &mut dc, 1usize, dbh, d, b0, bn, u, hidden, width, rows,
-    );
+    zero_vectors::<N>(&mut dc, rows);
+    if lstm {
+        load_rows::<N>(
+            &*dstate, &mut dc, 1usize, dbh, d, b0, bn, u, hidden, width, rows,
+        );
+    }
     let mut rec = Array::<Vector<f32, N>>::new(rows);
     zero_vectors::<N>(&mut rec, rows);
-    let mut gv = Array::<Vector<f32, N>>::new(4usize);
+    let mut gv = Array::<Vector<f32, N>>::new(gates);
     let one = f32::new(1.0);
-    let base = d * 4 * h * per;
+    let base = d * gates * h * per;
     for step in 0..t_len {
         let s = t_len - 1 - step;
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
-            zero_vectors::<N>(&mut gv, 4usize);
+            zero_vectors::<N>(&mut gv, gates);
             if b < bn {
                 let mut dhr = dh[r];
                 let mut dcr = dc[r];
@@ -473,33 +480,44 @@ pub fn lstm_sequence_back<N: Size>(
                     let a = (s * dbh + i - j) * 4 + j;
                     let mut q = Vector::<f32, Const<4>>::new(f32::new(0.0));
                     if s < len[r] as usize {
-                        let ig = acts[a];
-                        let fg = acts[a + h];
-                        let gg = acts[a + 2 * h];
-                        let og = acts[a + 3 * h];
-                        let tc = cs[(s + 1) * dbh + i].tanh();
-                        let dct = dcr.extract(e) + g * og * (one - tc * tc);
-                        q.insert(0usize, dct * gg * ig * (one - ig));
-                        q.insert(1usize, dct * cs[s * dbh + i] * fg * (one - fg));
-                        q.insert(2usize, dct * ig * (one - gg * gg));
-                        q.insert(3usize, g * tc * og * (one - og));
-                        dhr.insert(e, f32::new(0.0));
-                        dcr.insert(e, dct * fg);
+                        let a0 = acts[a];
+                        let a1 = acts[a + h];
+                        let a2 = acts[a + 2 * h];
+                        let a3 = acts[a + 3 * h];
+                        if lstm {
+                            // i, f, g, o; `states` are the cell states.
+                            let tc = states[(s + 1) * dbh + i].tanh();
+                            let dct = dcr.extract(e) + g * a3 * (one - tc * tc);
+                            q.insert(0usize, dct * a2 * a0 * (one - a0));
+                            q.insert(1usize, dct * states[s * dbh + i] * a1 * (one - a1));
+                            q.insert(2usize, dct * a0 * (one - a2 * a2));
+                            q.insert(3usize, g * tc * a3 * (one - a3));
+                            dhr.insert(e, f32::new(0.0));
+                            dcr.insert(e, dct * a1);
+                        } else {
+                            // r, z, n, W_hn h + b_hn; `states` are the hidden states.
+                            let dn = g * (one - a1) * (one - a2 * a2);
+                            q.insert(0usize, dn * a3 * a0 * (one - a0));
+                            q.insert(1usize, g * (states[s * dbh + i] - a2) * a1 * (one - a1));
+                            q.insert(2usize, dn * a0);
+                            q.insert(3usize, dn);
+                            dhr.insert(e, g * a1);
+                        }
                     } else {
                         dhr.insert(e, g);
                     }
-                    keep_gate_grads::<N>(dg, &mut gv, q, a, h, e, 4usize);
+                    keep_gate_grads::<N>(dg, &mut gv, q, a, h, e, gates);
                 }
                 dh[r] = dhr;
                 dc[r] = dcr;
             }
             #[unroll]
-            for k in 0..4 {
-                dg_sh[(r * 4 + k) * per + u] = gv[k];
+            for k in 0..gates {
+                dg_sh[(r * gates + k) * per + u] = gv[k];
             }
         }
         sync_cube();
-        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, width, 4usize, rows);
+        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, width, gates, rows);
         sync_cube();
     }
     #[unroll]
@@ -507,101 +525,9 @@ pub fn lstm_sequence_back<N: Size>(
         rec[r] += dh[r];
     }
     store_rows::<N>(dstate, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
-    store_rows::<N>(dstate, &dc, 1usize, dbh, d, b0, bn, u, hidden, width, rows);
-}
-
-/// BPTT through every GRU step in one launch; arguments as [`super::kernels::gru_back`]'s
-/// without the step and `rec`. On return `dh` holds the gradient of `h_0`.
-#[cube(launch)]
-pub fn gru_sequence_back<N: Size>(
-    d_out: &Tensor<f32>,
-    lengths: &Tensor<f32>,
-    acts: &Tensor<f32>,
-    hs: &Tensor<f32>,
-    w: &Tensor<Vector<f32, N>>,
-    dh: &mut Tensor<f32>,
-    dg: &mut Tensor<f32>,
-    seq: u32,
-    batch: u32,
-    #[comptime] hidden: usize,
-    #[comptime] width: usize,
-    #[comptime] rows: usize,
-) {
-    let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
-    let (d, b0) = slice_of(bn, rows);
-    let dbh = dh.len();
-    let per = comptime!(hidden / width);
-    let mut dg_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * 3 * hidden / width));
-    let mut len = Array::<u32>::new(rows);
-    row_lengths(lengths, &mut len, b0, bn, rows);
-    let mut carried = Array::<Vector<f32, N>>::new(rows);
-    load_rows::<N>(
-        &*dh,
-        &mut carried,
-        0usize,
-        dbh,
-        d,
-        b0,
-        bn,
-        u,
-        hidden,
-        width,
-        rows,
-    );
-    let mut rec = Array::<Vector<f32, N>>::new(rows);
-    zero_vectors::<N>(&mut rec, rows);
-    let mut gv = Array::<Vector<f32, N>>::new(3usize);
-    let one = f32::new(1.0);
-    let base = d * 3 * h * per;
-    for step in 0..t_len {
-        let s = t_len - 1 - step;
-        #[unroll]
-        for r in 0..rows {
-            let b = b0 + r;
-            zero_vectors::<N>(&mut gv, 3usize);
-            if b < bn {
-                let mut dhr = carried[r];
-                #[unroll]
-                for e in 0..width {
-                    let j = u * width + e;
-                    let i = (d * bn + b) * h + j;
-                    let g = rec[r].extract(e)
-                        + dhr.extract(e)
-                        + d_out[((d * t_len + s) * bn + b) * h + j];
-                    let a = (s * dbh + i - j) * 4 + j;
-                    let mut q = Vector::<f32, Const<4>>::new(f32::new(0.0));
-                    if s < len[r] as usize {
-                        let rg = acts[a];
-                        let z = acts[a + h];
-                        let n = acts[a + 2 * h];
-                        let hn = acts[a + 3 * h];
-                        let dn = g * (one - z) * (one - n * n);
-                        q.insert(0usize, dn * hn * rg * (one - rg));
-                        q.insert(1usize, g * (hs[s * dbh + i] - n) * z * (one - z));
-                        q.insert(2usize, dn * rg);
-                        q.insert(3usize, dn);
-                        dhr.insert(e, g * z);
-                    } else {
-                        dhr.insert(e, g);
-                    }
-                    keep_gate_grads::<N>(dg, &mut gv, q, a, h, e, 3usize);
-                }
-                carried[r] = dhr;
-            }
-            #[unroll]
-            for k in 0..3 {
-                dg_sh[(r * 3 + k) * per + u] = gv[k];
-            }
-        }
-        sync_cube();
-        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, width, 3usize, rows);
-        sync_cube();
+    if lstm {
+        store_rows::<N>(dstate, &dc, 1usize, dbh, d, b0, bn, u, hidden, width, rows);
     }
-    #[unroll]
-    for r in 0..rows {
-        rec[r] += carried[r];
-    }
-    store_rows::<N>(dh, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
 }
 
 /// BPTT through every Elman step in one launch; arguments as [`super::kernels::rnn_back`]'s
