@@ -307,6 +307,14 @@ impl TimeLoop {
     }
 }
 
+/// The launch shape of a persistent loop with `rows` batch rows per cube: one cube per
+/// direction and slice, one unit per vector of features; and the vector width.
+fn persistent_grid(z: &Sizes, rows: usize) -> (CubeCount, CubeDim, usize) {
+    let width = vector_width(z.hidden);
+    let cubes = CubeCount::Static(Sizes::u32(z.dirs * z.batch.div_ceil(rows)), 1, 1);
+    (cubes, CubeDim::new_1d(Sizes::u32(z.hidden / width)), width)
+}
+
 /// What the forward's time loop reads and writes (layouts in [`kernels`]).
 struct Recurrence<'a> {
     z: Sizes,
@@ -399,70 +407,41 @@ impl Recurrence<'_> {
 
     /// Every step in one launch: cube `(d, slice)` runs `rows` batch rows of direction `d`.
     fn persistent(&self, rows: usize) {
-        let Self {
-            z,
-            xp,
-            w_hh,
-            b_hn,
-            lengths,
-            hs,
-            cs,
-            acts,
-            save,
-        } = *self;
-        let w_t = into_contiguous(B::float_transpose(w_hh.clone()));
-        let slices = z.batch.div_ceil(rows);
-        let cubes = CubeCount::Static(Sizes::u32(z.dirs * slices), 1, 1);
-        let width = vector_width(z.hidden);
-        let dim = CubeDim::new_1d(Sizes::u32(z.hidden / width));
-        let client = &xp.client;
+        let z = self.z;
+        let w_t = into_contiguous(B::float_transpose(self.w_hh.clone()));
+        let (cubes, dim, width) = persistent_grid(&z, rows);
+        let client = &self.xp.client;
         let (seq, batch) = (Sizes::u32(z.seq), Sizes::u32(z.batch));
         match z.kind {
-            CellKind::Lstm => sequence::lstm_sequence::launch(
+            CellKind::Lstm | CellKind::Gru => sequence::gated_sequence::launch(
                 client,
                 cubes,
                 dim,
                 width,
-                xp.clone().into_tensor_arg(),
+                self.xp.clone().into_tensor_arg(),
                 w_t.into_tensor_arg(),
-                lengths.clone().into_tensor_arg(),
-                hs.clone().into_tensor_arg(),
-                cs.clone().into_tensor_arg(),
-                acts.clone().into_tensor_arg(),
+                self.b_hn.clone().into_tensor_arg(),
+                self.lengths.clone().into_tensor_arg(),
+                self.hs.clone().into_tensor_arg(),
+                self.cs.clone().into_tensor_arg(),
+                self.acts.clone().into_tensor_arg(),
                 seq,
                 batch,
                 z.hidden,
                 width,
                 rows,
-                save,
-            ),
-            CellKind::Gru => sequence::gru_sequence::launch(
-                client,
-                cubes,
-                dim,
-                width,
-                xp.clone().into_tensor_arg(),
-                w_t.into_tensor_arg(),
-                b_hn.clone().into_tensor_arg(),
-                lengths.clone().into_tensor_arg(),
-                hs.clone().into_tensor_arg(),
-                acts.clone().into_tensor_arg(),
-                seq,
-                batch,
-                z.hidden,
-                width,
-                rows,
-                save,
+                self.save,
+                z.kind == CellKind::Lstm,
             ),
             CellKind::RnnTanh | CellKind::RnnRelu => sequence::rnn_sequence::launch(
                 client,
                 cubes,
                 dim,
                 width,
-                xp.clone().into_tensor_arg(),
+                self.xp.clone().into_tensor_arg(),
                 w_t.into_tensor_arg(),
-                lengths.clone().into_tensor_arg(),
-                hs.clone().into_tensor_arg(),
+                self.lengths.clone().into_tensor_arg(),
+                self.hs.clone().into_tensor_arg(),
                 seq,
                 batch,
                 z.hidden,
@@ -577,9 +556,7 @@ impl Bptt<'_> {
     fn persistent(&self, rows: usize) {
         let z = self.z;
         let w = into_contiguous(self.w_hh.clone());
-        let width = vector_width(z.hidden);
-        let cubes = CubeCount::Static(Sizes::u32(z.dirs * z.batch.div_ceil(rows)), 1, 1);
-        let dim = CubeDim::new_1d(Sizes::u32(z.hidden / width));
+        let (cubes, dim, width) = persistent_grid(&z, rows);
         let client = &self.d_out.client;
         let (seq, batch) = (Sizes::u32(z.seq), Sizes::u32(z.batch));
         let (d_out, lengths) = (self.d_out.clone(), self.lengths.clone());

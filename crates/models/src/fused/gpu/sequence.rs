@@ -210,11 +210,14 @@ fn row_lengths(
     }
 }
 
-/// Every LSTM step; arguments as [`super::kernels::lstm_step`]'s without the step and `hh`.
+/// Every LSTM (`lstm`) or GRU step; arguments as [`super::kernels::lstm_step`]'s and
+/// [`super::kernels::gru_step`]'s without the step and `hh`. LSTM reads and writes `cs` and
+/// never reads `b_hn`; GRU reads `b_hn` and never touches `cs` (either may be a placeholder).
 #[cube(launch)]
-pub fn lstm_sequence<N: Size>(
+pub fn gated_sequence<N: Size>(
     xp: &Tensor<f32>,
     w_t: &Tensor<Vector<f32, N>>,
+    b_hn: &Tensor<f32>,
     lengths: &Tensor<f32>,
     hs: &mut Tensor<f32>,
     cs: &mut Tensor<f32>,
@@ -225,7 +228,9 @@ pub fn lstm_sequence<N: Size>(
     #[comptime] width: usize,
     #[comptime] rows: usize,
     #[comptime] save: bool,
+    #[comptime] lstm: bool,
 ) {
+    let gates = comptime!(if lstm { 4usize } else { 3usize });
     let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
     let (d, b0) = slice_of(bn, rows);
     let dbh = hs.len() / (t_len + 1);
@@ -238,16 +243,19 @@ pub fn lstm_sequence<N: Size>(
     load_rows::<N>(
         &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
     );
-    load_rows::<N>(&*cs, &mut c, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
+    zero_vectors::<N>(&mut c, rows);
+    if lstm {
+        load_rows::<N>(&*cs, &mut c, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
+    }
     #[unroll]
     for r in 0..rows {
         h_sh[r * per + u] = hv[r];
     }
-    let mut acc = Array::<Vector<f32, N>>::new(comptime!(4 * rows));
-    let base = d * h * 4 * per;
+    let mut acc = Array::<Vector<f32, N>>::new(comptime!(gates * rows));
+    let base = d * h * gates * per;
     sync_cube();
     for s in 0..t_len {
-        recurrent_products::<N>(w_t, &h_sh, &mut acc, base, u, hidden, width, 4usize, rows);
+        recurrent_products::<N>(w_t, &h_sh, &mut acc, base, u, hidden, width, gates, rows);
         sync_cube();
         #[unroll]
         for r in 0..rows {
@@ -258,17 +266,28 @@ pub fn lstm_sequence<N: Size>(
                 #[unroll]
                 for e in 0..width {
                     let j = u * width + e;
-                    let x = ((d * t_len + s) * bn + b) * 4 * h + j;
-                    let ig = sigmoid(xp[x] + acc[r].extract(e));
-                    let fg = sigmoid(xp[x + h] + acc[rows + r].extract(e));
-                    let gg = (xp[x + 2 * h] + acc[2 * rows + r].extract(e)).tanh();
-                    let og = sigmoid(xp[x + 3 * h] + acc[3 * rows + r].extract(e));
-                    let ce = fg * cr.extract(e) + ig * gg;
-                    cr.insert(e, ce);
-                    hr.insert(e, og * ce.tanh());
-                    if save {
-                        let a = (s * dbh + (d * bn + b) * h) * 4 + j;
-                        save_four(acts, a, h, ig, fg, gg, og);
+                    let x = ((d * t_len + s) * bn + b) * gates * h + j;
+                    let a = (s * dbh + (d * bn + b) * h) * 4 + j;
+                    if lstm {
+                        let ig = sigmoid(xp[x] + acc[r].extract(e));
+                        let fg = sigmoid(xp[x + h] + acc[rows + r].extract(e));
+                        let gg = (xp[x + 2 * h] + acc[2 * rows + r].extract(e)).tanh();
+                        let og = sigmoid(xp[x + 3 * h] + acc[3 * rows + r].extract(e));
+                        let ce = fg * cr.extract(e) + ig * gg;
+                        cr.insert(e, ce);
+                        hr.insert(e, og * ce.tanh());
+                        if save {
+                            save_four(acts, a, h, ig, fg, gg, og);
+                        }
+                    } else {
+                        let rg = sigmoid(xp[x] + acc[r].extract(e));
+                        let z = sigmoid(xp[x + h] + acc[rows + r].extract(e));
+                        let hn = acc[2 * rows + r].extract(e) + b_hn[d * h + j];
+                        let n = (xp[x + 2 * h] + rg * hn).tanh();
+                        hr.insert(e, (f32::new(1.0) - z) * n + z * hr.extract(e));
+                        if save {
+                            save_four(acts, a, h, rg, z, n, hn);
+                        }
                     }
                 }
                 hv[r] = hr;
@@ -277,79 +296,14 @@ pub fn lstm_sequence<N: Size>(
             }
         }
         store_rows::<N>(hs, &hv, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
-        if save {
+        if lstm && save {
             store_rows::<N>(cs, &c, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
         }
         sync_cube();
     }
-    if !save {
+    if lstm && !save {
         // Inference keeps two cell-state slots; the last step's is `T mod 2`.
         store_rows::<N>(cs, &c, t_len % 2, dbh, d, b0, bn, u, hidden, width, rows);
-    }
-}
-
-/// Every GRU step; arguments as [`super::kernels::gru_step`]'s without the step and `hh`.
-#[cube(launch)]
-pub fn gru_sequence<N: Size>(
-    xp: &Tensor<f32>,
-    w_t: &Tensor<Vector<f32, N>>,
-    b_hn: &Tensor<f32>,
-    lengths: &Tensor<f32>,
-    hs: &mut Tensor<f32>,
-    acts: &mut Tensor<f32>,
-    seq: u32,
-    batch: u32,
-    #[comptime] hidden: usize,
-    #[comptime] width: usize,
-    #[comptime] rows: usize,
-    #[comptime] save: bool,
-) {
-    let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
-    let (d, b0) = slice_of(bn, rows);
-    let dbh = hs.len() / (t_len + 1);
-    let per = comptime!(hidden / width);
-    let mut h_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * hidden / width));
-    let mut len = Array::<u32>::new(rows);
-    row_lengths(lengths, &mut len, b0, bn, rows);
-    let mut hv = Array::<Vector<f32, N>>::new(rows);
-    load_rows::<N>(
-        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
-    );
-    #[unroll]
-    for r in 0..rows {
-        h_sh[r * per + u] = hv[r];
-    }
-    let mut acc = Array::<Vector<f32, N>>::new(comptime!(3 * rows));
-    let base = d * h * 3 * per;
-    sync_cube();
-    for s in 0..t_len {
-        recurrent_products::<N>(w_t, &h_sh, &mut acc, base, u, hidden, width, 3usize, rows);
-        sync_cube();
-        #[unroll]
-        for r in 0..rows {
-            let b = b0 + r;
-            if s < len[r] as usize {
-                let mut hr = hv[r];
-                #[unroll]
-                for e in 0..width {
-                    let j = u * width + e;
-                    let x = ((d * t_len + s) * bn + b) * 3 * h + j;
-                    let rg = sigmoid(xp[x] + acc[r].extract(e));
-                    let z = sigmoid(xp[x + h] + acc[rows + r].extract(e));
-                    let hn = acc[2 * rows + r].extract(e) + b_hn[d * h + j];
-                    let n = (xp[x + 2 * h] + rg * hn).tanh();
-                    hr.insert(e, (f32::new(1.0) - z) * n + z * hr.extract(e));
-                    if save {
-                        let a = (s * dbh + (d * bn + b) * h) * 4 + j;
-                        save_four(acts, a, h, rg, z, n, hn);
-                    }
-                }
-                hv[r] = hr;
-                h_sh[r * per + u] = hr;
-            }
-        }
-        store_rows::<N>(hs, &hv, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
-        sync_cube();
     }
 }
 
