@@ -117,6 +117,21 @@ impl<B: Backend> RecurrentInputs<B> {
         parts
     }
 
+    /// The same inputs on backend `C`, each tensor through `f` (in [`Self::into_parts`]' order).
+    #[cfg(feature = "fusion")]
+    pub fn map<C: Backend>(
+        self,
+        f: impl FnMut(FloatTensor<B>) -> FloatTensor<C>,
+    ) -> RecurrentInputs<C> {
+        let mut f = f;
+        RecurrentInputs::from_parts(
+            self.into_parts()
+                .into_iter()
+                .map(|(role, t)| (role, f(t)))
+                .collect(),
+        )
+    }
+
     /// The inverse of [`Self::into_parts`].
     fn from_parts(parts: Vec<(Role, FloatTensor<B>)>) -> Self {
         let mut parts = parts.into_iter();
@@ -166,6 +181,22 @@ pub(crate) struct InputGrads<B: Backend> {
 }
 
 impl<B: Backend> InputGrads<B> {
+    /// The same gradients on backend `C`, each tensor through `f`.
+    #[cfg(feature = "fusion")]
+    pub fn map<C: Backend>(
+        self,
+        mut f: impl FnMut(FloatTensor<B>) -> FloatTensor<C>,
+    ) -> InputGrads<C> {
+        InputGrads {
+            x: self.x.map(&mut f),
+            w_ih: f(self.w_ih),
+            w_hh: f(self.w_hh),
+            biases: self.biases.map(|(b_ih, b_hh)| (f(b_ih), f(b_hh))),
+            h0: f(self.h0),
+            c0: self.c0.map(&mut f),
+        }
+    }
+
     /// The gradient of the input with `role`.
     fn take(&mut self, role: Role) -> Option<FloatTensor<B>> {
         match role {
@@ -235,6 +266,8 @@ untracked!(burn::backend::Flex);
 untracked!(burn::backend::NdArray);
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 untracked!(burn_cubecl::CubeBackend);
+#[cfg(feature = "fusion")]
+untracked!(burn::backend::fusion::Fusion<burn_cubecl::CubeBackend>);
 
 /// What the autodiff node keeps between forward and backward.
 #[derive(Debug)]

@@ -14,6 +14,8 @@
 //! batched matmul (`h_s · W_hhᵀ` forward, `dG_s · W_hh` backward, both directions) and one
 //! gate kernel. `RNN_GPU_LOOP` forces either.
 
+#[cfg(feature = "fusion")]
+mod fusion;
 mod kernels;
 mod sequence;
 
@@ -781,8 +783,22 @@ impl FusedKernels for CubeBackend {
             _ => dg_hh.clone(),
         };
         let h_prev = by_direction(rows(hs.clone(), 0..t), h);
-        let w_hh_grad = B::float_matmul(B::float_transpose(dg_hh.clone()), h_prev);
-        let w_ih_grad = B::float_matmul(B::float_transpose(dg_ih.clone()), xs.clone());
+        let (w_ih_grad, w_hh_grad) = match z.kind {
+            CellKind::Gru => (
+                B::float_matmul(B::float_transpose(dg_ih.clone()), xs.clone()),
+                B::float_matmul(B::float_transpose(dg_hh.clone()), h_prev),
+            ),
+            // Both weights see the same gate gradients: one product `dGᵀ · [h_prev | x]`,
+            // [D, G·H, H + I], split afterwards — one launch and a wider product.
+            _ => {
+                let operands = B::float_cat(vec![h_prev, xs.clone()], 2);
+                let both = B::float_matmul(B::float_transpose(dg_hh.clone()), operands);
+                (
+                    into_contiguous(columns(both.clone(), h..h + z.input)),
+                    into_contiguous(columns(both, 0..h)),
+                )
+            }
+        };
         let bias_grad = |g: CubeTensor| reshape(B::float_sum_dim(g, 1), &[dn * gh]);
         let biases = has_biases.then(|| {
             let b_hh = bias_grad(dg_hh);
