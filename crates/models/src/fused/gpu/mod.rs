@@ -783,22 +783,8 @@ impl FusedKernels for CubeBackend {
             _ => dg_hh.clone(),
         };
         let h_prev = by_direction(rows(hs.clone(), 0..t), h);
-        let (w_ih_grad, w_hh_grad) = match z.kind {
-            CellKind::Gru => (
-                B::float_matmul(B::float_transpose(dg_ih.clone()), xs.clone()),
-                B::float_matmul(B::float_transpose(dg_hh.clone()), h_prev),
-            ),
-            // Both weights see the same gate gradients: one product `dGᵀ · [h_prev | x]`,
-            // [D, G·H, H + I], split afterwards — one launch and a wider product.
-            _ => {
-                let operands = B::float_cat(vec![h_prev, xs.clone()], 2);
-                let both = B::float_matmul(B::float_transpose(dg_hh.clone()), operands);
-                (
-                    into_contiguous(columns(both.clone(), h..h + z.input)),
-                    into_contiguous(columns(both, 0..h)),
-                )
-            }
-        };
+        let w_hh_grad = B::float_matmul(B::float_transpose(dg_hh.clone()), h_prev);
+        let w_ih_grad = B::float_matmul(B::float_transpose(dg_ih.clone()), xs.clone());
         let bias_grad = |g: CubeTensor| reshape(B::float_sum_dim(g, 1), &[dn * gh]);
         let biases = has_biases.then(|| {
             let b_hh = bias_grad(dg_hh);
