@@ -7,7 +7,9 @@
 #   2. the parity grid, the engine agreement and the finite-difference tests through the fused
 #      GPU op on the real GPU (wgpu);
 #   3. `rnn-bench` on flex against PyTorch CPU on every thread (the CPU side of the same machine);
-#   4. `mnist_birnn` epoch times on the GPU and on the CPU (the embedded 5,000-digit sample).
+#   4. `mnist_birnn` epoch times on the GPU and on the CPU (the embedded 5,000-digit sample);
+#   5. when `.devbin/` holds it (`gpu_pack.sh --fusion`), the wgpu bench again built with Burn's
+#      fusion feature.
 # Each stage has its own time limit and a failing stage does not stop the next.
 #
 # The binaries come from `.devbin/` (`scripts/gpu_pack.sh`): packed elsewhere and carried, for a
@@ -72,4 +74,10 @@ for backend in wgpu flex; do
     | grep -E "^epoch|Testing|backend|rror"
   echo "$backend: $((SECONDS - start)) s wall"
 done
+
+if [ -x "$BIN/rnn-bench-fusion" ]; then
+  echo "== bench: wgpu under Burn's fusion (fused, composed, burn-nn), no PyTorch"
+  timeout 150 "$BIN/rnn-bench-fusion" --backend wgpu --reference --no-torch "${CASES[@]}" \
+    --out "$OUT/bench-wgpu-fusion" || echo "(bench fusion: exit $?)"
+fi
 echo "== done $(date -u)"

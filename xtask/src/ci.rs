@@ -103,6 +103,14 @@ pub fn run(test_args: &[String]) -> Result<(), String> {
         run_step(&format!("layer tests with RNN_GPU_LOOP={time_loop}"), test)?;
     }
 
+    // Burn's `fusion` feature turns the CubeCL backend into `Fusion<CubeBackend>` for the whole
+    // build; run the layer tests through the fused op under it (a second build of Burn). The
+    // `ndarray` feature because the tests' devices include ndarray, whose kernels it enables.
+    let mut test = cargo();
+    test.args(["test", "-p", "rnn-models", "--features", "fusion,ndarray"])
+        .args(LAYER_TESTS.iter().flat_map(|t| ["--test", t]));
+    run_step("layer tests under Burn's fusion", test)?;
+
     // Users depend on single crates: each library must build alone with only its own features
     // (the workspace build above unifies features and would hide a missing one).
     for args in STANDALONE {
