@@ -121,9 +121,8 @@ impl<B: Backend> RecurrentInputs<B> {
     #[cfg(feature = "fusion")]
     pub fn map<C: Backend>(
         self,
-        f: impl FnMut(FloatTensor<B>) -> FloatTensor<C>,
+        mut f: impl FnMut(FloatTensor<B>) -> FloatTensor<C>,
     ) -> RecurrentInputs<C> {
-        let mut f = f;
         RecurrentInputs::from_parts(
             self.into_parts()
                 .into_iter()
