@@ -148,10 +148,10 @@ pub struct TrainArgs {
     /// split across them and their gradients summed before one optimizer step.
     #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     pub devices: usize,
-    /// Passes over the training data [default: the tutorial's].
+    /// Passes over the training data [default: the program's, examples/README.md].
     #[arg(long, value_parser = at_least_one)]
     pub epochs: Option<usize>,
-    /// Items per batch [default: the tutorial's].
+    /// Items per batch [default: the program's, examples/README.md].
     #[arg(long, value_parser = at_least_one)]
     pub batch_size: Option<usize>,
     /// Learning rate, a finite number > 0 [default: the tutorial's].
