@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Epoch times of the PyTorch peers of three example programs, for examples/README.md.
 
-Usage: examples_torch.py [--epochs N] [--threads T] [--seed S] [addition] [mnist_rnn] [mnist_birnn]
-                         [mnist_birnn_sample]
+Usage: examples_torch.py [--epochs N] [--threads T] [--seed S] [--valid-indices FILE]
+                         [addition] [mnist_rnn] [mnist_birnn] [mnist_birnn_sample]
 
 Each program is the same model, data size, batch and optimizer as our binary with its defaults
 (one epoch = a training pass plus the validation pass the binary runs after it):
@@ -10,20 +10,24 @@ Each program is the same model, data size, batch and optimizer as our binary wit
   repeat ×4 → LSTM(128) decoder → Linear(12) per step, Adam 1e-3, batch 128, 45,000 train /
   5,000 validation.
 - mnist_rnn / mnist_birnn: Fashion-MNIST (Debian's dataset-fashion-mnist) rows as 28 steps of
-  28 pixels, LSTM(128) / BiLSTM(128), last hidden state → Linear(10), Adam 1e-3, batch 64 /
-  128, no validation pass (the binaries' defaults read the test set once, after training; the
+  28 pixels, LSTM(128) / BiLSTM(128) (the BiLSTM with input dropout 0.1: one mask per sequence
+  and pixel column), last hidden state → Linear(10), Adam 1e-3, batch 64, no validation pass (the binaries' defaults read the test set once, after training; the
   accuracy printed here is the test set's after the epoch, outside the timing).
 - mnist_birnn_sample: `mnist_birnn --dataset mnist --valid-fraction 0.1` — the 5,000-digit
   sample embedded in rnn-datasets (4,000 train, 1,000 test), a seeded random tenth of the
-  training digits held out for validation, BiLSTM(128), Adam 1e-3 with the binary's step
+  training digits held out for validation, BiLSTM(128) with input dropout 0.1, batch 64,
+  Adam 1e-3 with the binary's step
   schedule (×0.3 every 10 epochs), 25 epochs by default; the test digits are read once, at the
-  end (pass --epochs 25 for the binary's default).
+  end (pass --epochs 25 for the binary's default). `--valid-indices DIR/valid_indices.json`
+  (written by `mnist_birnn --dataset mnist --valid-fraction 0.1 --out DIR`) holds out exactly
+  the binary's items instead.
 Prints one line per epoch: program, epoch, seconds, validation accuracy. Run with the tuned
 malloc (MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=268435456) for PyTorch's best.
 """
 import argparse
 import pathlib
 import gzip
+import json
 import random
 import time
 
@@ -72,12 +76,18 @@ def addition(size=50_000, digits=3):
 
 
 class Classifier(nn.Module):
-    def __init__(self, bidirectional):
+    def __init__(self, bidirectional, input_dropout=0.0):
         super().__init__()
+        self.input_dropout = input_dropout
         self.lstm = nn.LSTM(28, 128, batch_first=True, bidirectional=bidirectional)
         self.out = nn.Linear(256 if bidirectional else 128, 10)
 
     def forward(self, x):
+        if self.training and self.input_dropout > 0:
+            # As rnn-models' input dropout: one mask per sequence and feature, the same at
+            # every step, kept values scaled by 1 / (1 - p).
+            keep = 1.0 - self.input_dropout
+            x = x * torch.bernoulli(torch.full((x.shape[0], 1, x.shape[2]), keep)) / keep
         _, (h, _) = self.lstm(x)
         return self.out(torch.cat(list(h), dim=1))
 
@@ -96,17 +106,24 @@ class Seq2Seq(nn.Module):
         return self.out(y)
 
 
-def digit_sample(seed, fraction=0.1):
-    """The embedded digits: (train, valid) split by a seeded permutation, and test."""
+def digit_sample(seed, fraction=0.1, valid_indices=None):
+    """The embedded digits: (train, valid) split by a seeded permutation, or by the held-out
+    indices our binary wrote (`--out DIR` → DIR/valid_indices.json), and test."""
     def load(prefix):
         x = idx(SAMPLE / f"{prefix}-images-idx3-ubyte.gz").float() / 255.0
         y = idx(SAMPLE / f"{prefix}-labels-idx1-ubyte.gz").long()
         return x.reshape(-1, 28, 28), y
 
     (x, y), test = load("train"), load("t10k")
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    n_valid = round(len(x) * fraction)
-    v, t = perm[:n_valid], perm[n_valid:]
+    if valid_indices:
+        v = torch.tensor(json.loads(pathlib.Path(valid_indices).read_text()))
+        held_out = torch.zeros(len(x), dtype=torch.bool)
+        held_out[v] = True
+        t = torch.arange(len(x))[~held_out]
+    else:
+        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+        n_valid = round(len(x) * fraction)
+        v, t = perm[:n_valid], perm[n_valid:]
     return (x[t], y[t]), (x[v], y[v]), test
 
 
@@ -154,6 +171,8 @@ def main():
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--valid-indices", help="mnist_birnn_sample: hold out these training items "
+                   "(the valid_indices.json our binary writes with --out) instead of a seeded tenth")
     p.add_argument("programs", nargs="*", default=["addition", "mnist_rnn", "mnist_birnn"])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -161,17 +180,18 @@ def main():
     print(f"torch {torch.__version__}, {args.threads} threads")
     for name in args.programs:
         if name == "mnist_birnn_sample":
-            train, valid, test = digit_sample(args.seed)
-            model = Classifier(bidirectional=True)
-            run(name, model, train, valid, args.epochs, per_step=False, schedule=10)
+            train, valid, test = digit_sample(args.seed, valid_indices=args.valid_indices)
+            model = Classifier(bidirectional=True, input_dropout=0.1)
+            run(name, model, train, valid, args.epochs, per_step=False, schedule=10, batch=64)
             print(f"{name} seed {args.seed}: test accuracy {test_accuracy(model, test):.2f} %", flush=True)
         elif name == "addition":
             train, valid = addition()
             run(name, Seq2Seq(), train, valid, args.epochs, per_step=True)
         else:
             train, valid = fashion()
-            model = Classifier(bidirectional=name == "mnist_birnn")
-            batch = 64 if name == "mnist_rnn" else 128
+            bidirectional = name == "mnist_birnn"
+            model = Classifier(bidirectional, input_dropout=0.1 if bidirectional else 0.0)
+            batch = 64
             run(name, model, (train[0].reshape(-1, 28, 28), train[1]), (valid[0].reshape(-1, 28, 28), valid[1]), args.epochs,
                 per_step=False, batch=batch, timed_valid=False)
 

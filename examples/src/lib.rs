@@ -173,8 +173,8 @@ pub struct TrainArgs {
     /// Optimizer [default: the tutorial's], with PyTorch's default hyper-parameters.
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerChoice>,
-    /// Directory for metrics.jsonl, checkpoints, learning_curve.png, the example's own pictures
-    /// and report.html (created if missing).
+    /// Directory for metrics.jsonl, checkpoints, learning_curve.png, the example's own pictures,
+    /// report.html and, with --valid-fraction, valid_indices.json (created if missing).
     #[arg(long, value_parser = writable_dir)]
     pub out: Option<PathBuf>,
     /// Continue from the newest checkpoint in --out.
@@ -200,10 +200,11 @@ impl TrainArgs {
     }
 
     /// The data to train on and the validation set `--valid-fraction` carves out of it
-    /// (`None` without the flag).
+    /// (`None` without the flag); with `--out`, the held-out items' indices are written to
+    /// `valid_indices.json` there (a JSON array, ascending).
     ///
     /// # Errors
-    /// When the fraction leaves either side empty.
+    /// When the fraction leaves either side empty, or the indices cannot be written.
     pub fn split<'a, I>(
         &self,
         train: &'a dyn Dataset<I>,
@@ -217,6 +218,9 @@ impl TrainArgs {
                     valid.len(),
                     train.len() + valid.len()
                 );
+                if let Some(dir) = &self.out {
+                    valid.save_indices(&dir.join("valid_indices.json"))?;
+                }
                 Ok((train, Some(valid)))
             }
             None => Ok((Subset::all(train), None)),

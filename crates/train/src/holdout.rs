@@ -1,6 +1,8 @@
 //! Honest model selection: a validation split carved from the training data, so that the
 //! test set is touched once, at the end.
 
+use std::path::Path;
+
 use burn::data::dataset::{Dataset, DatasetError};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -26,6 +28,16 @@ impl<'a, I> Subset<'a, I> {
     /// The indices into the underlying dataset, ascending.
     pub fn indices(&self) -> &[usize] {
         &self.indices
+    }
+
+    /// Writes [`Subset::indices`] to `path` as one JSON array, atomically: what a peer in
+    /// another framework needs to train on exactly the same split.
+    ///
+    /// # Errors
+    /// [`TrainError::Io`] when the file cannot be written.
+    pub fn save_indices(&self, path: &Path) -> Result<(), TrainError> {
+        let text = serde_json::to_vec(&self.indices).map_err(|e| TrainError::io(path)(e.into()))?;
+        rnn_atomic::write(path, &text).map_err(TrainError::io(path))
     }
 }
 
@@ -109,6 +121,25 @@ mod tests {
         let c = holdout(&data, 0.1, 2).unwrap().1.indices().to_vec();
         assert_eq!(a, b, "same seed, same split");
         assert_ne!(a, c, "another seed, another split");
+    }
+
+    #[test]
+    fn saved_indices_read_back_as_the_split() {
+        let data = InMemDataset::new((0..50u32).collect::<Vec<_>>());
+        let (_, valid) = holdout(&data, 0.2, 7).unwrap();
+        let dir = std::env::temp_dir().join(format!("rnn-holdout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("valid_indices.json");
+        valid.save_indices(&path).unwrap();
+        let read: Vec<usize> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(read, valid.indices());
+        assert_eq!(read.len(), 10);
+        let missing = dir.join("no/such/dir/valid_indices.json");
+        assert!(matches!(
+            valid.save_indices(&missing),
+            Err(TrainError::Io { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
