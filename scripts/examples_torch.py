@@ -11,13 +11,13 @@ Each program is the same model, data size, batch and optimizer as our binary wit
   5,000 validation.
 - mnist_rnn / mnist_birnn: Fashion-MNIST (Debian's dataset-fashion-mnist) rows as 28 steps of
   28 pixels, LSTM(128) / BiLSTM(128) (the BiLSTM with input dropout 0.1: one mask per sequence
-  and pixel column), last hidden state → Linear(10), Adam 1e-3, batch 64, no validation pass (the binaries' defaults read the test set once, after training; the
-  accuracy printed here is the test set's after the epoch, outside the timing).
+  and pixel column), last hidden state → Linear(10), Adam 1e-3, batch 64, no validation pass
+  (the binaries' defaults read the test set once, after training; the accuracy printed here is
+  the test set's after the epoch, outside the timing).
 - mnist_birnn_sample: `mnist_birnn --dataset mnist --valid-fraction 0.1` — the 5,000-digit
   sample embedded in rnn-datasets (4,000 train, 1,000 test), a seeded random tenth of the
   training digits held out for validation, BiLSTM(128) with input dropout 0.1, batch 64,
-  Adam 1e-3 with the binary's step
-  schedule (×0.3 every 10 epochs), 25 epochs by default; the test digits are read once, at the
+  Adam 1e-3 with the binary's step schedule (×0.3 every 10 epochs), 25 epochs by default; the test digits are read once, at the
   end (pass --epochs 25 for the binary's default). `--valid-indices DIR/valid_indices.json`
   (written by `mnist_birnn --dataset mnist --valid-fraction 0.1 --out DIR`) holds out exactly
   the binary's items instead.
