@@ -18,9 +18,9 @@ Each program is the same model, data size, batch and optimizer as our binary wit
   sample embedded in rnn-datasets (4,000 train, 1,000 test), a seeded random tenth of the
   training digits held out for validation, BiLSTM(128) with input dropout 0.1, batch 64,
   Adam 1e-3 with the binary's step schedule (×0.3 every 10 epochs), 25 epochs by default;
-  the test digits are read once, at the end (pass --epochs 25 for the binary's default). `--valid-indices DIR/valid_indices.json`
-  (written by `mnist_birnn --dataset mnist --valid-fraction 0.1 --out DIR`) holds out exactly
-  the binary's items instead.
+  the test digits are read once, at the end (pass --epochs 25 for the binary's default).
+  `--valid-indices DIR/valid_indices.json` (written by `mnist_birnn --dataset mnist
+  --valid-fraction 0.1 --out DIR`) holds out exactly the binary's items instead.
 Prints one line per epoch: program, epoch, seconds, validation accuracy. Run with the tuned
 malloc (MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=268435456) for PyTorch's best.
 """
