@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """PyTorch timings (CPU, or CUDA with "device": "cuda") for `cargo xtask bench` (run by rnn-bench; not meant to be called by hand).
 
-Usage: bench_torch.py SPEC.json — SPEC holds {"cases": [...], "threads": N, "warmup": W,
-"min_iters": A, "max_iters": B, "budget_s": S, "device": "cpu" | "cuda"}; each case as rnn-bench's `Case` serializes
-it. Prints one JSON object: {"torch": version, "threads": N, "results": [{"case", "mode",
-"median_ms", "min_ms", "max_ms", "iters"}]}. Same steps as the Rust side: input
+Usage: bench_torch.py — reads one spec per line from stdin until it closes and answers each
+with one line on stdout, so that rnn-bench can time PyTorch right after its own layers, case by
+case, without importing torch again. A spec is {"cases": [...], "threads": N, "warmup": W,
+"min_iters": A, "max_iters": B, "budget_s": S, "device": "cpu" | "cuda"}, each case as
+rnn-bench's `Case` serializes it; the answer {"torch": version, "threads": N, "device": D,
+"results": [{"case", "mode", "median_ms", "min_ms", "max_ms", "iters"}]}. Same steps as the Rust side: input
 [batch, seq, input] (batch_first), loss = output.sum(), backward through every parameter;
 inference under torch.inference_mode().
 """
@@ -46,9 +48,7 @@ def measure(step, spec):
     }
 
 
-def main():
-    with open(sys.argv[1]) as f:
-        spec = json.load(f)
+def time_cases(spec):
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
     device = torch.device(spec.get("device", "cpu"))
@@ -72,15 +72,18 @@ def main():
 
         for mode, step in (("train", train), ("infer", infer)):
             results.append({"case": case["name"], "mode": mode, **measure(step, spec)})
-    json.dump(
-        {
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "device": str(device),
-            "results": results,
-        },
-        sys.stdout,
-    )
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "results": results,
+    }
+
+
+def main():
+    for line in sys.stdin:
+        if line.strip():
+            print(json.dumps(time_cases(json.loads(line))), flush=True)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ const HELP: &str = "usage: cargo xtask <command>
 commands:
   ci      cargo fmt --check, cargo clippy -D warnings, cargo test (the README's test command)
   bench   our layers vs burn-nn and PyTorch: `cargo xtask bench [--quick] [--filter A] [--backend flex]
-          [--threads N] [--reference] [--no-torch] [--python PATH] [--out DIR]`
+          [--threads N] [--rounds N] [--reference] [--no-torch] [--python PATH] [--out DIR]`
           (builds rnn-bench in release; writes target/bench/bench.{json,md,png})";
 
 /// `cargo xtask bench ARGS`: the release build of rnn-bench, run from the workspace root.

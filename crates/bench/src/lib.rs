@@ -68,6 +68,9 @@ pub struct Options {
     /// The GEMM peak to report against instead of measuring it (saves seconds and keeps
     /// profiles of a case free of the yardstick's GEMMs).
     pub peak_gflops: Option<f64>,
+    /// How many times to time the whole suite (at least 1); the report gives each ratio's
+    /// median and range over the rounds.
+    pub rounds: usize,
 }
 
 /// One timed cell of the table.
@@ -81,6 +84,9 @@ pub struct Measurement {
     pub backend: String,
     /// Whose layer.
     pub implementation: Implementation,
+    /// Which round of the run ([`Options::rounds`]), from 0.
+    #[serde(default)]
+    pub round: usize,
     /// The timing.
     #[serde(flatten)]
     pub stats: Stats,
@@ -136,6 +142,10 @@ pub const SOFTWARE_GPU_MAX_FLOPS: f64 = 2.5e9;
 
 /// Runs the suite and writes the report files.
 ///
+/// Round by round and case by case: every backend's implementations and PyTorch on the same
+/// case one after the other (PyTorch last in even rounds, first in odd ones), so that a ratio
+/// compares timings taken seconds apart.
+///
 /// # Errors
 /// [`BenchError`] when a backend cannot start, a layer fails, PyTorch's script fails after
 /// `import torch` worked, or a report file cannot be written.
@@ -144,23 +154,44 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
     if cases.is_empty() {
         return Err(options.no_case_error());
     }
+    if options.rounds == 0 {
+        return Err(BenchError::Usage("--rounds must be at least 1".into()));
+    }
     std::fs::create_dir_all(&options.out_dir)
         .map_err(|e| BenchError::Io(options.out_dir.clone(), e))?;
     let gemm_peak = options.gemm_peak();
-    let mut measurements = Vec::new();
-    let mut backends = Vec::new();
+    let opened = options
+        .backends
+        .iter()
+        .map(|&backend| Opened::new(backend))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mut peer, status) = start_torch(options)?;
     let per_case = options.modes_to_run().len() * options.implementations().len();
-    let progress = Progress::new(options.backends.len() * cases.len() * per_case);
-    for &backend in &options.backends {
-        let (info, measured) = measure_backend(options, backend, &cases, &progress)?;
-        backends.push(info);
-        measurements.extend(measured);
+    let progress = Progress::new(options.rounds * opened.len() * cases.len() * per_case);
+    let mut measurements = Vec::new();
+    for round in 0..options.rounds {
+        for case in &cases {
+            // Odd rounds time PyTorch first, so that neither side always runs after the other.
+            if round % 2 == 1 {
+                time_torch(peer.as_mut(), case, round, &progress)?;
+            }
+            for backend in &opened {
+                measurements.extend(measure_case(options, backend, case, round, &progress)?);
+            }
+            if round % 2 == 0 {
+                time_torch(peer.as_mut(), case, round, &progress)?;
+            }
+        }
     }
-    let torch = run_torch(options, &cases)?;
+    let torch = match peer {
+        Some(peer) => report::TorchStatus::Ran(peer.finish()?),
+        None => status,
+    };
     let report = Report {
         machine: report::Machine::here(options.threads),
         gemm_peak_gflops: gemm_peak,
-        backends,
+        rounds: options.rounds,
+        backends: opened.into_iter().map(|b| b.info).collect(),
         cases,
         measurements,
         torch,
@@ -216,68 +247,85 @@ impl Options {
     }
 }
 
-/// Times every case, mode and implementation on one backend.
-fn measure_backend(
-    options: &Options,
+/// A backend opened for the run.
+struct Opened {
     backend: Backend,
-    cases: &[Case],
+    selected: rnn_backend::Selected,
+    info: report::BackendInfo,
+}
+
+impl Opened {
+    fn new(backend: Backend) -> Result<Self, BenchError> {
+        let selected = backend
+            .select()
+            .map_err(|e| BenchError::Backend(e.to_string()))?;
+        let info = report::BackendInfo {
+            name: backend.name().to_string(),
+            description: selected.describe(),
+            software: selected.is_software_gpu(),
+        };
+        Ok(Self {
+            backend,
+            selected,
+            info,
+        })
+    }
+}
+
+/// Times one case's modes and implementations on one backend, as `round`.
+fn measure_case(
+    options: &Options,
+    opened: &Opened,
+    case: &Case,
+    round: usize,
     progress: &Progress,
-) -> Result<(report::BackendInfo, Vec<Measurement>), BenchError> {
-    let selected = backend
-        .select()
-        .map_err(|e| BenchError::Backend(e.to_string()))?;
-    let info = report::BackendInfo {
-        name: backend.name().to_string(),
-        description: selected.describe(),
-        software: selected.is_software_gpu(),
-    };
-    let budget = options.budget(backend);
+) -> Result<Vec<Measurement>, BenchError> {
+    let Opened {
+        backend, selected, ..
+    } = opened;
     let mut measurements = Vec::new();
-    for case in cases {
-        // A software GPU (lavapipe) takes seconds per step: keep to the small cases.
-        if selected.is_software_gpu()
-            && !options.quick
-            && case.train_flops() > SOFTWARE_GPU_MAX_FLOPS
-        {
-            progress.line(&format!(
-                "{:8} skipped on {} (software GPU; too slow to time)",
-                case.name,
-                backend.name()
-            ));
-            progress.advance(options.modes_to_run().len() * options.implementations().len());
-            continue;
-        }
-        for mode in options.modes_to_run() {
-            for implementation in options.implementations() {
-                let step = runners::prepare(implementation, case, mode, selected.device())?;
-                let Some(step) = step else {
-                    progress.advance(1);
-                    continue;
-                };
-                let (stats, peak_bytes, launches) = measure_step(step, budget)?;
-                let launches = backend.is_cubecl().then_some(launches);
-                progress.line(&format!(
-                    "{:8} {:5} {:8} {:15} {:9.2} ms",
-                    case.name,
-                    format!("{mode:?}").to_lowercase(),
-                    backend.name(),
-                    implementation.label(),
-                    stats.median_ms
-                ));
+    // A software GPU (lavapipe) takes seconds per step: keep to the small cases.
+    if selected.is_software_gpu() && !options.quick && case.train_flops() > SOFTWARE_GPU_MAX_FLOPS {
+        progress.line(&format!(
+            "{:8} skipped on {} (software GPU; too slow to time)",
+            case.name,
+            backend.name()
+        ));
+        progress.advance(options.modes_to_run().len() * options.implementations().len());
+        return Ok(measurements);
+    }
+    let budget = options.budget(*backend);
+    for mode in options.modes_to_run() {
+        for implementation in options.implementations() {
+            let step = runners::prepare(implementation, case, mode, selected.device())?;
+            let Some(step) = step else {
                 progress.advance(1);
-                measurements.push(Measurement {
-                    case: case.name.clone(),
-                    mode,
-                    backend: backend.name().to_string(),
-                    implementation,
-                    stats,
-                    peak_bytes,
-                    launches,
-                });
-            }
+                continue;
+            };
+            let (stats, peak_bytes, launches) = measure_step(step, budget)?;
+            let launches = backend.is_cubecl().then_some(launches);
+            progress.line(&format!(
+                "{:8} {:5} {:8} {:15} {:9.2} ms",
+                case.name,
+                format!("{mode:?}").to_lowercase(),
+                backend.name(),
+                implementation.label(),
+                stats.median_ms
+            ));
+            progress.advance(1);
+            measurements.push(Measurement {
+                case: case.name.clone(),
+                mode,
+                backend: backend.name().to_string(),
+                implementation,
+                round,
+                stats,
+                peak_bytes,
+                launches,
+            });
         }
     }
-    Ok((info, measurements))
+    Ok(measurements)
 }
 
 /// Warms a step up, counts one step's peak memory and kernel launches, then times it within
@@ -300,25 +348,57 @@ fn measure_step(
     Ok((stats, peak_bytes, launches))
 }
 
-/// Runs the PyTorch peer when a Python was given and has torch.
-fn run_torch(options: &Options, cases: &[Case]) -> Result<report::TorchStatus, BenchError> {
+/// Times `case` on the PyTorch peer, if there is one, as `round`.
+fn time_torch(
+    peer: Option<&mut torch::TorchPeer>,
+    case: &Case,
+    round: usize,
+    progress: &Progress,
+) -> Result<(), BenchError> {
+    let Some(peer) = peer else {
+        return Ok(());
+    };
+    for (tuned, t) in peer.time(case, round)? {
+        progress.line(&format!(
+            "{:8} {:5} {:8} {:15} {:9.2} ms",
+            t.case,
+            format!("{:?}", t.mode).to_lowercase(),
+            "torch",
+            if tuned {
+                "tuned malloc"
+            } else {
+                "stock malloc"
+            },
+            t.stats.median_ms
+        ));
+    }
+    Ok(())
+}
+
+/// Starts the PyTorch peer when a Python was given and has torch; otherwise the status that
+/// says why not.
+fn start_torch(
+    options: &Options,
+) -> Result<(Option<torch::TorchPeer>, report::TorchStatus), BenchError> {
     let Some(python) = &options.python else {
-        return Ok(report::TorchStatus::Skipped);
+        return Ok((None, report::TorchStatus::Skipped));
     };
     if let Err(reason) = torch::probe(python) {
-        return Ok(report::TorchStatus::NotInstalled(reason));
+        return Ok((None, report::TorchStatus::NotInstalled(reason)));
     }
-    eprintln!("PyTorch: {} (stock malloc, then tuned)", python.display());
-    let run = torch::run(
+    eprintln!(
+        "PyTorch: {} (each case after ours; stock malloc, then tuned)",
+        python.display()
+    );
+    let peer = torch::TorchPeer::start(
         python,
         &options.torch_script,
-        cases,
         options.threads,
         options.budget(Backend::Flex),
         &options.torch_device,
         &options.out_dir,
     )?;
-    Ok(report::TorchStatus::Ran(run))
+    Ok((Some(peer), report::TorchStatus::Skipped))
 }
 
 #[cfg(test)]
@@ -339,6 +419,7 @@ mod tests {
             modes: Vec::new(),
             peak_gflops: None,
             torch_device: "cpu".into(),
+            rounds: 1,
         };
         options.cases().into_iter().map(|c| c.name).collect()
     }

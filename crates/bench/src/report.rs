@@ -68,6 +68,9 @@ pub struct Report {
     pub machine: Machine,
     /// Best square f32 GEMM throughput measured in this run.
     pub gemm_peak_gflops: f64,
+    /// How many times the suite was timed ([`crate::Options::rounds`]).
+    #[serde(default = "one")]
+    pub rounds: usize,
     /// The backends measured.
     pub backends: Vec<BackendInfo>,
     /// The cases run.
@@ -99,21 +102,71 @@ fn fmt_ms(s: Option<Stats>) -> String {
     s.map_or("—".into(), |s| format!("{:.2}", s.median_ms))
 }
 
-fn fmt_ratio(peer: Option<Stats>, ours: Option<Stats>) -> String {
-    match (peer, ours) {
-        (Some(p), Some(o)) if o.median_ms > 0.0 => format!("{:.2}×", p.median_ms / o.median_ms),
-        _ => "—".into(),
+fn one() -> usize {
+    1
+}
+
+/// One cell over the rounds: the median of the rounds' medians, and the fastest and slowest
+/// step of any round; `None` when no round timed it.
+fn over_rounds(per_round: impl Iterator<Item = Option<Stats>>) -> Option<Stats> {
+    let rounds: Vec<Stats> = per_round.flatten().collect();
+    let medians = Stats::from_samples(rounds.iter().map(|s| s.median_ms).collect())?;
+    Some(Stats {
+        median_ms: medians.median_ms,
+        min_ms: rounds
+            .iter()
+            .map(|s| s.min_ms)
+            .fold(f64::INFINITY, f64::min),
+        max_ms: rounds.iter().map(|s| s.max_ms).fold(0.0, f64::max),
+        iters: rounds.iter().map(|s| s.iters).sum(),
+    })
+}
+
+/// Peer time / our time, round by round: `1.21×` for one round, the median and range of the
+/// rounds' ratios (`1.21× (1.04–1.30)`) for several; each ratio pairs timings of one round.
+fn fmt_ratio(
+    rounds: usize,
+    peer: impl Fn(usize) -> Option<Stats>,
+    ours: impl Fn(usize) -> Option<Stats>,
+) -> String {
+    let ratios = (0..rounds)
+        .filter_map(|r| match (peer(r), ours(r)) {
+            (Some(p), Some(o)) if o.median_ms > 0.0 => Some(p.median_ms / o.median_ms),
+            _ => None,
+        })
+        .collect();
+    match Stats::from_samples(ratios) {
+        None => "—".into(),
+        Some(s) if s.iters == 1 => format!("{:.2}×", s.median_ms),
+        Some(s) => format!("{:.2}× ({:.2}–{:.2})", s.median_ms, s.min_ms, s.max_ms),
     }
 }
 
 impl Report {
-    fn find(&self, case: &str, mode: Mode, backend: &str, imp: Implementation) -> Option<Stats> {
+    /// A cell's timing in one round.
+    fn find_in(
+        &self,
+        round: usize,
+        case: &str,
+        mode: Mode,
+        backend: &str,
+        imp: Implementation,
+    ) -> Option<Stats> {
         self.measurements
             .iter()
             .find(|m| {
-                m.case == case && m.mode == mode && m.backend == backend && m.implementation == imp
+                m.round == round
+                    && m.case == case
+                    && m.mode == mode
+                    && m.backend == backend
+                    && m.implementation == imp
             })
             .map(|m| m.stats)
+    }
+
+    /// A cell's timing over every round ([`over_rounds`]).
+    fn find(&self, case: &str, mode: Mode, backend: &str, imp: Implementation) -> Option<Stats> {
+        over_rounds((0..self.rounds).map(|r| self.find_in(r, case, mode, backend, imp)))
     }
 
     /// Whether PyTorch's timings are the peer of this backend's: PyTorch on the CPU for the
@@ -127,11 +180,17 @@ impl Report {
         }
     }
 
-    fn torch_best(&self, case: &str, mode: Mode) -> Option<Stats> {
+    /// PyTorch's faster timing (stock or tuned malloc) in one round.
+    fn torch_best_in(&self, round: usize, case: &str, mode: Mode) -> Option<Stats> {
         match &self.torch {
-            TorchStatus::Ran(run) => run.best(case, mode),
+            TorchStatus::Ran(run) => run.best(case, mode, round),
             _ => None,
         }
+    }
+
+    /// PyTorch's faster timing over every round.
+    fn torch_best(&self, case: &str, mode: Mode) -> Option<Stats> {
+        over_rounds((0..self.rounds).map(|r| self.torch_best_in(r, case, mode)))
     }
 
     /// The main table as Markdown rows (also printed to stdout).
@@ -162,6 +221,9 @@ impl Report {
         has_reference: bool,
     ) -> Option<String> {
         let find = |implementation| self.find(&case.name, mode, &backend.name, implementation);
+        let find_in = |implementation| {
+            move |r| self.find_in(r, &case.name, mode, &backend.name, implementation)
+        };
         let ours = find(Implementation::Ours);
         let o = ours?;
         let flops = match mode {
@@ -182,19 +244,25 @@ impl Report {
             .map_or("—".into(), |b| format!("{:.1}", b as f64 / 1048576.0));
         let burn_nn = find(Implementation::BurnNn);
         let peer = self.torch_compares_with(backend);
-        let torch_best = self.torch_best(&case.name, mode).filter(|_| peer);
-        let torch_cell = match (&self.torch, peer) {
-            (TorchStatus::Ran(run), true) => format!(
-                "{} / {}",
-                fmt_ms(run.stock(&case.name, mode)),
-                fmt_ms(
-                    run.tuned
-                        .iter()
-                        .find(|t| t.case == case.name && t.mode == mode)
-                        .map(|t| t.stats)
+        let (torch_cell, torch_ratio) = match (&self.torch, peer) {
+            (TorchStatus::Ran(run), true) => {
+                let over = |pick: &dyn Fn(usize) -> Option<Stats>| {
+                    fmt_ms(over_rounds((0..self.rounds).map(pick)))
+                };
+                (
+                    format!(
+                        "{} / {}",
+                        over(&|r| run.stock(&case.name, mode, r)),
+                        over(&|r| run.tuned(&case.name, mode, r))
+                    ),
+                    fmt_ratio(
+                        self.rounds,
+                        |r| self.torch_best_in(r, &case.name, mode),
+                        find_in(Implementation::Ours),
+                    ),
                 )
-            ),
-            _ => "—".into(),
+            }
+            _ => ("—".into(), "—".into()),
         };
         let mut t = format!(
             "| {} | {} | {}{} | {:.2} ({:.2}–{:.2}) | {:.1} | {:.0} % | {} |",
@@ -216,9 +284,13 @@ impl Report {
             t,
             " {} | {} | {} | {} |",
             fmt_ms(burn_nn),
-            fmt_ratio(burn_nn, ours),
+            fmt_ratio(
+                self.rounds,
+                find_in(Implementation::BurnNn),
+                find_in(Implementation::Ours)
+            ),
             torch_cell,
-            fmt_ratio(torch_best, ours)
+            torch_ratio
         );
         Some(t)
     }
@@ -370,6 +442,13 @@ impl Report {
         h.push_str(
             "Ratios are peer time / our time (> 1 means we are faster). GFLOP/s count the GEMMs: train ≈ 3 × 2·B·T·G·H·(I+H) per layer and direction.\n",
         );
+        if self.rounds > 1 {
+            let _ = writeln!(
+                h,
+                "{} rounds; in each, every case was timed on each implementation and on PyTorch (last in even rounds, first in odd ones) before the next case. Times: the median of the rounds' medians (fastest–slowest step of any round); ratios: the median of the rounds' ratios (their range).",
+                self.rounds
+            );
+        }
         h
     }
 
@@ -475,6 +554,7 @@ mod tests {
             mode: Mode::Train,
             backend: backend.into(),
             implementation,
+            round: 0,
             stats: Stats::from_samples(vec![1.0]).unwrap(),
             peak_bytes: None,
             launches,
@@ -490,6 +570,7 @@ mod tests {
         Report {
             machine: Machine::here(1),
             gemm_peak_gflops: 1.0,
+            rounds: 1,
             backends: vec![backend("flex"), backend("wgpu")],
             cases: crate::suite(false)
                 .into_iter()
@@ -517,5 +598,54 @@ mod tests {
         assert_eq!(rows[0], "| case | mode | backend | ours | ours-reference |");
         assert_eq!(rows[2], "| A | train | wgpu | 159 | 1201 |");
         assert!(both.markdown().contains(&table));
+    }
+
+    #[test]
+    fn ratios_pair_the_timings_of_one_round_and_give_their_range() {
+        let timed = |implementation, round, ms| Measurement {
+            round,
+            stats: Stats::from_samples(vec![ms]).unwrap(),
+            ..measured("flex", implementation, None)
+        };
+        let torch = |round, ms| crate::torch::TorchTiming {
+            case: "A".into(),
+            mode: Mode::Train,
+            round,
+            stats: Stats::from_samples(vec![ms]).unwrap(),
+        };
+        let mut r = report(vec![
+            timed(Implementation::Ours, 0, 1.0),
+            timed(Implementation::BurnNn, 0, 3.0),
+            timed(Implementation::Ours, 1, 2.0),
+            timed(Implementation::BurnNn, 1, 8.0),
+        ]);
+        r.torch = TorchStatus::Ran(TorchRun {
+            version: "test".into(),
+            device: "cpu".into(),
+            stock: vec![torch(0, 2.0), torch(1, 6.0)],
+            tuned: vec![torch(0, 3.0), torch(1, 5.0)],
+        });
+        r.rounds = 2;
+        let table = r.table();
+        let row = table
+            .lines()
+            .find(|l| l.starts_with("| A | train | flex |"))
+            .unwrap();
+        // Ours: the median of the rounds' medians, the fastest and slowest of any round.
+        assert!(row.contains("| 1.50 (1.00–2.00) |"), "{row}");
+        // burn-nn: the rounds' ratios are 3 and 4 (not the ratio of the medians, 5.5 / 1.5).
+        assert!(row.contains("| 3.50× (3.00–4.00) |"), "{row}");
+        // PyTorch: the faster malloc per round (2 then 5), against that round's 1 and 2.
+        assert!(row.contains("| 4.00 / 4.00 | 2.25× (2.00–2.50) |"), "{row}");
+        assert!(r.markdown().contains("2 rounds;"));
+
+        r.rounds = 1;
+        let row = r.table();
+        assert!(row.contains("| 1.00 (1.00–1.00) |"), "{row}");
+        assert!(
+            row.contains("| 3.00 | 3.00× | 2.00 / 3.00 | 2.00× |"),
+            "{row}"
+        );
+        assert!(!r.markdown().contains("rounds;"));
     }
 }

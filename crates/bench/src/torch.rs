@@ -1,10 +1,12 @@
-//! PyTorch as a peer: runs `scripts/bench_torch.py` with the same cases, thread count and
-//! budget, once with glibc's stock malloc settings and once with the thresholds that make
-//! PyTorch's CPU path 1.3–1.8× faster, and keeps both. On the CPU by default; on CUDA (cuDNN)
-//! for comparing a GPU backend.
+//! PyTorch as a peer: `scripts/bench_torch.py` with the same cases, thread count and budget,
+//! once with glibc's stock malloc settings and once with the thresholds that make PyTorch's
+//! CPU path 1.3–1.8× faster, both kept; each case right after ours ([`TorchPeer`]). On the
+//! CPU by default; on CUDA (cuDNN) for comparing a GPU backend.
 
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,9 @@ pub struct TorchTiming {
     pub case: String,
     /// Train or infer.
     pub mode: Mode,
+    /// Which round of the run (`--rounds`), from 0.
+    #[serde(default)]
+    pub round: usize,
     /// The timing.
     #[serde(flatten)]
     pub stats: Stats,
@@ -51,26 +56,30 @@ pub struct TorchRun {
 }
 
 impl TorchRun {
-    /// The better (lower median) of stock and tuned for a case and mode.
-    pub fn best(&self, case: &str, mode: Mode) -> Option<Stats> {
-        let find = |v: &[TorchTiming]| {
-            v.iter()
-                .find(|t| t.case == case && t.mode == mode)
-                .map(|t| t.stats)
-        };
-        match (find(&self.stock), find(&self.tuned)) {
+    /// The better (lower median) of stock and tuned for a case and mode in `round`.
+    pub fn best(&self, case: &str, mode: Mode, round: usize) -> Option<Stats> {
+        match (self.stock(case, mode, round), self.tuned(case, mode, round)) {
             (Some(a), Some(b)) => Some(if a.median_ms <= b.median_ms { a } else { b }),
             (a, b) => a.or(b),
         }
     }
 
-    /// The stock-malloc timing for a case and mode.
-    pub fn stock(&self, case: &str, mode: Mode) -> Option<Stats> {
-        self.stock
-            .iter()
-            .find(|t| t.case == case && t.mode == mode)
-            .map(|t| t.stats)
+    /// The stock-malloc timing for a case and mode in `round`.
+    pub fn stock(&self, case: &str, mode: Mode, round: usize) -> Option<Stats> {
+        find(&self.stock, case, mode, round)
     }
+
+    /// The tuned-malloc timing for a case and mode in `round`.
+    pub fn tuned(&self, case: &str, mode: Mode, round: usize) -> Option<Stats> {
+        find(&self.tuned, case, mode, round)
+    }
+}
+
+fn find(timings: &[TorchTiming], case: &str, mode: Mode, round: usize) -> Option<Stats> {
+    timings
+        .iter()
+        .find(|t| t.case == case && t.mode == mode && t.round == round)
+        .map(|t| t.stats)
 }
 
 fn cpu() -> String {
@@ -94,35 +103,119 @@ pub fn probe(python: &Path) -> Result<String, String> {
     }
 }
 
-/// Runs the script at `script` with `python` for `cases` on PyTorch's `device` (`cpu` or
-/// `cuda`), stock then tuned.
-///
-/// # Errors
-/// [`BenchError::Torch`] when the script fails or prints something unreadable.
-pub fn run(
-    python: &Path,
-    script: &Path,
-    cases: &[Case],
-    threads: usize,
-    budget: Budget,
-    device: &str,
-    scratch: &Path,
-) -> Result<TorchRun, BenchError> {
-    let spec = serde_json::json!({
-        "cases": cases,
-        "threads": threads,
-        "device": device,
-        "warmup": budget.warmup,
-        "min_iters": budget.min_iters,
-        "max_iters": budget.max_iters,
-        "budget_s": budget.budget.as_secs_f64(),
-    });
-    let spec_path: PathBuf = scratch.join("torch-spec.json");
-    std::fs::write(&spec_path, spec.to_string())
-        .map_err(|e| BenchError::Io(spec_path.clone(), e))?;
-    let once = |tuned: bool| -> Result<ScriptOutput, BenchError> {
+/// The PyTorch peer of one run: two processes of `scripts/bench_torch.py` (stock and tuned
+/// malloc) kept open and fed one case at a time, so that each case is timed on PyTorch right
+/// after our layers, within seconds: this machine's load changes over minutes, and a ratio of
+/// two timings taken a minute apart measured the load as much as the code.
+pub struct TorchPeer {
+    stock: Worker,
+    tuned: Worker,
+    settings: serde_json::Value,
+    run: TorchRun,
+}
+
+impl TorchPeer {
+    /// Starts the two processes of `script` with `python`, timing on PyTorch's `device` (`cpu`
+    /// or `cuda`) with `threads` threads within `budget`; their stderr goes to files in
+    /// `scratch`.
+    ///
+    /// # Errors
+    /// [`BenchError::Torch`] when a process cannot start; [`BenchError::Io`] for the files.
+    pub fn start(
+        python: &Path,
+        script: &Path,
+        threads: usize,
+        budget: Budget,
+        device: &str,
+        scratch: &Path,
+    ) -> Result<Self, BenchError> {
+        let settings = serde_json::json!({
+            "threads": threads,
+            "device": device,
+            "warmup": budget.warmup,
+            "min_iters": budget.min_iters,
+            "max_iters": budget.max_iters,
+            "budget_s": budget.budget.as_secs_f64(),
+        });
+        let stock = Worker::start(python, script, false, &scratch.join("torch-stock.log"))?;
+        let tuned = Worker::start(python, script, true, &scratch.join("torch-tuned.log"))?;
+        Ok(Self {
+            stock,
+            tuned,
+            settings,
+            run: TorchRun {
+                version: String::new(),
+                device: device.to_string(),
+                stock: Vec::new(),
+                tuned: Vec::new(),
+            },
+        })
+    }
+
+    /// Times `case` (training and inference) with stock malloc, then tuned, as `round`; returns
+    /// the new timings (stock, then tuned).
+    ///
+    /// # Errors
+    /// [`BenchError::Torch`] when a process fails or answers something unreadable.
+    pub fn time(
+        &mut self,
+        case: &Case,
+        round: usize,
+    ) -> Result<Vec<(bool, TorchTiming)>, BenchError> {
+        let mut spec = self.settings.clone();
+        spec["cases"] = serde_json::json!([case]);
+        let mut timed = Vec::new();
+        for tuned in [false, true] {
+            let worker = if tuned {
+                &mut self.tuned
+            } else {
+                &mut self.stock
+            };
+            let answer = worker.ask(&spec)?;
+            self.run.version = answer.torch;
+            let results: Vec<TorchTiming> = answer
+                .results
+                .into_iter()
+                .map(|t| TorchTiming { round, ..t })
+                .collect();
+            timed.extend(results.iter().cloned().map(|t| (tuned, t)));
+            if tuned {
+                self.run.tuned.extend(results);
+            } else {
+                self.run.stock.extend(results);
+            }
+        }
+        Ok(timed)
+    }
+
+    /// Closes both processes and returns every timing.
+    ///
+    /// # Errors
+    /// [`BenchError::Torch`] when a process exits with an error.
+    pub fn finish(self) -> Result<TorchRun, BenchError> {
+        self.stock.finish()?;
+        self.tuned.finish()?;
+        Ok(self.run)
+    }
+}
+
+/// One `bench_torch.py` process: specs in on stdin, answers out on stdout, one line each.
+struct Worker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    /// Where its stderr goes, to quote when it fails.
+    log: PathBuf,
+}
+
+impl Worker {
+    fn start(python: &Path, script: &Path, tuned: bool, log: &Path) -> Result<Self, BenchError> {
+        let stderr = File::create(log).map_err(|e| BenchError::Io(log.to_path_buf(), e))?;
         let mut cmd = Command::new(python);
-        cmd.arg(script).arg(&spec_path);
+        cmd.arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
         for (key, value) in TUNED_MALLOC {
             if tuned {
                 cmd.env(key, value);
@@ -130,25 +223,54 @@ pub fn run(
                 cmd.env_remove(key);
             }
         }
-        let out = cmd
-            .output()
+        let mut child = cmd
+            .spawn()
             .map_err(|e| BenchError::Torch(format!("cannot run {}: {e}", python.display())))?;
-        if !out.status.success() {
-            return Err(BenchError::Torch(format!(
-                "{} failed: {}",
-                script.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(BenchError::Torch("no pipes to the PyTorch process".into()));
+        };
+        Ok(Self {
+            child,
+            stdin: Some(stdin),
+            stdout: BufReader::new(stdout),
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// Sends one spec and reads its answer.
+    fn ask(&mut self, spec: &serde_json::Value) -> Result<ScriptOutput, BenchError> {
+        let sent = self
+            .stdin
+            .as_mut()
+            .map(|stdin| writeln!(stdin, "{spec}").and_then(|()| stdin.flush()));
+        let mut line = String::new();
+        let read = self.stdout.read_line(&mut line);
+        match (sent, read) {
+            (Some(Ok(())), Ok(n)) if n > 0 => serde_json::from_str(&line)
+                .map_err(|e| BenchError::Torch(format!("unreadable output: {e}"))),
+            _ => Err(self.failure()),
         }
-        serde_json::from_slice(&out.stdout)
-            .map_err(|e| BenchError::Torch(format!("unreadable output: {e}")))
-    };
-    let stock = once(false)?;
-    let tuned = once(true)?;
-    Ok(TorchRun {
-        version: stock.torch,
-        device: device.to_string(),
-        stock: stock.results,
-        tuned: tuned.results,
-    })
+    }
+
+    /// Closes stdin and waits for a clean exit.
+    fn finish(mut self) -> Result<(), BenchError> {
+        drop(self.stdin.take());
+        match self.child.wait() {
+            Ok(status) if status.success() => Ok(()),
+            _ => Err(self.failure()),
+        }
+    }
+
+    /// The error for a process that stopped answering: its stderr's last lines.
+    fn failure(&mut self) -> BenchError {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        BenchError::Torch(format!(
+            "scripts/bench_torch.py failed: {}",
+            tail.join("\n").trim()
+        ))
+    }
 }

@@ -21,6 +21,7 @@ fn quick_run_measures_every_case_and_writes_the_report() {
         modes: Vec::new(),
         peak_gflops: None,
         torch_device: "cpu".into(),
+        rounds: 1,
     };
     let report = rnn_bench::run(&options).expect("quick bench runs");
     assert_eq!(report.cases.len(), 8);
@@ -80,6 +81,7 @@ fn a_filter_that_matches_nothing_is_a_usage_error() {
         modes: Vec::new(),
         peak_gflops: None,
         torch_device: "cpu".into(),
+        rounds: 1,
     };
     let err = rnn_bench::run(&options).expect_err("nothing to run");
     assert!(err.to_string().contains("A-bi"), "{err}");

@@ -51,6 +51,10 @@ struct Cli {
     /// Print the GEMM throughput on the fused kernels' shapes and exit.
     #[arg(long)]
     gemm_shapes: bool,
+    /// Time the whole suite this many times, PyTorch case by case after ours in each round;
+    /// the report gives each ratio's median and range over the rounds.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
     /// Where bench.json, bench.md and bench.png go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
         modes: cli.mode,
         peak_gflops: cli.peak,
         torch_device: cli.torch_device,
+        rounds: cli.rounds as usize,
     };
     match rnn_bench::run(&options) {
         Ok(report) => {
