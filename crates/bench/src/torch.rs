@@ -274,3 +274,72 @@ impl Worker {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The peer's protocol against stand-in scripts run by `sh` (the tests need no Python).
+    use super::*;
+    use std::time::Duration;
+
+    fn budget() -> Budget {
+        Budget {
+            warmup: 0,
+            min_iters: 1,
+            max_iters: 1,
+            budget: Duration::ZERO,
+        }
+    }
+
+    /// A peer whose "PyTorch" is `script`, a shell script.
+    fn peer(dir: &Path, script: &str) -> Result<TorchPeer, BenchError> {
+        let path = dir.join("peer.sh");
+        std::fs::write(&path, script).unwrap();
+        TorchPeer::start(Path::new("sh"), &path, 1, budget(), "cpu", dir)
+    }
+
+    #[test]
+    fn each_case_is_timed_stock_then_tuned_in_its_round() {
+        let dir = tempfile::tempdir().unwrap();
+        // Answers every spec line; 1 ms under the tuned malloc settings, 2 ms without.
+        let script = r#"while read -r spec; do
+  if [ -n "$MALLOC_MMAP_THRESHOLD_" ]; then ms=1; else ms=2; fi
+  echo "{\"torch\": \"stand-in\", \"results\": [{\"case\": \"A\", \"mode\": \"train\", \"median_ms\": $ms, \"min_ms\": $ms, \"max_ms\": $ms, \"iters\": 1}]}"
+done
+"#;
+        let mut peer = peer(dir.path(), script).unwrap();
+        let case = crate::suite(true).remove(0);
+        let first = peer.time(&case, 0).unwrap();
+        assert_eq!(first.len(), 2);
+        assert!(!first[0].0 && first[1].0, "stock first, then tuned");
+        peer.time(&case, 1).unwrap();
+        let run = peer.finish().unwrap();
+        assert_eq!(run.version, "stand-in");
+        for round in [0, 1] {
+            assert_eq!(run.stock("A", Mode::Train, round).unwrap().median_ms, 2.0);
+            assert_eq!(run.tuned("A", Mode::Train, round).unwrap().median_ms, 1.0);
+            assert_eq!(run.best("A", Mode::Train, round).unwrap().median_ms, 1.0);
+        }
+        assert!(run.best("A", Mode::Train, 2).is_none());
+    }
+
+    #[test]
+    fn a_failing_script_is_an_error_quoting_its_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut peer = peer(dir.path(), "echo 'no CUDA device here' >&2; exit 1\n").unwrap();
+        let case = crate::suite(true).remove(0);
+        match peer.time(&case, 0) {
+            Err(BenchError::Torch(why)) => assert!(why.contains("no CUDA device here"), "{why}"),
+            other => panic!("expected a PyTorch error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unreadable_answer_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut peer = peer(dir.path(), "while read -r spec; do echo 'not json'; done\n").unwrap();
+        let case = crate::suite(true).remove(0);
+        assert!(
+            matches!(peer.time(&case, 0), Err(BenchError::Torch(why)) if why.contains("unreadable"))
+        );
+    }
+}
