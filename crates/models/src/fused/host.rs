@@ -13,8 +13,63 @@ use super::kernel::{Params, Saved};
 use super::op::{FusedKernels, InputGrads, RecurrentInputs, Role, Spec};
 use super::parallel;
 
+/// A CPU tensor's values as `f32`: borrowed from the backend's own buffer where it allows
+/// (flex, a contiguous `f32` tensor), else copied out.
+///
+/// Why: for a tensor that other owners share (the parameters, the caller's input), Burn's
+/// `into_data` copies the values twice (out of the shared buffer, then into an aligned one)
+/// and `try_into_vec` a third time; on case D's training step those copies and the gradient's
+/// were ≈ 3 % of the time under `perf`.
+#[derive(Debug)]
+enum HostValues {
+    Copied(Vec<f32>),
+    #[cfg(feature = "flex")]
+    Flex(FloatTensor<burn::backend::Flex>),
+}
+
+impl Default for HostValues {
+    fn default() -> Self {
+        Self::Copied(Vec::new())
+    }
+}
+
+impl std::ops::Deref for HostValues {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        match self {
+            Self::Copied(values) => values,
+            #[cfg(feature = "flex")]
+            Self::Flex(tensor) => tensor
+                .as_slice::<f32>()
+                .expect("kept only when contiguous f32 (`HostRead for Flex`)"),
+        }
+    }
+}
+
+/// How a CPU backend's tensors reach host memory.
+trait HostRead: Backend {
+    fn read(tensor: FloatTensor<Self>) -> HostValues {
+        HostValues::Copied(copied::<Self>(tensor))
+    }
+}
+
+#[cfg(feature = "flex")]
+impl HostRead for burn::backend::Flex {
+    fn read(tensor: FloatTensor<Self>) -> HostValues {
+        if tensor.as_slice::<f32>().is_some() {
+            HostValues::Flex(tensor)
+        } else {
+            HostValues::Copied(copied::<Self>(tensor))
+        }
+    }
+}
+
+#[cfg(feature = "ndarray")]
+impl HostRead for burn::backend::NdArray {}
+
 /// Reads a tensor of a CPU backend into host memory as `f32`.
-fn host<B: Backend>(tensor: FloatTensor<B>) -> Vec<f32> {
+fn copied<B: Backend>(tensor: FloatTensor<B>) -> Vec<f32> {
     // Reading a CPU backend's buffer completes synchronously and cannot fail for a live tensor;
     // a failure here is a broken backend, not a user error.
     let data = burn::backend::try_read_sync(B::float_into_data(tensor))
@@ -36,21 +91,21 @@ fn to_backend<B: Backend>(values: Vec<f32>, shape: &[usize], device: &B::Device)
 /// Host copies of the op's inputs; absent ones stay empty.
 #[derive(Debug, Default)]
 struct HostInputs {
-    x: Vec<f32>,
-    w_ih: Vec<f32>,
-    w_hh: Vec<f32>,
-    b_ih: Option<Vec<f32>>,
-    b_hh: Option<Vec<f32>>,
-    h0: Vec<f32>,
+    x: HostValues,
+    w_ih: HostValues,
+    w_hh: HostValues,
+    b_ih: Option<HostValues>,
+    b_hh: Option<HostValues>,
+    h0: HostValues,
     /// LSTM only.
-    c0: Vec<f32>,
+    c0: HostValues,
 }
 
 impl HostInputs {
-    fn read<B: Backend>(inputs: RecurrentInputs<B>) -> Self {
+    fn read<B: HostRead>(inputs: RecurrentInputs<B>) -> Self {
         let mut host_inputs = Self::default();
         for (role, tensor) in inputs.into_parts() {
-            let values = host::<B>(tensor);
+            let values = B::read(tensor);
             match role {
                 Role::X => host_inputs.x = values,
                 Role::WIh => host_inputs.w_ih = values,
@@ -83,7 +138,7 @@ pub(crate) struct HostSaved<D> {
     device: D,
 }
 
-fn forward<B: Backend>(
+fn forward<B: HostRead>(
     inputs: RecurrentInputs<B>,
     spec: &Spec,
     save: bool,
@@ -109,14 +164,14 @@ fn forward<B: Backend>(
     (packed, saved)
 }
 
-fn backward<B: Backend>(
+fn backward<B: HostRead>(
     state: &HostSaved<B::Device>,
     spec: &Spec,
     grad: FloatTensor<B>,
     need_x: bool,
 ) -> InputGrads<B> {
     let (d, dirs) = (spec.dims, spec.directions);
-    let packed = host::<B>(grad);
+    let packed = B::read(grad);
     let (d_out, d_hn, d_cn) = spec.layout().split(&packed);
     let layer = spec.layer();
     let g = parallel::backward(

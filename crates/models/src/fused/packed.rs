@@ -25,16 +25,7 @@ impl PackedB {
     /// Packs a row-major `k × n` matrix.
     pub fn new(b: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(b.len(), k * n, "packed GEMM: B has the wrong size");
-        let panels = n.div_ceil(PANEL);
-        let mut data = Buf::zeroed(panels * k * PANEL);
-        for (p, panel) in data.chunks_exact_mut(k * PANEL).enumerate() {
-            let col0 = p * PANEL;
-            let width = PANEL.min(n - col0);
-            for (kk, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-                row[..width].copy_from_slice(&b[kk * n + col0..kk * n + col0 + width]);
-            }
-        }
-        Self { k, n, data }
+        Self::from_strided(b, k, n, n, 1)
     }
 
     /// Packs a `k × n` matrix given by strides: element `(r, c)` is `b[r·rs + c·cs]`.
@@ -44,20 +35,25 @@ impl PackedB {
             "packed GEMM: B view out of bounds"
         );
         let panels = n.div_ceil(PANEL);
-        let mut data = Buf::zeroed(panels * k * PANEL);
+        // Every element is written below (the last panel's padding with zeros), so the buffer
+        // needs no zeroing first: for the weight gradients' operands that pass was as long as
+        // the copy itself.
+        let mut data = Buf::dirty(panels * k * PANEL);
         for (p, panel) in data.chunks_exact_mut(k * PANEL).enumerate() {
             let col0 = p * PANEL;
             let width = PANEL.min(n - col0);
             for (kk, row) in panel.chunks_exact_mut(PANEL).enumerate() {
                 let start = kk * rs + col0 * cs;
+                let (values, padding) = row.split_at_mut(width);
                 if cs == 1 {
                     // Rows of `B` lie contiguous (activations, weights by rows): one copy.
-                    row[..width].copy_from_slice(&b[start..start + width]);
+                    values.copy_from_slice(&b[start..start + width]);
                 } else {
-                    for (c, v) in row[..width].iter_mut().enumerate() {
+                    for (c, v) in values.iter_mut().enumerate() {
                         *v = b[start + c * cs];
                     }
                 }
+                padding.fill(0.0);
             }
         }
         Self { k, n, data }
