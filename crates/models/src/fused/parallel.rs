@@ -710,8 +710,15 @@ fn weight_gradients(
                 dir > 0,
             );
         }
-        grads.b_ih.extend(column_sums(&dg[dir], gh));
-        grads.b_hh.extend(column_sums(rec, gh));
+        let b_ih = column_sums(&dg[dir], gh);
+        // LSTM and Elman layers hand both biases the same gate gradients: one sum.
+        let b_hh = if is_gru {
+            column_sums(rec, gh)
+        } else {
+            b_ih.clone()
+        };
+        grads.b_ih.extend(b_ih);
+        grads.b_hh.extend(b_hh);
     }
     grads
 }
