@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The GPU checks in one prepared run, for a machine with an NVIDIA GPU (Vulkan for wgpu, CUDA for
-# the PyTorch peer), sized for a short lease (≈ 8 min of runs on 16 cores):
+# the PyTorch peer), sized for a short lease (≈ 9 min of runs on 16 cores):
 #   1. `rnn-bench` on wgpu — our fused op, our composed path, burn-nn — against PyTorch + cuDNN,
 #      then our fused op again with its time loops per step (`RNN_GPU_LOOP=per-step`) and
 #      persistent with 1 batch row per cube (`persistent:1`; the default is 16);
 #   2. the parity grid, the engine agreement and the finite-difference tests through the fused
 #      GPU op on the real GPU (wgpu);
-#   3. `rnn-bench` on flex against PyTorch CPU on every thread (the CPU side of the same machine);
+#   3. `rnn-bench` on flex against PyTorch CPU on every thread, two rounds (the CPU side of the
+#      same machine);
 #   4. `mnist_birnn` epoch times on the GPU and on the CPU (the embedded 5,000-digit sample);
 #   5. when `.devbin/` holds it (`gpu_pack.sh --fusion`), the wgpu bench again built with Burn's
 #      fusion feature.
@@ -63,8 +64,8 @@ for loop in persistent per-step persistent:2; do
   done
 done
 
-echo "== bench: flex vs PyTorch CPU, every thread"
-timeout 120 "$BIN/rnn-bench" --backend flex "${CASES[@]}" --out "$OUT/bench-flex" \
+echo "== bench: flex vs PyTorch CPU, every thread (two paired rounds: each ratio's spread)"
+timeout 180 "$BIN/rnn-bench" --backend flex --rounds 2 "${CASES[@]}" --out "$OUT/bench-flex" \
   || echo "(bench flex: exit $?)"
 
 echo "== mnist_birnn epochs: GPU, then CPU"
