@@ -166,23 +166,7 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
         .map(|&backend| Opened::new(backend))
         .collect::<Result<Vec<_>, _>>()?;
     let (mut peer, status) = start_torch(options)?;
-    let per_case = options.modes_to_run().len() * options.implementations().len();
-    let progress = Progress::new(options.rounds * opened.len() * cases.len() * per_case);
-    let mut measurements = Vec::new();
-    for round in 0..options.rounds {
-        for case in &cases {
-            // Odd rounds time PyTorch first, so that neither side always runs after the other.
-            if round % 2 == 1 {
-                time_torch(peer.as_mut(), case, round, &progress)?;
-            }
-            for backend in &opened {
-                measurements.extend(measure_case(options, backend, case, round, &progress)?);
-            }
-            if round % 2 == 0 {
-                time_torch(peer.as_mut(), case, round, &progress)?;
-            }
-        }
-    }
+    let measurements = time_rounds(options, &cases, &opened, peer.as_mut())?;
     let torch = match peer {
         Some(peer) => report::TorchStatus::Ran(peer.finish()?),
         None => status,
@@ -245,6 +229,34 @@ impl Options {
         }
         implementations
     }
+}
+
+/// Times every round: per case, every backend's implementations and the PyTorch peer, one
+/// after the other (PyTorch last in even rounds, first in odd ones, so that neither side
+/// always runs after the other).
+fn time_rounds(
+    options: &Options,
+    cases: &[Case],
+    opened: &[Opened],
+    mut peer: Option<&mut torch::TorchPeer>,
+) -> Result<Vec<Measurement>, BenchError> {
+    let per_case = options.modes_to_run().len() * options.implementations().len();
+    let progress = Progress::new(options.rounds * opened.len() * cases.len() * per_case);
+    let mut measurements = Vec::new();
+    for round in 0..options.rounds {
+        for case in cases {
+            if round % 2 == 1 {
+                time_torch(peer.as_deref_mut(), case, round, &progress)?;
+            }
+            for backend in opened {
+                measurements.extend(measure_case(options, backend, case, round, &progress)?);
+            }
+            if round % 2 == 0 {
+                time_torch(peer.as_deref_mut(), case, round, &progress)?;
+            }
+        }
+    }
+    Ok(measurements)
 }
 
 /// A backend opened for the run.
