@@ -88,7 +88,7 @@ fn to_backend<B: Backend>(values: Vec<f32>, shape: &[usize], device: &B::Device)
     B::float_from_data(TensorData::new(values, shape.to_vec()), device)
 }
 
-/// Host copies of the op's inputs; absent ones stay empty.
+/// The op's inputs in host memory ([`HostValues`]); absent ones stay empty.
 #[derive(Debug, Default)]
 struct HostInputs {
     x: HostValues,
