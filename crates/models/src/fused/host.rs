@@ -230,3 +230,29 @@ macro_rules! host_kernels {
 host_kernels!(burn::backend::Flex);
 #[cfg(feature = "ndarray")]
 host_kernels!(burn::backend::NdArray);
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use burn::backend::ops::FloatTensorOps;
+
+    fn flex(values: Vec<f32>, shape: &[usize]) -> FloatTensor<Flex> {
+        to_backend::<Flex>(values, shape, &Default::default())
+    }
+
+    #[test]
+    fn flex_tensors_are_read_in_place_when_contiguous_and_copied_otherwise() {
+        let values: Vec<f32> = (0..6).map(|v| v as f32).collect();
+        let contiguous = <Flex as HostRead>::read(flex(values.clone(), &[2, 3]));
+        assert!(matches!(contiguous, HostValues::Flex(_)));
+        assert_eq!(&*contiguous, values.as_slice());
+
+        // The transpose of [[0, 1, 2], [3, 4, 5]] is a strided view: read as a copy, in its
+        // logical (row-major) order.
+        let transposed = Flex::float_transpose(flex(values, &[2, 3]));
+        let read = <Flex as HostRead>::read(transposed);
+        assert!(matches!(read, HostValues::Copied(_)));
+        assert_eq!(&*read, &[0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    }
+}
