@@ -168,7 +168,7 @@ pub fn run(options: &Options) -> Result<Report, BenchError> {
     let (mut peer, status) = start_torch(options)?;
     let measurements = time_rounds(options, &cases, &opened, peer.as_mut())?;
     let torch = match peer {
-        Some(peer) => report::TorchStatus::Ran(peer.finish()?),
+        Some(peer) => report::TorchStatus::Ran(peer.finish()),
         None => status,
     };
     let report = Report {
@@ -246,13 +246,13 @@ fn time_rounds(
     for round in 0..options.rounds {
         for case in cases {
             if round % 2 == 1 {
-                time_torch(peer.as_deref_mut(), case, round, &progress)?;
+                time_torch(peer.as_deref_mut(), case, round, &progress);
             }
             for backend in opened {
                 measurements.extend(measure_case(options, backend, case, round, &progress)?);
             }
             if round % 2 == 0 {
-                time_torch(peer.as_deref_mut(), case, round, &progress)?;
+                time_torch(peer.as_deref_mut(), case, round, &progress);
             }
         }
     }
@@ -361,16 +361,12 @@ fn measure_step(
 }
 
 /// Times `case` on the PyTorch peer, if there is one, as `round`.
-fn time_torch(
-    peer: Option<&mut torch::TorchPeer>,
-    case: &Case,
-    round: usize,
-    progress: &Progress,
-) -> Result<(), BenchError> {
+fn time_torch(peer: Option<&mut torch::TorchPeer>, case: &Case, round: usize, progress: &Progress) {
     let Some(peer) = peer else {
-        return Ok(());
+        return;
     };
-    for (tuned, t) in peer.time(case, round)? {
+    let failed_before = peer.failed();
+    for (tuned, t) in peer.time(case, round) {
         progress.line(&format!(
             "{:8} {:5} {:8} {:15} {:9.2} ms",
             t.case,
@@ -384,7 +380,9 @@ fn time_torch(
             t.stats.median_ms
         ));
     }
-    Ok(())
+    if let (false, Some(why)) = (failed_before, peer.failure()) {
+        progress.line(&format!("PyTorch stopped ({why}); timing ours without it"));
+    }
 }
 
 /// Starts the PyTorch peer when a Python was given and has torch; otherwise the status that

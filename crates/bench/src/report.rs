@@ -433,6 +433,12 @@ impl Report {
                         run.device.as_str()
                     }
                 );
+                if let Some(why) = &run.failure {
+                    let _ = writeln!(
+                        h,
+                        "PyTorch stopped before the end of the run ({why}): its columns cover what it timed before."
+                    );
+                }
             }
             TorchStatus::NotInstalled(why) => {
                 let _ = writeln!(h, "PyTorch: not installed — {why}");
@@ -624,6 +630,7 @@ mod tests {
             device: "cpu".into(),
             stock: vec![torch(0, 2.0), torch(1, 6.0)],
             tuned: vec![torch(0, 3.0), torch(1, 5.0)],
+            failure: None,
         });
         r.rounds = 2;
         let table = r.table();
@@ -638,6 +645,15 @@ mod tests {
         // PyTorch: the faster malloc per round (2 then 5), against that round's 1 and 2.
         assert!(row.contains("| 4.00 / 4.00 | 2.25× (2.00–2.50) |"), "{row}");
         assert!(r.markdown().contains("2 rounds;"));
+
+        assert!(!r.markdown().contains("PyTorch stopped"));
+        if let TorchStatus::Ran(run) = &mut r.torch {
+            run.failure = Some("at case B: out of memory".into());
+        }
+        assert!(
+            r.markdown()
+                .contains("PyTorch stopped before the end of the run (at case B: out of memory)")
+        );
 
         r.rounds = 1;
         let row = r.table();

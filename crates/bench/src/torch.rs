@@ -53,6 +53,10 @@ pub struct TorchRun {
     pub stock: Vec<TorchTiming>,
     /// Timings with [`TUNED_MALLOC`].
     pub tuned: Vec<TorchTiming>,
+    /// Why PyTorch stopped before the end of the run, if it did: the timings above are those
+    /// it gave before (ours went on without it).
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 impl TorchRun {
@@ -148,16 +152,29 @@ impl TorchPeer {
                 device: device.to_string(),
                 stock: Vec::new(),
                 tuned: Vec::new(),
+                failure: None,
             },
         })
     }
 
     /// Times `case` (training and inference) with stock malloc, then tuned, as `round`; returns
-    /// the new timings (stock, then tuned).
-    ///
-    /// # Errors
-    /// [`BenchError::Torch`] when a process fails or answers something unreadable.
-    pub fn time(
+    /// the new timings (stock, then tuned). After a failure of either process (recorded in
+    /// [`TorchRun::failure`]) it times nothing more, so that a PyTorch that crashes or runs out
+    /// of memory on one case costs the run its peer, not its own timings.
+    pub fn time(&mut self, case: &Case, round: usize) -> Vec<(bool, TorchTiming)> {
+        if self.run.failure.is_some() {
+            return Vec::new();
+        }
+        match self.try_time(case, round) {
+            Ok(timed) => timed,
+            Err(e) => {
+                self.run.failure = Some(format!("at case {}: {e}", case.name));
+                Vec::new()
+            }
+        }
+    }
+
+    fn try_time(
         &mut self,
         case: &Case,
         round: usize,
@@ -173,29 +190,43 @@ impl TorchPeer {
             };
             let answer = worker.ask(&spec)?;
             self.run.version = answer.torch;
-            let results: Vec<TorchTiming> = answer
-                .results
-                .into_iter()
-                .map(|t| TorchTiming { round, ..t })
-                .collect();
-            timed.extend(results.iter().cloned().map(|t| (tuned, t)));
-            if tuned {
-                self.run.tuned.extend(results);
+            timed.extend(
+                answer
+                    .results
+                    .into_iter()
+                    .map(|t| (tuned, TorchTiming { round, ..t })),
+            );
+        }
+        // Kept only when both answered, so that stock and tuned cover the same cases.
+        for (tuned, t) in &timed {
+            if *tuned {
+                self.run.tuned.push(t.clone());
             } else {
-                self.run.stock.extend(results);
+                self.run.stock.push(t.clone());
             }
         }
         Ok(timed)
     }
 
-    /// Closes both processes and returns every timing.
-    ///
-    /// # Errors
-    /// [`BenchError::Torch`] when a process exits with an error.
-    pub fn finish(self) -> Result<TorchRun, BenchError> {
-        self.stock.finish()?;
-        self.tuned.finish()?;
-        Ok(self.run)
+    /// Whether PyTorch has stopped (see [`TorchPeer::time`]).
+    pub fn failed(&self) -> bool {
+        self.run.failure.is_some()
+    }
+
+    /// Why PyTorch stopped, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.run.failure.as_deref()
+    }
+
+    /// Closes both processes and returns every timing, with the failure if one stopped early
+    /// or exited with an error.
+    pub fn finish(mut self) -> TorchRun {
+        let stock = self.stock.finish();
+        let tuned = self.tuned.finish();
+        if self.run.failure.is_none() {
+            self.run.failure = stock.and(tuned).err().map(|e| e.to_string());
+        }
+        self.run
     }
 }
 
@@ -308,11 +339,12 @@ done
 "#;
         let mut peer = peer(dir.path(), script).unwrap();
         let case = crate::suite(true).remove(0);
-        let first = peer.time(&case, 0).unwrap();
+        let first = peer.time(&case, 0);
         assert_eq!(first.len(), 2);
         assert!(!first[0].0 && first[1].0, "stock first, then tuned");
-        peer.time(&case, 1).unwrap();
-        let run = peer.finish().unwrap();
+        peer.time(&case, 1);
+        let run = peer.finish();
+        assert_eq!(run.failure, None);
         assert_eq!(run.version, "stand-in");
         for round in [0, 1] {
             assert_eq!(run.stock("A", Mode::Train, round).unwrap().median_ms, 2.0);
@@ -323,23 +355,44 @@ done
     }
 
     #[test]
-    fn a_failing_script_is_an_error_quoting_its_stderr() {
+    fn a_failing_script_stops_the_peer_and_its_stderr_is_the_failure() {
         let dir = tempfile::tempdir().unwrap();
-        let mut peer = peer(dir.path(), "echo 'no CUDA device here' >&2; exit 1\n").unwrap();
-        let case = crate::suite(true).remove(0);
-        match peer.time(&case, 0) {
-            Err(BenchError::Torch(why)) => assert!(why.contains("no CUDA device here"), "{why}"),
-            other => panic!("expected a PyTorch error, got {other:?}"),
-        }
+        // Answers the first spec, then fails as a PyTorch out of memory would.
+        let script = r#"read -r spec
+echo '{"torch": "stand-in", "results": [{"case": "A", "mode": "train", "median_ms": 1, "min_ms": 1, "max_ms": 1, "iters": 1}]}'
+read -r spec
+echo 'CUDA out of memory' >&2
+exit 1
+"#;
+        let mut peer = peer(dir.path(), script).unwrap();
+        let mut cases = crate::suite(true).into_iter();
+        let (a, b) = (cases.next().unwrap(), cases.next().unwrap());
+        assert_eq!(peer.time(&a, 0).len(), 2);
+        assert!(peer.time(&b, 0).is_empty());
+        assert!(peer.time(&a, 1).is_empty(), "nothing more after a failure");
+        let run = peer.finish();
+        let why = run.failure.as_deref().unwrap_or_default();
+        assert!(
+            why.contains("CUDA out of memory") && why.contains(&b.name),
+            "{why}"
+        );
+        // What came before the failure is kept.
+        assert!(run.best("A", Mode::Train, 0).is_some());
     }
 
     #[test]
-    fn an_unreadable_answer_is_an_error() {
+    fn an_unreadable_answer_is_a_failure() {
         let dir = tempfile::tempdir().unwrap();
         let mut peer = peer(dir.path(), "while read -r spec; do echo 'not json'; done\n").unwrap();
         let case = crate::suite(true).remove(0);
+        assert!(peer.time(&case, 0).is_empty());
+        let run = peer.finish();
         assert!(
-            matches!(peer.time(&case, 0), Err(BenchError::Torch(why)) if why.contains("unreadable"))
+            run.failure
+                .as_deref()
+                .unwrap_or_default()
+                .contains("unreadable")
         );
+        assert!(run.stock.is_empty() && run.tuned.is_empty());
     }
 }
