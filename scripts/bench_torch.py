@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch timings (CPU, or CUDA with "device": "cuda") for `cargo xtask bench` (run by rnn-bench; not meant to be called by hand).
 
-Usage: bench_torch.py — reads one spec per line from stdin until it closes and answers each
-with one line on stdout, so that rnn-bench can time PyTorch right after its own layers, case by
+Usage: bench_torch.py — prints {"ready": version} once torch is imported, then reads one spec
+per line from stdin until it closes and answers each with one line on stdout, so that rnn-bench can time PyTorch right after its own layers, case by
 case, without importing torch again. A spec is {"cases": [...], "threads": N, "warmup": W,
 "min_iters": A, "max_iters": B, "budget_s": S, "device": "cpu" | "cuda"}, each case as
 rnn-bench's `Case` serializes it; the answer {"torch": version, "threads": N, "device": D,
@@ -81,6 +81,8 @@ def time_cases(spec):
 
 
 def main():
+    # Ready: torch is imported, so rnn-bench can time its own layers without an import beside them.
+    print(json.dumps({"ready": torch.__version__}), flush=True)
     for line in sys.stdin:
         if line.strip():
             print(json.dumps(time_cases(json.loads(line))), flush=True)

@@ -141,8 +141,11 @@ impl TorchPeer {
             "max_iters": budget.max_iters,
             "budget_s": budget.budget.as_secs_f64(),
         });
-        let stock = Worker::start(python, script, false, &scratch.join("torch-stock.log"))?;
-        let tuned = Worker::start(python, script, true, &scratch.join("torch-tuned.log"))?;
+        let mut stock = Worker::start(python, script, false, &scratch.join("torch-stock.log"))?;
+        let mut tuned = Worker::start(python, script, true, &scratch.join("torch-tuned.log"))?;
+        // Both import torch at once; nothing is timed until both have.
+        stock.wait_ready()?;
+        tuned.wait_ready()?;
         Ok(Self {
             stock,
             tuned,
@@ -268,6 +271,22 @@ impl Worker {
         })
     }
 
+    /// Waits for the script's `{"ready": …}` line: importing torch takes seconds of CPU, which
+    /// must not overlap the timing of our first case.
+    fn wait_ready(&mut self) -> Result<(), BenchError> {
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line) {
+            Ok(n) if n > 0 => match serde_json::from_str::<serde_json::Value>(&line) {
+                Ok(v) if v.get("ready").is_some() => Ok(()),
+                _ => Err(BenchError::Torch(format!(
+                    "expected a ready line, got: {}",
+                    line.trim()
+                ))),
+            },
+            _ => Err(self.failure()),
+        }
+    }
+
     /// Sends one spec and reads its answer.
     fn ask(&mut self, spec: &serde_json::Value) -> Result<ScriptOutput, BenchError> {
         let sent = self
@@ -332,7 +351,8 @@ mod tests {
     fn each_case_is_timed_stock_then_tuned_in_its_round() {
         let dir = tempfile::tempdir().unwrap();
         // Answers every spec line; 1 ms under the tuned malloc settings, 2 ms without.
-        let script = r#"while read -r spec; do
+        let script = r#"echo '{"ready": "stand-in"}'
+while read -r spec; do
   if [ -n "$MALLOC_MMAP_THRESHOLD_" ]; then ms=1; else ms=2; fi
   echo "{\"torch\": \"stand-in\", \"results\": [{\"case\": \"A\", \"mode\": \"train\", \"median_ms\": $ms, \"min_ms\": $ms, \"max_ms\": $ms, \"iters\": 1}]}"
 done
@@ -358,7 +378,8 @@ done
     fn a_failing_script_stops_the_peer_and_its_stderr_is_the_failure() {
         let dir = tempfile::tempdir().unwrap();
         // Answers the first spec, then fails as a PyTorch out of memory would.
-        let script = r#"read -r spec
+        let script = r#"echo '{"ready": "stand-in"}'
+read -r spec
 echo '{"torch": "stand-in", "results": [{"case": "A", "mode": "train", "median_ms": 1, "min_ms": 1, "max_ms": 1, "iters": 1}]}'
 read -r spec
 echo 'CUDA out of memory' >&2
@@ -383,7 +404,8 @@ exit 1
     #[test]
     fn an_unreadable_answer_is_a_failure() {
         let dir = tempfile::tempdir().unwrap();
-        let mut peer = peer(dir.path(), "while read -r spec; do echo 'not json'; done\n").unwrap();
+        let script = "echo '{\"ready\": 1}'; while read -r spec; do echo 'not json'; done\n";
+        let mut peer = peer(dir.path(), script).unwrap();
         let case = crate::suite(true).remove(0);
         assert!(peer.time(&case, 0).is_empty());
         let run = peer.finish();
@@ -394,5 +416,16 @@ exit 1
                 .contains("unreadable")
         );
         assert!(run.stock.is_empty() && run.tuned.is_empty());
+    }
+
+    #[test]
+    fn a_script_that_never_gets_ready_is_an_error_quoting_its_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = "echo 'No module named torch' >&2; exit 1\n";
+        match peer(dir.path(), script) {
+            Err(BenchError::Torch(why)) => assert!(why.contains("No module named torch"), "{why}"),
+            Err(other) => panic!("expected a PyTorch error, got {other}"),
+            Ok(_) => panic!("a script that exits is not ready"),
+        }
     }
 }
