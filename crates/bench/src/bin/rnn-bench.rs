@@ -51,8 +51,9 @@ struct Cli {
     /// Print the GEMM throughput on the fused kernels' shapes and exit.
     #[arg(long)]
     gemm_shapes: bool,
-    /// Time the whole suite this many times, PyTorch case by case after ours in each round;
-    /// the report gives each ratio's median and range over the rounds.
+    /// Time the whole suite this many times (PyTorch next to ours case by case: after it in
+    /// even rounds, before it in odd ones); the report gives each ratio's median and range over
+    /// the rounds.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
     /// Where bench.json, bench.md and bench.png go.
