@@ -316,13 +316,12 @@ fn measure_case(
             };
             let (stats, peak_bytes, launches) = measure_step(step, budget)?;
             let launches = backend.is_cubecl().then_some(launches);
-            progress.line(&format!(
-                "{:8} {:5} {:8} {:15} {:9.2} ms",
-                case.name,
-                format!("{mode:?}").to_lowercase(),
+            progress.line(&timing_line(
+                &case.name,
+                mode,
                 backend.name(),
                 implementation.label(),
-                stats.median_ms
+                stats.median_ms,
             ));
             progress.advance(1);
             measurements.push(Measurement {
@@ -365,24 +364,30 @@ fn time_torch(peer: Option<&mut torch::TorchPeer>, case: &Case, round: usize, pr
     let Some(peer) = peer else {
         return;
     };
-    let failed_before = peer.failed();
+    let stopped_before = peer.failure().is_some();
     for (tuned, t) in peer.time(case, round) {
-        progress.line(&format!(
-            "{:8} {:5} {:8} {:15} {:9.2} ms",
-            t.case,
-            format!("{:?}", t.mode).to_lowercase(),
+        let malloc = if tuned {
+            "tuned malloc"
+        } else {
+            "stock malloc"
+        };
+        progress.line(&timing_line(
+            &t.case,
+            t.mode,
             "torch",
-            if tuned {
-                "tuned malloc"
-            } else {
-                "stock malloc"
-            },
-            t.stats.median_ms
+            malloc,
+            t.stats.median_ms,
         ));
     }
-    if let (false, Some(why)) = (failed_before, peer.failure()) {
+    if let (false, Some(why)) = (stopped_before, peer.failure()) {
         progress.line(&format!("PyTorch stopped ({why}); timing ours without it"));
     }
+}
+
+/// One progress line: a case's median step time on one implementation.
+fn timing_line(case: &str, mode: Mode, backend: &str, who: &str, median_ms: f64) -> String {
+    let mode = format!("{mode:?}").to_lowercase();
+    format!("{case:8} {mode:5} {backend:8} {who:15} {median_ms:9.2} ms")
 }
 
 /// Starts the PyTorch peer when a Python was given and has torch; otherwise the status that

@@ -211,12 +211,7 @@ impl TorchPeer {
         Ok(timed)
     }
 
-    /// Whether PyTorch has stopped (see [`TorchPeer::time`]).
-    pub fn failed(&self) -> bool {
-        self.run.failure.is_some()
-    }
-
-    /// Why PyTorch stopped, if it did.
+    /// Why PyTorch stopped, if it did (see [`TorchPeer::time`]).
     pub fn failure(&self) -> Option<&str> {
         self.run.failure.as_deref()
     }
