@@ -2,8 +2,10 @@
 # The GPU checks in one prepared run, for a machine with an NVIDIA GPU (Vulkan for wgpu, CUDA for
 # the PyTorch peer), sized for a short lease (≈ 9 min of runs on 16 cores):
 #   1. `rnn-bench` on wgpu — our fused op, our composed path, burn-nn — against PyTorch + cuDNN,
-#      then our fused op again with its time loops per step (`RNN_GPU_LOOP=per-step`) and
-#      persistent with 1 batch row per cube (`persistent:1`; the default is 16);
+#      then our fused op again with its time loops per step (`RNN_GPU_LOOP=per-step`),
+#      persistent with 1 batch row per cube (`persistent:1`; the default is 16) and with
+#      lavapipe's tiling (`persistent:16:4`: 4 vectors of features per unit, where a 32-wide
+#      plane gets 1 at H = 128);
 #   2. the parity grid, the engine agreement and the finite-difference tests through the fused
 #      GPU op on the real GPU (wgpu);
 #   3. `rnn-bench` on flex against PyTorch CPU on every thread, two rounds (the CPU side of the
@@ -50,14 +52,14 @@ CASES=(--filter A --filter A-bi --filter B --filter C --filter D --filter E)
 echo "== bench: wgpu (fused, composed, burn-nn) vs PyTorch + cuDNN"
 timeout 220 "$BIN/rnn-bench" --backend wgpu --reference --torch-device cuda "${CASES[@]}" \
   --out "$OUT/bench-wgpu" || echo "(bench wgpu: exit $?)"
-for time_loop in per-step persistent:1; do
+for time_loop in per-step persistent:1 persistent:16:4; do
   echo "== bench: wgpu, our fused op with RNN_GPU_LOOP=$time_loop"
-  RNN_GPU_LOOP=$time_loop timeout 60 "$BIN/rnn-bench" --backend wgpu --only ours --no-torch \
+  RNN_GPU_LOOP=$time_loop timeout 50 "$BIN/rnn-bench" --backend wgpu --only ours --no-torch \
     "${CASES[@]}" --out "$OUT/bench-wgpu-$time_loop" || echo "(bench $time_loop: exit $?)"
 done
 
 echo "== parity through the GPU op (wgpu)"
-for loop in persistent per-step persistent:2; do
+for loop in persistent per-step persistent:2:4; do
   for t in parity engines finite_diff; do
     RNN_GPU_LOOP=$loop timeout 60 "$BIN/$t" wgpu 2>&1 \
       | grep -E "^test |test result|panicked|rror" || echo "($t, $loop: exit $?)"

@@ -94,8 +94,9 @@ pub fn run(test_args: &[String]) -> Result<(), String> {
 
     // On wgpu the time loops run in one launch each (persistent) where the layer fits; run the
     // layer tests again through the per-step loops, and through the persistent ones with two
-    // batch rows per cube, so that odd batches leave a cube half full.
-    for time_loop in ["per-step", "persistent:2"] {
+    // batch rows per cube, so that odd batches leave a cube half full, and up to four vectors
+    // of features per unit (the tests' small layers otherwise get one, as a GPU would).
+    for time_loop in ["per-step", "persistent:2:4"] {
         let mut test = cargo();
         test.args(["test", "--workspace"])
             .args(LAYER_TESTS.iter().flat_map(|t| ["--test", t]))

@@ -110,8 +110,11 @@ fn run(s: &Setup, engine: Engine, lengths: Option<&[usize]>) -> Run {
 }
 
 fn agree_without_biases(device: &Device) {
-    // Hidden sizes 6 and 8: the GPU op's persistent loop reads `W_hh` in vectors of 2 and 4.
-    for (kind, hidden) in CellKind::ALL.into_iter().flat_map(|k| [(k, 6), (k, 8)]) {
+    // Hidden sizes 6 and 8: the GPU op's persistent loop reads `W_hh` in vectors of 2 and 4;
+    // 64: 16 vectors a row, which it splits over several units of several vectors each (on
+    // lavapipe's 8-lane plane 8 units of 2; under `RNN_GPU_LOOP=persistent:R:4`, 4 of 4).
+    let sizes = |k| [(k, 6), (k, 8), (k, 64)];
+    for (kind, hidden) in CellKind::ALL.into_iter().flat_map(sizes) {
         let setup = setup(kind, hidden, device);
         for lengths in [None, Some(&[5, 2, 4][..])] {
             let fused = run(&setup, Engine::Auto, lengths);

@@ -36,7 +36,7 @@ pub(super) fn save_four(
 
 /// The time direction `d` reads at step `s` of a sequence of length `len` (`s < len`).
 #[cube]
-fn time_of(d: usize, s: usize, len: usize) -> usize {
+pub(super) fn time_of(d: usize, s: usize, len: usize) -> usize {
     if d == 0 { s } else { len - 1 - s }
 }
 

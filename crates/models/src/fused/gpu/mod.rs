@@ -2,7 +2,8 @@
 //!
 //! The shape of cuDNN's standard algorithm (Appleyard et al., arXiv 1604.01946). Forward: the
 //! inputs are gathered into each direction's reading order and one batched matmul projects
-//! every step of both directions; then the time loop; one more kernel packs the output.
+//! every step of both directions; then the time loop, which also packs the output (the
+//! persistent one as it goes, the per-step one with one more kernel).
 //! Backward: the time loop, then `dW_ih`, `dW_hh`, the biases and `dx` as whole-sequence
 //! matmuls and sums. Nothing returns to the host inside the time loops; variable lengths are
 //! masked on the device.
@@ -18,6 +19,7 @@
 mod fusion;
 mod kernels;
 mod sequence;
+mod time_loop;
 
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
@@ -27,10 +29,10 @@ use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::{empty_device_contiguous_dtype, zeros_client};
 use burn_cubecl::tensor::CubeTensor;
-use std::sync::OnceLock;
 
 use cubecl::prelude::*;
 
+use self::time_loop::{Grant, Tiling, TimeLoop, forced_loop};
 use super::op::{Biases, FusedKernels, InitialCell, InputGrads, RecurrentInputs, Spec};
 use crate::CellKind;
 
@@ -225,98 +227,6 @@ fn input_bias(z: &Sizes, b_ih: CubeTensor, b_hh: CubeTensor) -> (CubeTensor, Opt
     (b_x, Some(reshape(b_hn, &[d * h])))
 }
 
-/// How the forward runs its time loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TimeLoop {
-    /// Per step, one batched recurrent matmul and one gate kernel ([`kernels`]).
-    PerStep,
-    /// One launch for every step, `rows` batch rows per cube ([`sequence`]).
-    Persistent {
-        /// Batch rows per cube.
-        rows: usize,
-    },
-}
-
-/// Hidden sizes the persistent loops take.
-const PERSISTENT_MAX_HIDDEN: usize = 256;
-
-/// Shared memory a persistent loop may use per cube (the rows' `h` forward, their gate
-/// gradients backward): WebGPU's default limit, which every wgpu adapter grants. Lavapipe
-/// grants more, and case A's backward with 16 rows per cube instead of 8 was no faster there.
-const PERSISTENT_SHARED_BYTES: usize = 16 * 1024;
-
-/// Batch rows per cube of the persistent loops unless `RNN_GPU_LOOP` names another count:
-/// the best of 4, 8, 16 and 32 for case A's inference on lavapipe (few cubes for few cores;
-/// a real GPU with many more cores than cubes may want fewer rows).
-const PERSISTENT_ROWS: usize = 16;
-
-/// Features per unit of the persistent loops (the vector width of their loads).
-fn vector_width(hidden: usize) -> usize {
-    [4, 2, 1]
-        .into_iter()
-        .find(|w| hidden.is_multiple_of(*w))
-        .unwrap_or(1)
-}
-
-/// `RNN_GPU_LOOP`'s value: `per-step`, `persistent` ([`PERSISTENT_ROWS`] rows per cube) or
-/// `persistent:R` (`R ≥ 1` rows per cube); `None` for anything else.
-fn parse_loop(value: &str) -> Option<TimeLoop> {
-    match value.split_once(':') {
-        None if value == "per-step" => Some(TimeLoop::PerStep),
-        None if value == "persistent" => Some(TimeLoop::Persistent {
-            rows: PERSISTENT_ROWS,
-        }),
-        Some(("persistent", rows)) => match rows.parse() {
-            Ok(rows) if rows >= 1 => Some(TimeLoop::Persistent { rows }),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// `RNN_GPU_LOOP` ([`parse_loop`]) overrides [`TimeLoop::for_layer`]'s choice, for measuring
-/// one loop against the other and for running the test suite through both; read once per
-/// process, an unknown value is ignored.
-fn forced_loop() -> Option<TimeLoop> {
-    static FORCED: OnceLock<Option<TimeLoop>> = OnceLock::new();
-    *FORCED.get_or_init(|| {
-        std::env::var("RNN_GPU_LOOP")
-            .ok()
-            .as_deref()
-            .and_then(parse_loop)
-    })
-}
-
-impl TimeLoop {
-    /// The loop for a layer of these sizes, forward or backward: the persistent one where the
-    /// layer fits it (`H ≤ 256`) unless `forced` asks for the per-step one; its rows
-    /// ([`PERSISTENT_ROWS`] unless `forced` names a count) are capped by the batch and by
-    /// [`PERSISTENT_SHARED_BYTES`] for `per_row` floats of shared memory a row (forward: `H`,
-    /// the state; backward: `G·H`, the gate gradients).
-    fn for_layer(z: &Sizes, forced: Option<TimeLoop>, per_row: usize) -> Self {
-        let rows = match forced {
-            Some(Self::PerStep) => return Self::PerStep,
-            Some(Self::Persistent { rows }) => rows,
-            None => PERSISTENT_ROWS,
-        };
-        if z.hidden > PERSISTENT_MAX_HIDDEN {
-            return Self::PerStep;
-        }
-        let fit = PERSISTENT_SHARED_BYTES / (4 * per_row.max(1));
-        Self::Persistent {
-            rows: rows.min(z.batch).min(fit).max(1),
-        }
-    }
-}
-
-/// The launch shape of a persistent loop with `rows` batch rows per cube: one cube per
-/// direction and slice, one unit per vector of features; and the vector width.
-fn persistent_grid(z: &Sizes, rows: usize) -> (CubeCount, CubeDim, usize) {
-    let width = vector_width(z.hidden);
-    let cubes = CubeCount::Static(Sizes::u32(z.dirs * z.batch.div_ceil(rows)), 1, 1);
-    (cubes, CubeDim::new_1d(Sizes::u32(z.hidden / width)), width)
-}
-
 /// What the forward's time loop reads and writes (layouts in [`kernels`]).
 struct Recurrence<'a> {
     z: Sizes,
@@ -330,11 +240,15 @@ struct Recurrence<'a> {
     hs: &'a CubeTensor,
     cs: &'a CubeTensor,
     acts: &'a CubeTensor,
+    /// The op's packed output ([`Spec::layout`]): written by the persistent loop itself, by
+    /// [`kernels::emit_output`] after the per-step one.
+    packed: &'a CubeTensor,
     save: bool,
 }
 
 impl Recurrence<'_> {
-    /// Per step a batched matmul `h_s · W_hhᵀ` (both directions) and a gate kernel.
+    /// Per step a batched matmul `h_s · W_hhᵀ` (both directions) and a gate kernel; then one
+    /// kernel packs the output.
     fn per_step(&self) {
         let Self {
             z,
@@ -345,6 +259,7 @@ impl Recurrence<'_> {
             hs,
             cs,
             acts,
+            packed,
             save,
         } = *self;
         let (dn, t, bn, h) = (z.dirs, z.seq, z.batch, z.hidden);
@@ -405,13 +320,32 @@ impl Recurrence<'_> {
                 ),
             }
         }
+        // The output (`T` states' worth), `h_n` and, for LSTM, `c_n`.
+        let lstm = z.kind == CellKind::Lstm;
+        let (cubes, dim) = elementwise(xp, (t + 1 + usize::from(lstm)) * z.state());
+        kernels::emit_output::launch(
+            client,
+            cubes,
+            dim,
+            hs.clone().into_tensor_arg(),
+            cs.clone().into_tensor_arg(),
+            lengths.clone().into_tensor_arg(),
+            packed.clone().into_tensor_arg(),
+            Sizes::u32(t),
+            Sizes::u32(bn),
+            Sizes::u32(dn),
+            Sizes::u32(h),
+            Sizes::u32(if save { t } else { t % 2 }),
+            lstm,
+        );
     }
 
-    /// Every step in one launch: cube `(d, slice)` runs `rows` batch rows of direction `d`.
-    fn persistent(&self, rows: usize) {
+    /// Every step in one launch, tiled as `tiling` says.
+    fn persistent(&self, tiling: Tiling) {
         let z = self.z;
         let w_t = into_contiguous(B::float_transpose(self.w_hh.clone()));
-        let (cubes, dim, width) = persistent_grid(&z, rows);
+        let (cubes, dim) = tiling.grid(&z);
+        let Tiling { rows, width, vecs } = tiling;
         let client = &self.xp.client;
         let (seq, batch) = (Sizes::u32(z.seq), Sizes::u32(z.batch));
         match z.kind {
@@ -427,11 +361,13 @@ impl Recurrence<'_> {
                 self.hs.clone().into_tensor_arg(),
                 self.cs.clone().into_tensor_arg(),
                 self.acts.clone().into_tensor_arg(),
+                self.packed.clone().into_tensor_arg(),
                 seq,
                 batch,
                 z.hidden,
                 width,
                 rows,
+                vecs,
                 self.save,
                 z.kind == CellKind::Lstm,
             ),
@@ -444,11 +380,13 @@ impl Recurrence<'_> {
                 w_t.into_tensor_arg(),
                 self.lengths.clone().into_tensor_arg(),
                 self.hs.clone().into_tensor_arg(),
+                self.packed.clone().into_tensor_arg(),
                 seq,
                 batch,
                 z.hidden,
                 width,
                 rows,
+                vecs,
                 z.kind == CellKind::RnnRelu,
             ),
         }
@@ -553,12 +491,13 @@ impl Bptt<'_> {
         rec
     }
 
-    /// Every step in one launch, `rows` batch rows per cube; `dstate` ends with the gradients
-    /// of `h_0` (the recurrent product included) and `c_0`.
-    fn persistent(&self, rows: usize) {
+    /// Every step in one launch, tiled as `tiling` says; `dstate` ends with the gradients of
+    /// `h_0` (the recurrent product included) and `c_0`.
+    fn persistent(&self, tiling: Tiling) {
         let z = self.z;
         let w = into_contiguous(self.w_hh.clone());
-        let (cubes, dim, width) = persistent_grid(&z, rows);
+        let (cubes, dim) = tiling.grid(&z);
+        let Tiling { rows, width, vecs } = tiling;
         let client = &self.d_out.client;
         let (seq, batch) = (Sizes::u32(z.seq), Sizes::u32(z.batch));
         let (d_out, lengths) = (self.d_out.clone(), self.lengths.clone());
@@ -584,6 +523,7 @@ impl Bptt<'_> {
                     z.hidden,
                     width,
                     rows,
+                    vecs,
                     lstm,
                 )
             }
@@ -603,6 +543,7 @@ impl Bptt<'_> {
                 z.hidden,
                 width,
                 rows,
+                vecs,
                 z.kind == CellKind::RnnRelu,
             ),
         }
@@ -662,6 +603,7 @@ impl FusedKernels for CubeBackend {
         } else {
             dense(&x, &[t, dn, bn, z.act_width()])
         };
+        let packed = dense(&x, &[spec.layout().len()]);
         let recurrence = Recurrence {
             z,
             xp: &xp,
@@ -671,30 +613,13 @@ impl FusedKernels for CubeBackend {
             hs: &hs,
             cs: &cs,
             acts: &acts,
+            packed: &packed,
             save,
         };
-        match TimeLoop::for_layer(&z, forced_loop(), z.hidden) {
+        match TimeLoop::for_layer(&z, forced_loop(), z.hidden, Grant::of(&x.client)) {
             TimeLoop::PerStep => recurrence.per_step(),
-            TimeLoop::Persistent { rows } => recurrence.persistent(rows),
+            TimeLoop::Persistent(tiling) => recurrence.persistent(tiling),
         }
-
-        let packed = dense(&x, &[spec.layout().len()]);
-        let (cubes, dim) = elementwise(&x, spec.layout().len());
-        kernels::emit_output::launch(
-            &x.client,
-            cubes,
-            dim,
-            hs.clone().into_tensor_arg(),
-            cs.clone().into_tensor_arg(),
-            lengths.clone().into_tensor_arg(),
-            packed.clone().into_tensor_arg(),
-            Sizes::u32(t),
-            Sizes::u32(bn),
-            Sizes::u32(dn),
-            Sizes::u32(h),
-            Sizes::u32(if save { t } else { t % 2 }),
-            z.kind == CellKind::Lstm,
-        );
         let saved = save.then(|| GpuSaved {
             xs,
             w_ih,
@@ -753,10 +678,10 @@ impl FusedKernels for CubeBackend {
         };
         let state_shape = [dn, bn, h];
         let dh = || reshape(rows(dstate.clone(), 0..1), &state_shape);
-        let h0 = match TimeLoop::for_layer(&z, forced_loop(), gh) {
+        let h0 = match TimeLoop::for_layer(&z, forced_loop(), gh, Grant::of(&grad.client)) {
             TimeLoop::PerStep => B::float_add(bptt.per_step(), dh()),
-            TimeLoop::Persistent { rows } => {
-                bptt.persistent(rows);
+            TimeLoop::Persistent(tiling) => {
+                bptt.persistent(tiling);
                 into_contiguous(dh())
             }
         };
@@ -821,98 +746,5 @@ impl FusedKernels for CubeBackend {
             h0,
             c0,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sizes(batch: usize, hidden: usize) -> Sizes {
-        Sizes {
-            kind: CellKind::Lstm,
-            dirs: 1,
-            seq: 28,
-            batch,
-            input: 28,
-            hidden,
-        }
-    }
-
-    #[test]
-    fn rnn_gpu_loop_values_parse_and_others_are_ignored() {
-        assert_eq!(parse_loop("per-step"), Some(TimeLoop::PerStep));
-        assert_eq!(
-            parse_loop("persistent"),
-            Some(TimeLoop::Persistent {
-                rows: PERSISTENT_ROWS
-            })
-        );
-        assert_eq!(
-            parse_loop("persistent:2"),
-            Some(TimeLoop::Persistent { rows: 2 })
-        );
-        for bad in [
-            "",
-            "Persistent",
-            "persistent:0",
-            "persistent:x",
-            "per-step:1",
-            "rows",
-        ] {
-            assert_eq!(parse_loop(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn the_persistent_loop_runs_where_it_fits_unless_told_otherwise() {
-        let asked = Some(TimeLoop::Persistent { rows: 16 });
-        assert_eq!(
-            TimeLoop::for_layer(&sizes(64, 128), None, 128),
-            TimeLoop::Persistent {
-                rows: PERSISTENT_ROWS
-            }
-        );
-        assert_eq!(
-            TimeLoop::for_layer(&sizes(64, 128), Some(TimeLoop::PerStep), 128),
-            TimeLoop::PerStep
-        );
-        assert_eq!(
-            TimeLoop::for_layer(&sizes(64, 257), None, 257),
-            TimeLoop::PerStep
-        );
-        assert_eq!(
-            TimeLoop::for_layer(&sizes(64, 128), asked, 128),
-            TimeLoop::Persistent { rows: 16 }
-        );
-        // Never more rows than the batch, nor than 16 KiB of shared memory hold.
-        assert_eq!(
-            TimeLoop::for_layer(&sizes(3, 128), asked, 128),
-            TimeLoop::Persistent { rows: 3 }
-        );
-        assert_eq!(
-            TimeLoop::for_layer(
-                &sizes(64, 256),
-                Some(TimeLoop::Persistent { rows: 64 }),
-                256
-            ),
-            TimeLoop::Persistent { rows: 16 }
-        );
-        assert_eq!(
-            TimeLoop::for_layer(&sizes(64, 257), asked, 257),
-            TimeLoop::PerStep
-        );
-        // Backward keeps 4H gate gradients a row: 8 rows of an LSTM(128).
-        assert_eq!(
-            TimeLoop::for_layer(&sizes(64, 128), asked, 512),
-            TimeLoop::Persistent { rows: 8 }
-        );
-    }
-
-    #[test]
-    fn the_vector_width_divides_the_hidden_size() {
-        assert_eq!(vector_width(128), 4);
-        assert_eq!(vector_width(6), 2);
-        assert_eq!(vector_width(7), 1);
     }
 }

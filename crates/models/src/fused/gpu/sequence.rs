@@ -1,26 +1,71 @@
 //! The persistent loops: one launch runs every step of a layer, forward or backward. Cube
-//! `(d, slice)` owns `rows` batch rows of direction `d`; unit `u` owns hidden features
-//! `u·N .. u·N + N` of those rows (`N` the vector width, also passed as `width` where a size
-//! must be known when the kernel is compiled: a cube is `hidden / N` units wide). Per step the
-//! units exchange the rows' `h` (forward) or gate gradients (backward) through shared memory,
-//! `N` floats per load, and stream `W_hh` from global memory (the cache), `N` floats per load;
-//! everything else a unit carries stays in its registers. Forward writes the same `hs`, `cs`
-//! and `acts` as the per-step kernels of [`super::kernels`], backward the same `dg`, so the
-//! two loops mix. Two cube barriers per step and none across cubes: the rows of a slice
-//! depend only on each other.
+//! `(d, slice)` owns `rows` batch rows of direction `d`; unit `u` owns the `V` vectors
+//! `u·V .. u·V + V` of `N` hidden features each of those rows (`N` the vector width, also
+//! passed as `width`, and `V` as `vecs`, where a size must be known when the kernel is
+//! compiled: a cube is `hidden / (N·V)` units wide; [`super::time_loop`] picks both). Per
+//! step the units exchange the rows' `h` (forward) or gate gradients (backward) through
+//! shared memory, `N` floats per load, and stream `W_hh` from global memory (the cache), `N`
+//! floats per load; everything else a unit carries stays in its registers. Forward writes
+//! the same `hs`, `cs`, `acts` and packed output as the per-step kernels of
+//! [`super::kernels`] and backward the same `dg`, so the two loops mix. Two cube barriers per
+//! step and none across cubes: the rows of a slice depend only on each other.
 //!
 //! Layouts as in [`super::kernels`]; `w_t: [D, H, G·H]` is `W_hhᵀ` and `w: [D, G·H, H]` is
 //! `W_hh`, both contiguous and read in vectors of `N`.
 
 use cubecl::prelude::*;
 
-use super::kernels::{save_four, sigmoid};
+use super::kernels::{save_four, sigmoid, time_of};
 
-/// The cube's direction and first batch row for slices of `rows` rows.
+/// What a unit of a persistent loop owns: cube `(d, slice)` runs batch rows `b0 .. b0 + rows`
+/// (those below `bn`) of direction `d`; unit `u` owns vectors `u·vecs .. u·vecs + vecs` of
+/// `width` features each of those rows.
+#[derive(CubeType, Clone)]
+struct Block {
+    d: usize,
+    b0: usize,
+    bn: usize,
+    u: usize,
+    #[cube(comptime)]
+    hidden: usize,
+    #[cube(comptime)]
+    width: usize,
+    #[cube(comptime)]
+    rows: usize,
+    #[cube(comptime)]
+    vecs: usize,
+}
+
 #[cube]
-fn slice_of(bn: usize, #[comptime] rows: usize) -> (usize, usize) {
-    let slices = bn.div_ceil(rows);
-    (CUBE_POS / slices, (CUBE_POS % slices) * rows)
+impl Block {
+    /// This unit's block of a batch of `bn` rows.
+    fn new(
+        bn: usize,
+        #[comptime] hidden: usize,
+        #[comptime] width: usize,
+        #[comptime] rows: usize,
+        #[comptime] vecs: usize,
+    ) -> Block {
+        let slices = bn.div_ceil(rows);
+        Block {
+            d: CUBE_POS / slices,
+            b0: (CUBE_POS % slices) * rows,
+            bn,
+            u: UNIT_POS as usize,
+            hidden,
+            width,
+            rows,
+            vecs,
+        }
+    }
+
+    /// Where vector `q` of row `r` starts in slot `slot` of a `[S, D, B, H]` tensor, `dbh`
+    /// floats a slot.
+    fn at(&self, slot: usize, dbh: usize, r: usize, q: usize) -> usize {
+        slot * dbh
+            + (self.d * self.bn + self.b0 + r) * self.hidden
+            + (self.u * self.vecs + q) * self.width
+    }
 }
 
 /// `v` with every lane zero.
@@ -32,9 +77,9 @@ fn zero_vectors<N: Size>(v: &mut Array<Vector<f32, N>>, #[comptime] len: usize) 
     }
 }
 
-/// Unit `u`'s recurrent products for the cube's rows: `acc[g·rows + r][e] = Σ_k h[r, k] ·
-/// W_hh[d][g·H + u·N + e, k]`, reading `h` from `h_sh: [rows, H / N]` and `W_hhᵀ` from `w_t`
-/// from vector `base` on.
+/// Unit `u`'s recurrent products for the cube's rows: `acc[(g·rows + r)·V + v][e] = Σ_k
+/// h[r, k] · W_hh[d][g·H + (u·V + v)·N + e, k]` (`V` = `vecs`), reading `h` from `h_sh: [rows,
+/// H / N]` and `W_hhᵀ` from `w_t` from vector `base` on.
 #[cube]
 fn recurrent_products<N: Size>(
     w_t: &Tensor<Vector<f32, N>>,
@@ -46,9 +91,10 @@ fn recurrent_products<N: Size>(
     #[comptime] width: usize,
     #[comptime] gates: usize,
     #[comptime] rows: usize,
+    #[comptime] vecs: usize,
 ) {
     let per_gate = comptime!(hidden / width);
-    zero_vectors::<N>(acc, comptime!(gates * rows));
+    zero_vectors::<N>(acc, comptime!(gates * rows * vecs));
     let mut hv = Array::<Vector<f32, N>>::new(rows);
     for k4 in 0..per_gate {
         #[unroll]
@@ -57,22 +103,25 @@ fn recurrent_products<N: Size>(
         }
         #[unroll]
         for e in 0..width {
-            let w_row = base + (k4 * width + e) * gates * per_gate + u;
+            let w_row = base + (k4 * width + e) * gates * per_gate + u * vecs;
             #[unroll]
             for g in 0..gates {
-                let w = w_t[w_row + g * per_gate];
                 #[unroll]
-                for r in 0..rows {
-                    acc[g * rows + r] += Vector::new(hv[r].extract(e)) * w;
+                for v in 0..vecs {
+                    let w = w_t[w_row + g * per_gate + v];
+                    #[unroll]
+                    for r in 0..rows {
+                        acc[(g * rows + r) * vecs + v] += Vector::new(hv[r].extract(e)) * w;
+                    }
                 }
             }
         }
     }
 }
 
-/// Unit `u`'s share of the step's recurrent gradient for the cube's rows: `acc[r][e] =
-/// Σ_m dg[r, m] · W_hh[d][m, u·N + e]` over the `G·H` gate columns, reading `dg` from
-/// `dg_sh: [rows, G·H / N]` and `W_hh` from `w` from vector `base` on.
+/// Unit `u`'s share of the step's recurrent gradient for the cube's rows: `acc[r·V + v][e] =
+/// Σ_m dg[r, m] · W_hh[d][m, (u·V + v)·N + e]` over the `G·H` gate columns (`V` = `vecs`),
+/// reading `dg` from `dg_sh: [rows, G·H / N]` and `W_hh` from `w` from vector `base` on.
 #[cube]
 fn recurrent_grads<N: Size>(
     w: &Tensor<Vector<f32, N>>,
@@ -84,10 +133,11 @@ fn recurrent_grads<N: Size>(
     #[comptime] width: usize,
     #[comptime] gates: usize,
     #[comptime] rows: usize,
+    #[comptime] vecs: usize,
 ) {
     let per_row = comptime!(hidden / width);
     let row_len = comptime!(gates * hidden / width);
-    zero_vectors::<N>(acc, rows);
+    zero_vectors::<N>(acc, comptime!(rows * vecs));
     let mut dv = Array::<Vector<f32, N>>::new(rows);
     for m4 in 0..row_len {
         #[unroll]
@@ -96,17 +146,20 @@ fn recurrent_grads<N: Size>(
         }
         #[unroll]
         for e in 0..width {
-            let wm = w[base + (m4 * width + e) * per_row + u];
             #[unroll]
-            for r in 0..rows {
-                acc[r] += Vector::new(dv[r].extract(e)) * wm;
+            for v in 0..vecs {
+                let wm = w[base + (m4 * width + e) * per_row + u * vecs + v];
+                #[unroll]
+                for r in 0..rows {
+                    acc[r * vecs + v] += Vector::new(dv[r].extract(e)) * wm;
+                }
             }
         }
     }
 }
 
 /// Stores feature `e`'s gate gradients `q` (four blocks, `h` apart from `a` on) in `dg` and
-/// the first `gates` of them — the recurrent side's — into lane `e` of `gv`.
+/// the first `gates` of them — the recurrent side's — into lane `e` of `gv[k·V + v]`.
 #[cube]
 fn keep_gate_grads<N: Size>(
     dg: &mut Tensor<f32>,
@@ -115,7 +168,9 @@ fn keep_gate_grads<N: Size>(
     a: usize,
     h: usize,
     #[comptime] e: usize,
+    #[comptime] v: usize,
     #[comptime] gates: usize,
+    #[comptime] vecs: usize,
 ) {
     save_four(
         dg,
@@ -128,65 +183,98 @@ fn keep_gate_grads<N: Size>(
     );
     #[unroll]
     for k in 0..gates {
-        let mut v = gv[k];
-        v.insert(e, q.extract(k));
-        gv[k] = v;
+        let mut g = gv[k * vecs + v];
+        g.insert(e, q.extract(k));
+        gv[k * vecs + v] = g;
     }
 }
 
-/// Unit `u`'s features of the cube's rows in slot `slot` of `t: [S, D, B, H]`, one vector a
-/// row (zero past the batch).
+/// The block's features in slot `slot` of `t: [S, D, B, H]`, `vecs` vectors a row (`v[r·V +
+/// v]`; zero past the batch).
 #[cube]
 fn load_rows<N: Size>(
     t: &Tensor<f32>,
     v: &mut Array<Vector<f32, N>>,
     slot: usize,
     dbh: usize,
-    d: usize,
-    b0: usize,
-    bn: usize,
-    u: usize,
-    #[comptime] hidden: usize,
-    #[comptime] width: usize,
-    #[comptime] rows: usize,
+    blk: &Block,
 ) {
     #[unroll]
-    for r in 0..rows {
-        let mut row = Vector::new(f32::new(0.0));
-        if b0 + r < bn {
-            #[unroll]
-            for e in 0..width {
-                row.insert(
-                    e,
-                    t[slot * dbh + (d * bn + b0 + r) * hidden + u * width + e],
-                );
+    for r in 0..blk.rows {
+        #[unroll]
+        for q in 0..blk.vecs {
+            let mut row = Vector::new(f32::new(0.0));
+            if blk.b0 + r < blk.bn {
+                let at = blk.at(slot, dbh, r, q);
+                #[unroll]
+                for e in 0..blk.width {
+                    row.insert(e, t[at + e]);
+                }
             }
+            v[r * blk.vecs + q] = row;
         }
-        v[r] = row;
     }
 }
 
-/// Writes unit `u`'s features of the cube's rows into slot `slot` of `t: [S, D, B, H]`.
+/// Writes the block's features (`v[r·V + v]`) into slot `slot` of `t: [S, D, B, H]`.
 #[cube]
 fn store_rows<N: Size>(
     t: &mut Tensor<f32>,
     v: &Array<Vector<f32, N>>,
     slot: usize,
     dbh: usize,
-    d: usize,
-    b0: usize,
-    bn: usize,
-    u: usize,
-    #[comptime] hidden: usize,
-    #[comptime] width: usize,
-    #[comptime] rows: usize,
+    blk: &Block,
 ) {
     #[unroll]
-    for r in 0..rows {
-        if b0 + r < bn {
+    for r in 0..blk.rows {
+        if blk.b0 + r < blk.bn {
             #[unroll]
-            for e in 0..width {
-                t[slot * dbh + (d * bn + b0 + r) * hidden + u * width + e] = v[r].extract(e);
+            for q in 0..blk.vecs {
+                let at = blk.at(slot, dbh, r, q);
+                #[unroll]
+                for e in 0..blk.width {
+                    t[at + e] = v[r * blk.vecs + q].extract(e);
+                }
+            }
+        }
+    }
+}
+
+/// Writes step `s`'s new state of the block's features into the packed output `out: [B, T,
+/// D·H]` (`dn` directions) at the time the step read, or zeros at time `s` once a row is past
+/// its length (so every time is written once over the loop).
+#[cube]
+fn emit_rows<N: Size>(
+    packed: &mut Tensor<f32>,
+    v: &Array<Vector<f32, N>>,
+    len: &Array<u32>,
+    s: usize,
+    t_len: usize,
+    dn: usize,
+    blk: &Block,
+) {
+    #[unroll]
+    for r in 0..blk.rows {
+        let b = blk.b0 + r;
+        if b < blk.bn {
+            let l = len[r] as usize;
+            let running = s < l;
+            let mut t = s;
+            if running {
+                t = time_of(blk.d, s, l);
+            }
+            #[unroll]
+            for q in 0..blk.vecs {
+                let at = ((b * t_len + t) * dn + blk.d) * blk.hidden
+                    + (blk.u * blk.vecs + q) * blk.width;
+                #[unroll]
+                for e in 0..blk.width {
+                    let mut x = f32::new(0.0);
+                    if running {
+                        x = v[r * blk.vecs + q].extract(e);
+                    }
+                    packed[at + e] = x;
+                }
             }
         }
     }
@@ -213,6 +301,8 @@ fn row_lengths(
 /// Every LSTM (`lstm`) or GRU step; arguments as [`super::kernels::lstm_step`]'s and
 /// [`super::kernels::gru_step`]'s without the step and `hh`. LSTM reads and writes `cs` and
 /// never reads `b_hn`; GRU reads `b_hn` and never touches `cs` (either may be a placeholder).
+/// Also writes what [`super::kernels::emit_output`] would: `packed` holds the output `[B, T,
+/// D·H]` (zero past each length), then `h_n` and, for LSTM, `c_n`.
 #[cube(launch)]
 pub fn gated_sequence<N: Size>(
     xp: &Tensor<f32>,
@@ -222,152 +312,187 @@ pub fn gated_sequence<N: Size>(
     hs: &mut Tensor<f32>,
     cs: &mut Tensor<f32>,
     acts: &mut Tensor<f32>,
+    packed: &mut Tensor<f32>,
     seq: u32,
     batch: u32,
     #[comptime] hidden: usize,
     #[comptime] width: usize,
     #[comptime] rows: usize,
+    #[comptime] vecs: usize,
     #[comptime] save: bool,
     #[comptime] lstm: bool,
 ) {
     let gates = comptime!(if lstm { 4usize } else { 3usize });
     let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
-    let (d, b0) = slice_of(bn, rows);
+    let blk = Block::new(bn, hidden, width, rows, vecs);
+    let (d, b0) = (blk.d, blk.b0);
     let dbh = hs.len() / (t_len + 1);
+    let dn = dbh / (bn * h);
     let per = comptime!(hidden / width);
     let mut h_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * hidden / width));
     let mut len = Array::<u32>::new(rows);
     row_lengths(lengths, &mut len, b0, bn, rows);
-    let mut hv = Array::<Vector<f32, N>>::new(rows);
-    let mut c = Array::<Vector<f32, N>>::new(rows);
-    load_rows::<N>(
-        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
-    );
-    zero_vectors::<N>(&mut c, rows);
+    let mut hv = Array::<Vector<f32, N>>::new(comptime!(rows * vecs));
+    let mut c = Array::<Vector<f32, N>>::new(comptime!(rows * vecs));
+    load_rows::<N>(&*hs, &mut hv, 0usize, dbh, &blk);
+    zero_vectors::<N>(&mut c, comptime!(rows * vecs));
     if lstm {
-        load_rows::<N>(&*cs, &mut c, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
+        load_rows::<N>(&*cs, &mut c, 0usize, dbh, &blk);
     }
     #[unroll]
     for r in 0..rows {
-        h_sh[r * per + u] = hv[r];
+        #[unroll]
+        for v in 0..vecs {
+            h_sh[r * per + u * vecs + v] = hv[r * vecs + v];
+        }
     }
-    let mut acc = Array::<Vector<f32, N>>::new(comptime!(gates * rows));
+    let mut acc = Array::<Vector<f32, N>>::new(comptime!(gates * rows * vecs));
     let base = d * h * gates * per;
     sync_cube();
     for s in 0..t_len {
-        recurrent_products::<N>(w_t, &h_sh, &mut acc, base, u, hidden, width, gates, rows);
+        recurrent_products::<N>(
+            w_t, &h_sh, &mut acc, base, u, hidden, width, gates, rows, vecs,
+        );
         sync_cube();
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
             if s < len[r] as usize {
-                let mut hr = hv[r];
-                let mut cr = c[r];
                 #[unroll]
-                for e in 0..width {
-                    let j = u * width + e;
-                    let x = ((d * t_len + s) * bn + b) * gates * h + j;
-                    let a = (s * dbh + (d * bn + b) * h) * 4 + j;
-                    if lstm {
-                        let ig = sigmoid(xp[x] + acc[r].extract(e));
-                        let fg = sigmoid(xp[x + h] + acc[rows + r].extract(e));
-                        let gg = (xp[x + 2 * h] + acc[2 * rows + r].extract(e)).tanh();
-                        let og = sigmoid(xp[x + 3 * h] + acc[3 * rows + r].extract(e));
-                        let ce = fg * cr.extract(e) + ig * gg;
-                        cr.insert(e, ce);
-                        hr.insert(e, og * ce.tanh());
-                        if save {
-                            save_four(acts, a, h, ig, fg, gg, og);
-                        }
-                    } else {
-                        let rg = sigmoid(xp[x] + acc[r].extract(e));
-                        let z = sigmoid(xp[x + h] + acc[rows + r].extract(e));
-                        let hn = acc[2 * rows + r].extract(e) + b_hn[d * h + j];
-                        let n = (xp[x + 2 * h] + rg * hn).tanh();
-                        hr.insert(e, (f32::new(1.0) - z) * n + z * hr.extract(e));
-                        if save {
-                            save_four(acts, a, h, rg, z, n, hn);
+                for v in 0..vecs {
+                    let k = r * vecs + v;
+                    let mut hr = hv[k];
+                    let mut cr = c[k];
+                    #[unroll]
+                    for e in 0..width {
+                        let j = (u * vecs + v) * width + e;
+                        let x = ((d * t_len + s) * bn + b) * gates * h + j;
+                        let a = (s * dbh + (d * bn + b) * h) * 4 + j;
+                        let p0 = acc[k].extract(e);
+                        let p1 = acc[comptime!(rows * vecs) + k].extract(e);
+                        let p2 = acc[comptime!(2 * rows * vecs) + k].extract(e);
+                        if lstm {
+                            let p3 = acc[comptime!(3 * rows * vecs) + k].extract(e);
+                            let ig = sigmoid(xp[x] + p0);
+                            let fg = sigmoid(xp[x + h] + p1);
+                            let gg = (xp[x + 2 * h] + p2).tanh();
+                            let og = sigmoid(xp[x + 3 * h] + p3);
+                            let ce = fg * cr.extract(e) + ig * gg;
+                            cr.insert(e, ce);
+                            hr.insert(e, og * ce.tanh());
+                            if save {
+                                save_four(acts, a, h, ig, fg, gg, og);
+                            }
+                        } else {
+                            let rg = sigmoid(xp[x] + p0);
+                            let z = sigmoid(xp[x + h] + p1);
+                            let hn = p2 + b_hn[d * h + j];
+                            let n = (xp[x + 2 * h] + rg * hn).tanh();
+                            hr.insert(e, (f32::new(1.0) - z) * n + z * hr.extract(e));
+                            if save {
+                                save_four(acts, a, h, rg, z, n, hn);
+                            }
                         }
                     }
+                    hv[k] = hr;
+                    c[k] = cr;
+                    h_sh[r * per + u * vecs + v] = hr;
                 }
-                hv[r] = hr;
-                c[r] = cr;
-                h_sh[r * per + u] = hr;
             }
         }
-        store_rows::<N>(hs, &hv, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
+        store_rows::<N>(hs, &hv, s + 1, dbh, &blk);
+        emit_rows::<N>(packed, &hv, &len, s, t_len, dn, &blk);
         if lstm && save {
-            store_rows::<N>(cs, &c, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
+            store_rows::<N>(cs, &c, s + 1, dbh, &blk);
         }
         sync_cube();
     }
+    // `h_n` and `c_n` follow the output in `packed`.
+    store_rows::<N>(packed, &hv, t_len, dbh, &blk);
+    if lstm {
+        store_rows::<N>(packed, &c, t_len + 1, dbh, &blk);
+    }
     if lstm && !save {
         // Inference keeps two cell-state slots; the last step's is `T mod 2`.
-        store_rows::<N>(cs, &c, t_len % 2, dbh, d, b0, bn, u, hidden, width, rows);
+        store_rows::<N>(cs, &c, t_len % 2, dbh, &blk);
     }
 }
 
 /// Every Elman step, tanh or (`relu`) ReLU; arguments as [`super::kernels::rnn_step`]'s
-/// without the step and `hh`.
+/// without the step and `hh`; writes `packed` as [`gated_sequence`] does (no `c_n`).
 #[cube(launch)]
 pub fn rnn_sequence<N: Size>(
     xp: &Tensor<f32>,
     w_t: &Tensor<Vector<f32, N>>,
     lengths: &Tensor<f32>,
     hs: &mut Tensor<f32>,
+    packed: &mut Tensor<f32>,
     seq: u32,
     batch: u32,
     #[comptime] hidden: usize,
     #[comptime] width: usize,
     #[comptime] rows: usize,
+    #[comptime] vecs: usize,
     #[comptime] relu: bool,
 ) {
     let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
-    let (d, b0) = slice_of(bn, rows);
+    let blk = Block::new(bn, hidden, width, rows, vecs);
+    let (d, b0) = (blk.d, blk.b0);
     let dbh = hs.len() / (t_len + 1);
+    let dn = dbh / (bn * h);
     let per = comptime!(hidden / width);
     let mut h_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * hidden / width));
     let mut len = Array::<u32>::new(rows);
     row_lengths(lengths, &mut len, b0, bn, rows);
-    let mut hv = Array::<Vector<f32, N>>::new(rows);
-    load_rows::<N>(
-        &*hs, &mut hv, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
-    );
+    let mut hv = Array::<Vector<f32, N>>::new(comptime!(rows * vecs));
+    load_rows::<N>(&*hs, &mut hv, 0usize, dbh, &blk);
     #[unroll]
     for r in 0..rows {
-        h_sh[r * per + u] = hv[r];
+        #[unroll]
+        for v in 0..vecs {
+            h_sh[r * per + u * vecs + v] = hv[r * vecs + v];
+        }
     }
-    let mut acc = Array::<Vector<f32, N>>::new(rows);
+    let mut acc = Array::<Vector<f32, N>>::new(comptime!(rows * vecs));
     let base = d * h * per;
     sync_cube();
     for s in 0..t_len {
-        recurrent_products::<N>(w_t, &h_sh, &mut acc, base, u, hidden, width, 1usize, rows);
+        recurrent_products::<N>(
+            w_t, &h_sh, &mut acc, base, u, hidden, width, 1usize, rows, vecs,
+        );
         sync_cube();
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
             if s < len[r] as usize {
-                let mut hr = hv[r];
                 #[unroll]
-                for e in 0..width {
-                    let pre =
-                        xp[((d * t_len + s) * bn + b) * h + u * width + e] + acc[r].extract(e);
-                    let mut out = pre.tanh();
-                    if relu {
-                        out = f32::new(0.0);
-                        if pre > f32::new(0.0) {
-                            out = pre;
+                for v in 0..vecs {
+                    let k = r * vecs + v;
+                    let mut hr = hv[k];
+                    #[unroll]
+                    for e in 0..width {
+                        let j = (u * vecs + v) * width + e;
+                        let pre = xp[((d * t_len + s) * bn + b) * h + j] + acc[k].extract(e);
+                        let mut out = pre.tanh();
+                        if relu {
+                            out = f32::new(0.0);
+                            if pre > f32::new(0.0) {
+                                out = pre;
+                            }
                         }
+                        hr.insert(e, out);
                     }
-                    hr.insert(e, out);
+                    hv[k] = hr;
+                    h_sh[r * per + u * vecs + v] = hr;
                 }
-                hv[r] = hr;
-                h_sh[r * per + u] = hr;
             }
         }
-        store_rows::<N>(hs, &hv, s + 1, dbh, d, b0, bn, u, hidden, width, rows);
+        store_rows::<N>(hs, &hv, s + 1, dbh, &blk);
+        emit_rows::<N>(packed, &hv, &len, s, t_len, dn, &blk);
         sync_cube();
     }
+    // `h_n` follows the output in `packed`.
+    store_rows::<N>(packed, &hv, t_len, dbh, &blk);
 }
 
 /// BPTT through every LSTM (`lstm`) or GRU step in one launch; arguments as
@@ -388,31 +513,29 @@ pub fn gated_sequence_back<N: Size>(
     #[comptime] hidden: usize,
     #[comptime] width: usize,
     #[comptime] rows: usize,
+    #[comptime] vecs: usize,
     #[comptime] lstm: bool,
 ) {
     let gates = comptime!(if lstm { 4usize } else { 3usize });
     let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
-    let (d, b0) = slice_of(bn, rows);
+    let blk = Block::new(bn, hidden, width, rows, vecs);
+    let (d, b0) = (blk.d, blk.b0);
     let dbh = dstate.len() / comptime!(if lstm { 2usize } else { 1usize });
     let per = comptime!(hidden / width);
     let mut dg_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * gates * hidden / width));
     let mut len = Array::<u32>::new(rows);
     row_lengths(lengths, &mut len, b0, bn, rows);
     // The carried `dh` and, for LSTM, `dc`.
-    let mut dh = Array::<Vector<f32, N>>::new(rows);
-    let mut dc = Array::<Vector<f32, N>>::new(rows);
-    load_rows::<N>(
-        &*dstate, &mut dh, 0usize, dbh, d, b0, bn, u, hidden, width, rows,
-    );
-    zero_vectors::<N>(&mut dc, rows);
+    let mut dh = Array::<Vector<f32, N>>::new(comptime!(rows * vecs));
+    let mut dc = Array::<Vector<f32, N>>::new(comptime!(rows * vecs));
+    load_rows::<N>(&*dstate, &mut dh, 0usize, dbh, &blk);
+    zero_vectors::<N>(&mut dc, comptime!(rows * vecs));
     if lstm {
-        load_rows::<N>(
-            &*dstate, &mut dc, 1usize, dbh, d, b0, bn, u, hidden, width, rows,
-        );
+        load_rows::<N>(&*dstate, &mut dc, 1usize, dbh, &blk);
     }
-    let mut rec = Array::<Vector<f32, N>>::new(rows);
-    zero_vectors::<N>(&mut rec, rows);
-    let mut gv = Array::<Vector<f32, N>>::new(gates);
+    let mut rec = Array::<Vector<f32, N>>::new(comptime!(rows * vecs));
+    zero_vectors::<N>(&mut rec, comptime!(rows * vecs));
+    let mut gv = Array::<Vector<f32, N>>::new(comptime!(gates * vecs));
     let one = f32::new(1.0);
     let base = d * gates * h * per;
     for step in 0..t_len {
@@ -420,67 +543,76 @@ pub fn gated_sequence_back<N: Size>(
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
-            zero_vectors::<N>(&mut gv, gates);
+            zero_vectors::<N>(&mut gv, comptime!(gates * vecs));
             if b < bn {
-                let mut dhr = dh[r];
-                let mut dcr = dc[r];
                 #[unroll]
-                for e in 0..width {
-                    let j = u * width + e;
-                    let i = (d * bn + b) * h + j;
-                    let g = rec[r].extract(e)
-                        + dhr.extract(e)
-                        + d_out[((d * t_len + s) * bn + b) * h + j];
-                    let a = (s * dbh + i - j) * 4 + j;
-                    let mut q = Vector::<f32, Const<4>>::new(f32::new(0.0));
-                    if s < len[r] as usize {
-                        let a0 = acts[a];
-                        let a1 = acts[a + h];
-                        let a2 = acts[a + 2 * h];
-                        let a3 = acts[a + 3 * h];
-                        if lstm {
-                            // i, f, g, o; `states` are the cell states.
-                            let tc = states[(s + 1) * dbh + i].tanh();
-                            let dct = dcr.extract(e) + g * a3 * (one - tc * tc);
-                            q.insert(0usize, dct * a2 * a0 * (one - a0));
-                            q.insert(1usize, dct * states[s * dbh + i] * a1 * (one - a1));
-                            q.insert(2usize, dct * a0 * (one - a2 * a2));
-                            q.insert(3usize, g * tc * a3 * (one - a3));
-                            dhr.insert(e, f32::new(0.0));
-                            dcr.insert(e, dct * a1);
+                for v in 0..vecs {
+                    let k = r * vecs + v;
+                    let mut dhr = dh[k];
+                    let mut dcr = dc[k];
+                    #[unroll]
+                    for e in 0..width {
+                        let j = (u * vecs + v) * width + e;
+                        let i = (d * bn + b) * h + j;
+                        let g = rec[k].extract(e)
+                            + dhr.extract(e)
+                            + d_out[((d * t_len + s) * bn + b) * h + j];
+                        let a = (s * dbh + i - j) * 4 + j;
+                        let mut q = Vector::<f32, Const<4>>::new(f32::new(0.0));
+                        if s < len[r] as usize {
+                            let a0 = acts[a];
+                            let a1 = acts[a + h];
+                            let a2 = acts[a + 2 * h];
+                            let a3 = acts[a + 3 * h];
+                            if lstm {
+                                // i, f, g, o; `states` are the cell states.
+                                let tc = states[(s + 1) * dbh + i].tanh();
+                                let dct = dcr.extract(e) + g * a3 * (one - tc * tc);
+                                q.insert(0usize, dct * a2 * a0 * (one - a0));
+                                q.insert(1usize, dct * states[s * dbh + i] * a1 * (one - a1));
+                                q.insert(2usize, dct * a0 * (one - a2 * a2));
+                                q.insert(3usize, g * tc * a3 * (one - a3));
+                                dhr.insert(e, f32::new(0.0));
+                                dcr.insert(e, dct * a1);
+                            } else {
+                                // r, z, n, W_hn h + b_hn; `states` are the hidden states.
+                                let dn = g * (one - a1) * (one - a2 * a2);
+                                q.insert(0usize, dn * a3 * a0 * (one - a0));
+                                q.insert(1usize, g * (states[s * dbh + i] - a2) * a1 * (one - a1));
+                                q.insert(2usize, dn * a0);
+                                q.insert(3usize, dn);
+                                dhr.insert(e, g * a1);
+                            }
                         } else {
-                            // r, z, n, W_hn h + b_hn; `states` are the hidden states.
-                            let dn = g * (one - a1) * (one - a2 * a2);
-                            q.insert(0usize, dn * a3 * a0 * (one - a0));
-                            q.insert(1usize, g * (states[s * dbh + i] - a2) * a1 * (one - a1));
-                            q.insert(2usize, dn * a0);
-                            q.insert(3usize, dn);
-                            dhr.insert(e, g * a1);
+                            dhr.insert(e, g);
                         }
-                    } else {
-                        dhr.insert(e, g);
+                        keep_gate_grads::<N>(dg, &mut gv, q, a, h, e, v, gates, vecs);
                     }
-                    keep_gate_grads::<N>(dg, &mut gv, q, a, h, e, gates);
+                    dh[k] = dhr;
+                    dc[k] = dcr;
                 }
-                dh[r] = dhr;
-                dc[r] = dcr;
             }
             #[unroll]
-            for k in 0..gates {
-                dg_sh[(r * gates + k) * per + u] = gv[k];
+            for g in 0..gates {
+                #[unroll]
+                for v in 0..vecs {
+                    dg_sh[(r * gates + g) * per + u * vecs + v] = gv[g * vecs + v];
+                }
             }
         }
         sync_cube();
-        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, width, gates, rows);
+        recurrent_grads::<N>(
+            w, &dg_sh, &mut rec, base, u, hidden, width, gates, rows, vecs,
+        );
         sync_cube();
     }
     #[unroll]
-    for r in 0..rows {
-        rec[r] += dh[r];
+    for k in 0..comptime!(rows * vecs) {
+        rec[k] += dh[k];
     }
-    store_rows::<N>(dstate, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
+    store_rows::<N>(dstate, &rec, 0usize, dbh, &blk);
     if lstm {
-        store_rows::<N>(dstate, &dc, 1usize, dbh, d, b0, bn, u, hidden, width, rows);
+        store_rows::<N>(dstate, &dc, 1usize, dbh, &blk);
     }
 }
 
@@ -499,31 +631,21 @@ pub fn rnn_sequence_back<N: Size>(
     #[comptime] hidden: usize,
     #[comptime] width: usize,
     #[comptime] rows: usize,
+    #[comptime] vecs: usize,
     #[comptime] relu: bool,
 ) {
     let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
-    let (d, b0) = slice_of(bn, rows);
+    let blk = Block::new(bn, hidden, width, rows, vecs);
+    let (d, b0) = (blk.d, blk.b0);
     let dbh = dh.len();
     let per = comptime!(hidden / width);
     let mut dg_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * hidden / width));
     let mut len = Array::<u32>::new(rows);
     row_lengths(lengths, &mut len, b0, bn, rows);
-    let mut carried = Array::<Vector<f32, N>>::new(rows);
-    load_rows::<N>(
-        &*dh,
-        &mut carried,
-        0usize,
-        dbh,
-        d,
-        b0,
-        bn,
-        u,
-        hidden,
-        width,
-        rows,
-    );
-    let mut rec = Array::<Vector<f32, N>>::new(rows);
-    zero_vectors::<N>(&mut rec, rows);
+    let mut carried = Array::<Vector<f32, N>>::new(comptime!(rows * vecs));
+    load_rows::<N>(&*dh, &mut carried, 0usize, dbh, &blk);
+    let mut rec = Array::<Vector<f32, N>>::new(comptime!(rows * vecs));
+    zero_vectors::<N>(&mut rec, comptime!(rows * vecs));
     let zero = f32::new(0.0);
     let base = d * h * per;
     for step in 0..t_len {
@@ -531,43 +653,50 @@ pub fn rnn_sequence_back<N: Size>(
         #[unroll]
         for r in 0..rows {
             let b = b0 + r;
-            let mut gv = Vector::<f32, N>::new(zero);
-            if b < bn {
-                let mut dhr = carried[r];
-                #[unroll]
-                for e in 0..width {
-                    let i = (d * bn + b) * h + u * width + e;
-                    let g = rec[r].extract(e)
-                        + dhr.extract(e)
-                        + d_out[((d * t_len + s) * bn + b) * h + u * width + e];
-                    let mut v = zero;
-                    if s < len[r] as usize {
-                        let ht = hs[(s + 1) * dbh + i];
-                        v = g * (f32::new(1.0) - ht * ht);
-                        if relu {
-                            v = zero;
-                            if ht > zero {
-                                v = g;
+            #[unroll]
+            for v in 0..vecs {
+                let k = r * vecs + v;
+                let mut gv = Vector::<f32, N>::new(zero);
+                if b < bn {
+                    let mut dhr = carried[k];
+                    #[unroll]
+                    for e in 0..width {
+                        let j = (u * vecs + v) * width + e;
+                        let i = (d * bn + b) * h + j;
+                        let g = rec[k].extract(e)
+                            + dhr.extract(e)
+                            + d_out[((d * t_len + s) * bn + b) * h + j];
+                        let mut x = zero;
+                        if s < len[r] as usize {
+                            let ht = hs[(s + 1) * dbh + i];
+                            x = g * (f32::new(1.0) - ht * ht);
+                            if relu {
+                                x = zero;
+                                if ht > zero {
+                                    x = g;
+                                }
                             }
+                            dhr.insert(e, zero);
+                        } else {
+                            dhr.insert(e, g);
                         }
-                        dhr.insert(e, zero);
-                    } else {
-                        dhr.insert(e, g);
+                        dg[s * dbh + i] = x;
+                        gv.insert(e, x);
                     }
-                    dg[s * dbh + i] = v;
-                    gv.insert(e, v);
+                    carried[k] = dhr;
                 }
-                carried[r] = dhr;
+                dg_sh[r * per + u * vecs + v] = gv;
             }
-            dg_sh[r * per + u] = gv;
         }
         sync_cube();
-        recurrent_grads::<N>(w, &dg_sh, &mut rec, base, u, hidden, width, 1usize, rows);
+        recurrent_grads::<N>(
+            w, &dg_sh, &mut rec, base, u, hidden, width, 1usize, rows, vecs,
+        );
         sync_cube();
     }
     #[unroll]
-    for r in 0..rows {
-        rec[r] += carried[r];
+    for k in 0..comptime!(rows * vecs) {
+        rec[k] += carried[k];
     }
-    store_rows::<N>(dh, &rec, 0usize, dbh, d, b0, bn, u, hidden, width, rows);
+    store_rows::<N>(dh, &rec, 0usize, dbh, &blk);
 }
