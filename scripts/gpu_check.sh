@@ -5,7 +5,8 @@
 #      then our fused op again with its time loops per step (`RNN_GPU_LOOP=per-step`),
 #      persistent with 1 batch row per cube (`persistent:1`; the default is 16) and with
 #      lavapipe's tiling (`persistent:16:4`: 4 vectors of features per unit, where a 32-wide
-#      plane gets 1 at H = 128);
+#      plane gets 1 at H = 128), and with the input projected inside the persistent loop
+#      (`RNN_GPU_INPUT=in-loop`, lavapipe's default; a GPU projects with one matmul);
 #   2. the parity grid, the engine agreement and the finite-difference tests through the fused
 #      GPU op on the real GPU (wgpu);
 #   3. `rnn-bench` on flex against PyTorch CPU on every thread, two rounds (the CPU side of the
@@ -57,11 +58,15 @@ for time_loop in per-step persistent:1 persistent:16:4; do
   RNN_GPU_LOOP=$time_loop timeout 50 "$BIN/rnn-bench" --backend wgpu --only ours --no-torch \
     "${CASES[@]}" --out "$OUT/bench-wgpu-$time_loop" || echo "(bench $time_loop: exit $?)"
 done
+echo "== bench: wgpu, our fused op with RNN_GPU_INPUT=in-loop"
+RNN_GPU_INPUT=in-loop timeout 50 "$BIN/rnn-bench" --backend wgpu --only ours --no-torch \
+  "${CASES[@]}" --out "$OUT/bench-wgpu-in-loop" || echo "(bench in-loop: exit $?)"
 
 echo "== parity through the GPU op (wgpu)"
-for loop in persistent per-step persistent:2:4; do
+for loop in persistent per-step persistent:2:4 persistent:in-loop; do
   for t in parity engines finite_diff; do
-    RNN_GPU_LOOP=$loop timeout 60 "$BIN/$t" wgpu 2>&1 \
+    RNN_GPU_LOOP=${loop%:in-loop} RNN_GPU_INPUT=$([ "${loop#*:}" = in-loop ] && echo in-loop) \
+      timeout 60 "$BIN/$t" wgpu 2>&1 \
       | grep -E "^test |test result|panicked|rror" || echo "($t, $loop: exit $?)"
   done
 done

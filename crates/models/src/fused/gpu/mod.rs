@@ -13,7 +13,9 @@
 //! or gate gradients exchanged through shared memory — the default where the layer fits it
 //! (`H ≤ 256`), measured faster on lavapipe; and **per step** ([`kernels`]), per step one
 //! batched matmul (`h_s · W_hhᵀ` forward, `dG_s · W_hh` backward, both directions) and one
-//! gate kernel. `RNN_GPU_LOOP` forces either.
+//! gate kernel. `RNN_GPU_LOOP` forces either. On a device that is no card (lavapipe) the
+//! persistent forward projects each step's inputs itself instead of after one matmul
+//! ([`Projection`]; `RNN_GPU_INPUT=matmul|in-loop` forces either).
 
 #[cfg(feature = "fusion")]
 mod fusion;
@@ -32,7 +34,7 @@ use burn_cubecl::tensor::CubeTensor;
 
 use cubecl::prelude::*;
 
-use self::time_loop::{Grant, Tiling, TimeLoop, forced_loop};
+use self::time_loop::{Grant, Projection, Tiling, TimeLoop, forced_loop, forced_projection};
 use super::op::{Biases, FusedKernels, InitialCell, InputGrads, RecurrentInputs, Spec};
 use crate::CellKind;
 
@@ -230,8 +232,12 @@ fn input_bias(z: &Sizes, b_ih: CubeTensor, b_hh: CubeTensor) -> (CubeTensor, Opt
 /// What the forward's time loop reads and writes (layouts in [`kernels`]).
 struct Recurrence<'a> {
     z: Sizes,
-    /// `[D, T·B, G·H]`, biases added.
-    xp: &'a CubeTensor,
+    /// The inputs in step order, `[D, T·B, I]`.
+    xs: &'a CubeTensor,
+    /// `[D, G·H, I]`.
+    w_ih: &'a CubeTensor,
+    /// The input side's bias, `[D, 1, G·H]` ([`input_bias`]); `None` without biases.
+    b_x: Option<&'a CubeTensor>,
     /// `[D, G·H, H]`.
     w_hh: &'a CubeTensor,
     /// GRU's `[D·H]`; unread by the other kinds.
@@ -247,12 +253,21 @@ struct Recurrence<'a> {
 }
 
 impl Recurrence<'_> {
-    /// Per step a batched matmul `h_s · W_hhᵀ` (both directions) and a gate kernel; then one
-    /// kernel packs the output.
+    /// Every step's input projection, `[D, T·B, G·H]`, biases added: one batched matmul.
+    fn projection(&self) -> CubeTensor {
+        let xp = B::float_matmul(self.xs.clone(), B::float_transpose(self.w_ih.clone()));
+        into_contiguous(match self.b_x {
+            Some(b_x) => B::float_add(xp, b_x.clone()),
+            None => xp,
+        })
+    }
+
+    /// The input projection ([`Self::projection`]); then per step a batched matmul `h_s ·
+    /// W_hhᵀ` (both directions) and a gate kernel; then one kernel packs the output.
     fn per_step(&self) {
+        let xp = &self.projection();
         let Self {
             z,
-            xp,
             w_hh,
             b_hn,
             lengths,
@@ -261,6 +276,7 @@ impl Recurrence<'_> {
             acts,
             packed,
             save,
+            ..
         } = *self;
         let (dn, t, bn, h) = (z.dirs, z.seq, z.batch, z.hidden);
         let w_hh_t = B::float_transpose(w_hh.clone());
@@ -340,21 +356,40 @@ impl Recurrence<'_> {
         );
     }
 
-    /// Every step in one launch, tiled as `tiling` says.
-    fn persistent(&self, tiling: Tiling) {
+    /// Every step in one launch, tiled as `tiling` says, the input projected where
+    /// `projection` says: before the loop ([`Self::projection`]) or in it.
+    fn persistent(&self, tiling: Tiling, projection: Projection) {
         let z = self.z;
         let w_t = into_contiguous(B::float_transpose(self.w_hh.clone()));
         let (cubes, dim) = tiling.grid(&z);
         let Tiling { rows, width, vecs } = tiling;
-        let client = &self.xp.client;
+        let client = &self.xs.client;
         let (seq, batch) = (Sizes::u32(z.seq), Sizes::u32(z.batch));
+        // `xp` holds the projection, or in the loop's case the input side's bias.
+        let (xp, xs, w_ih_t, in_vecs) = match projection {
+            Projection::Matmul => {
+                let none = dense(self.xs, &[width]);
+                (self.projection(), none.clone(), none, 0)
+            }
+            Projection::InLoop => {
+                let bias = match self.b_x {
+                    Some(b_x) => into_contiguous(b_x.clone()),
+                    None => zeros(self.xs, &[z.dirs, 1, z.gates()]),
+                };
+                let w_ih_t = into_contiguous(B::float_transpose(self.w_ih.clone()));
+                (bias, self.xs.clone(), w_ih_t, z.input / width)
+            }
+        };
+        let in_loop = projection == Projection::InLoop;
         match z.kind {
             CellKind::Lstm | CellKind::Gru => sequence::gated_sequence::launch(
                 client,
                 cubes,
                 dim,
                 width,
-                self.xp.clone().into_tensor_arg(),
+                xp.into_tensor_arg(),
+                xs.into_tensor_arg(),
+                w_ih_t.into_tensor_arg(),
                 w_t.into_tensor_arg(),
                 self.b_hn.clone().into_tensor_arg(),
                 self.lengths.clone().into_tensor_arg(),
@@ -370,13 +405,17 @@ impl Recurrence<'_> {
                 vecs,
                 self.save,
                 z.kind == CellKind::Lstm,
+                in_loop,
+                in_vecs,
             ),
             CellKind::RnnTanh | CellKind::RnnRelu => sequence::rnn_sequence::launch(
                 client,
                 cubes,
                 dim,
                 width,
-                self.xp.clone().into_tensor_arg(),
+                xp.into_tensor_arg(),
+                xs.into_tensor_arg(),
+                w_ih_t.into_tensor_arg(),
                 w_t.into_tensor_arg(),
                 self.lengths.clone().into_tensor_arg(),
                 self.hs.clone().into_tensor_arg(),
@@ -388,6 +427,8 @@ impl Recurrence<'_> {
                 rows,
                 vecs,
                 z.kind == CellKind::RnnRelu,
+                in_loop,
+                in_vecs,
             ),
         }
     }
@@ -569,17 +610,13 @@ impl FusedKernels for CubeBackend {
         let w_ih = reshape(inputs.w_ih, &[dn, gh, z.input]);
         let w_hh = reshape(inputs.w_hh, &[dn, gh, h]);
 
-        // Every step's input projection, both directions: [D, T·B, G·H].
-        let mut xp = B::float_matmul(xs.clone(), B::float_transpose(w_ih.clone()));
-        let (has_biases, b_hn) = match inputs.biases {
+        let (has_biases, b_x, b_hn) = match inputs.biases {
             Biases::Both(b_ih, b_hh) => {
                 let (b_x, b_hn) = input_bias(&z, b_ih, b_hh);
-                xp = B::float_add(xp, b_x);
-                (true, b_hn)
+                (true, Some(b_x), b_hn)
             }
-            Biases::Absent => (false, None),
+            Biases::Absent => (false, None, None),
         };
-        let xp = into_contiguous(xp);
         // GRU's `b_hn` (zero without biases); the other kinds never read it.
         let b_hn =
             b_hn.unwrap_or_else(|| zeros(&x, &[if z.kind == CellKind::Gru { dn * h } else { 1 }]));
@@ -606,7 +643,9 @@ impl FusedKernels for CubeBackend {
         let packed = dense(&x, &[spec.layout().len()]);
         let recurrence = Recurrence {
             z,
-            xp: &xp,
+            xs: &xs,
+            w_ih: &w_ih,
+            b_x: b_x.as_ref(),
             w_hh: &w_hh,
             b_hn: &b_hn,
             lengths: &lengths,
@@ -616,9 +655,13 @@ impl FusedKernels for CubeBackend {
             packed: &packed,
             save,
         };
-        match TimeLoop::for_layer(&z, forced_loop(), z.hidden, Grant::of(&x.client)) {
+        let grant = Grant::of(&x.client);
+        match TimeLoop::for_layer(&z, forced_loop(), z.hidden, grant) {
             TimeLoop::PerStep => recurrence.per_step(),
-            TimeLoop::Persistent(tiling) => recurrence.persistent(tiling),
+            TimeLoop::Persistent(tiling) => {
+                let projection = tiling.projection(&z, grant, forced_projection());
+                recurrence.persistent(tiling, projection);
+            }
         }
         let saved = save.then(|| GpuSaved {
             xs,

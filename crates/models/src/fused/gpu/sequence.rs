@@ -5,7 +5,9 @@
 //! compiled: a cube is `hidden / (N·V)` units wide; [`super::time_loop`] picks both). Per
 //! step the units exchange the rows' `h` (forward) or gate gradients (backward) through
 //! shared memory, `N` floats per load, and stream `W_hh` from global memory (the cache), `N`
-//! floats per load; everything else a unit carries stays in its registers. Forward writes
+//! floats per load; everything else a unit carries stays in its registers. Forward reads
+//! each step's input projection, or projects the step's inputs itself (staged in shared
+//! memory, `W_ih` streamed like `W_hh`) where [`super::time_loop`] says so. Forward writes
 //! the same `hs`, `cs`, `acts` and packed output as the per-step kernels of
 //! [`super::kernels`] and backward the same `dg`, so the two loops mix. Two cube barriers per
 //! step and none across cubes: the rows of a slice depend only on each other.
@@ -77,16 +79,18 @@ fn zero_vectors<N: Size>(v: &mut Array<Vector<f32, N>>, #[comptime] len: usize) 
     }
 }
 
-/// Unit `u`'s recurrent products for the cube's rows: `acc[(g·rows + r)·V + v][e] = Σ_k
-/// h[r, k] · W_hh[d][g·H + (u·V + v)·N + e, k]` (`V` = `vecs`), reading `h` from `h_sh: [rows,
-/// H / N]` and `W_hhᵀ` from `w_t` from vector `base` on.
+/// Adds unit `u`'s share of the cube's rows times a weight matrix to `acc`: `acc[(g·rows +
+/// r)·V + v][e] += Σ_k src[r, k] · W[d][g·H + (u·V + v)·N + e, k]` (`V` = `vecs`), reading
+/// the rows from `src: [rows, K / N]` (`k_vecs` = `K / N` vectors a row: the rows' `h`, or
+/// their inputs) and `Wᵀ: [D, K, G·H]` from `w_t` from vector `base` on.
 #[cube]
-fn recurrent_products<N: Size>(
+fn products<N: Size>(
     w_t: &Tensor<Vector<f32, N>>,
-    h_sh: &Shared<[Vector<f32, N>]>,
+    src: &Shared<[Vector<f32, N>]>,
     acc: &mut Array<Vector<f32, N>>,
     base: usize,
     u: usize,
+    k_vecs: usize,
     #[comptime] hidden: usize,
     #[comptime] width: usize,
     #[comptime] gates: usize,
@@ -94,12 +98,11 @@ fn recurrent_products<N: Size>(
     #[comptime] vecs: usize,
 ) {
     let per_gate = comptime!(hidden / width);
-    zero_vectors::<N>(acc, comptime!(gates * rows * vecs));
-    let mut hv = Array::<Vector<f32, N>>::new(rows);
-    for k4 in 0..per_gate {
+    let mut sv = Array::<Vector<f32, N>>::new(rows);
+    for k4 in 0..k_vecs {
         #[unroll]
         for r in 0..rows {
-            hv[r] = h_sh[r * per_gate + k4];
+            sv[r] = src[r * k_vecs + k4];
         }
         #[unroll]
         for e in 0..width {
@@ -111,10 +114,37 @@ fn recurrent_products<N: Size>(
                     let w = w_t[w_row + g * per_gate + v];
                     #[unroll]
                     for r in 0..rows {
-                        acc[(g * rows + r) * vecs + v] += Vector::new(hv[r].extract(e)) * w;
+                        acc[(g * rows + r) * vecs + v] += Vector::new(sv[r].extract(e)) * w;
                     }
                 }
             }
+        }
+    }
+}
+
+/// Step `s`'s inputs of the cube's rows, `[rows, I / N]` (`in_vecs` = `I / N`), from `xs:
+/// [D, T, B, I]` (step order) into `x_sh`, the cube's units taking every `units`-th vector;
+/// zeros past the batch.
+#[cube]
+fn stage_inputs<N: Size>(
+    xs: &Tensor<Vector<f32, N>>,
+    x_sh: &mut Shared<[Vector<f32, N>]>,
+    s: usize,
+    t_len: usize,
+    in_vecs: usize,
+    blk: &Block,
+) {
+    let count = blk.rows * in_vecs;
+    let units = CUBE_DIM as usize;
+    for i in 0..count.div_ceil(units) {
+        let at = i * units + blk.u;
+        if at < count {
+            let r = at / in_vecs;
+            let mut x = Vector::new(f32::new(0.0));
+            if blk.b0 + r < blk.bn {
+                x = xs[((blk.d * t_len + s) * blk.bn + blk.b0 + r) * in_vecs + at % in_vecs];
+            }
+            x_sh[at] = x;
         }
     }
 }
@@ -299,13 +329,20 @@ fn row_lengths(
 }
 
 /// Every LSTM (`lstm`) or GRU step; arguments as [`super::kernels::lstm_step`]'s and
-/// [`super::kernels::gru_step`]'s without the step and `hh`. LSTM reads and writes `cs` and
-/// never reads `b_hn`; GRU reads `b_hn` and never touches `cs` (either may be a placeholder).
-/// Also writes what [`super::kernels::emit_output`] would: `packed` holds the output `[B, T,
-/// D·H]` (zero past each length), then `h_n` and, for LSTM, `c_n`.
+/// [`super::kernels::gru_step`]'s without the step and `hh`. The input side: every step's
+/// projection `xp: [D, T·B, G·H]` (biases added); or — `in_loop` — the inputs in step order
+/// `xs: [D, T·B, I]` (`in_vecs` = `I / N`), `w_ih_t: [D, I, G·H]` (`W_ihᵀ`, contiguous) and
+/// in `xp` the input side's bias `[D, G·H]` (`b_ih + b_hh`, GRU's `b_hn` left out), from
+/// which the loop projects each step itself; the side not read may be placeholders. LSTM
+/// reads and writes `cs` and never reads `b_hn`; GRU reads `b_hn` and never touches `cs`
+/// (either may be a placeholder). Also writes what [`super::kernels::emit_output`] would:
+/// `packed` holds the output `[B, T, D·H]` (zero past each length), then `h_n` and, for
+/// LSTM, `c_n`.
 #[cube(launch)]
 pub fn gated_sequence<N: Size>(
     xp: &Tensor<f32>,
+    xs: &Tensor<Vector<f32, N>>,
+    w_ih_t: &Tensor<Vector<f32, N>>,
     w_t: &Tensor<Vector<f32, N>>,
     b_hn: &Tensor<f32>,
     lengths: &Tensor<f32>,
@@ -321,6 +358,8 @@ pub fn gated_sequence<N: Size>(
     #[comptime] vecs: usize,
     #[comptime] save: bool,
     #[comptime] lstm: bool,
+    #[comptime] in_loop: bool,
+    #[comptime] in_vecs: usize,
 ) {
     let gates = comptime!(if lstm { 4usize } else { 3usize });
     let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
@@ -330,10 +369,13 @@ pub fn gated_sequence<N: Size>(
     let dn = dbh / (bn * h);
     let per = comptime!(hidden / width);
     let mut h_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * hidden / width));
+    let mut x_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * in_vecs.max(1)));
     let mut len = Array::<u32>::new(rows);
     row_lengths(lengths, &mut len, b0, bn, rows);
     let mut hv = Array::<Vector<f32, N>>::new(comptime!(rows * vecs));
     let mut c = Array::<Vector<f32, N>>::new(comptime!(rows * vecs));
+    // GRU's input side of `n`, which its reset gate leaves out.
+    let mut xn = Array::<Vector<f32, N>>::new(comptime!(rows * vecs));
     load_rows::<N>(&*hs, &mut hv, 0usize, dbh, &blk);
     zero_vectors::<N>(&mut c, comptime!(rows * vecs));
     if lstm {
@@ -346,12 +388,39 @@ pub fn gated_sequence<N: Size>(
             h_sh[r * per + u * vecs + v] = hv[r * vecs + v];
         }
     }
+    if in_loop {
+        stage_inputs::<N>(xs, &mut x_sh, 0usize, t_len, in_vecs, &blk);
+    }
     let mut acc = Array::<Vector<f32, N>>::new(comptime!(gates * rows * vecs));
     let base = d * h * gates * per;
+    let base_x = d * comptime!(in_vecs * width * gates * per);
     sync_cube();
     for s in 0..t_len {
-        recurrent_products::<N>(
-            w_t, &h_sh, &mut acc, base, u, hidden, width, gates, rows, vecs,
+        zero_vectors::<N>(&mut acc, comptime!(gates * rows * vecs));
+        if in_loop {
+            products::<N>(
+                w_ih_t,
+                &x_sh,
+                &mut acc,
+                base_x,
+                u,
+                in_vecs,
+                hidden,
+                width,
+                gates,
+                rows,
+                vecs,
+            );
+            if !lstm {
+                #[unroll]
+                for k in 0..comptime!(rows * vecs) {
+                    xn[k] = acc[comptime!(2 * rows * vecs) + k];
+                    acc[comptime!(2 * rows * vecs) + k] = Vector::new(f32::new(0.0));
+                }
+            }
+        }
+        products::<N>(
+            w_t, &h_sh, &mut acc, base, u, per, hidden, width, gates, rows, vecs,
         );
         sync_cube();
         #[unroll]
@@ -366,17 +435,41 @@ pub fn gated_sequence<N: Size>(
                     #[unroll]
                     for e in 0..width {
                         let j = (u * vecs + v) * width + e;
-                        let x = ((d * t_len + s) * bn + b) * gates * h + j;
                         let a = (s * dbh + (d * bn + b) * h) * 4 + j;
+                        // The input side of each gate: the bias, the projection added in
+                        // `acc` (GRU's `n`: in `xn`); or the projection made before the loop.
+                        let mut x0 = f32::new(0.0);
+                        let mut x1 = f32::new(0.0);
+                        let mut x2 = f32::new(0.0);
+                        let mut x3 = f32::new(0.0);
+                        if in_loop {
+                            let at = d * gates * h + j;
+                            x0 = xp[at];
+                            x1 = xp[at + h];
+                            x2 = xp[at + 2 * h];
+                            if lstm {
+                                x3 = xp[at + 3 * h];
+                            } else {
+                                x2 += xn[k].extract(e);
+                            }
+                        } else {
+                            let at = ((d * t_len + s) * bn + b) * gates * h + j;
+                            x0 = xp[at];
+                            x1 = xp[at + h];
+                            x2 = xp[at + 2 * h];
+                            if lstm {
+                                x3 = xp[at + 3 * h];
+                            }
+                        }
                         let p0 = acc[k].extract(e);
                         let p1 = acc[comptime!(rows * vecs) + k].extract(e);
                         let p2 = acc[comptime!(2 * rows * vecs) + k].extract(e);
                         if lstm {
                             let p3 = acc[comptime!(3 * rows * vecs) + k].extract(e);
-                            let ig = sigmoid(xp[x] + p0);
-                            let fg = sigmoid(xp[x + h] + p1);
-                            let gg = (xp[x + 2 * h] + p2).tanh();
-                            let og = sigmoid(xp[x + 3 * h] + p3);
+                            let ig = sigmoid(x0 + p0);
+                            let fg = sigmoid(x1 + p1);
+                            let gg = (x2 + p2).tanh();
+                            let og = sigmoid(x3 + p3);
                             let ce = fg * cr.extract(e) + ig * gg;
                             cr.insert(e, ce);
                             hr.insert(e, og * ce.tanh());
@@ -384,10 +477,10 @@ pub fn gated_sequence<N: Size>(
                                 save_four(acts, a, h, ig, fg, gg, og);
                             }
                         } else {
-                            let rg = sigmoid(xp[x] + p0);
-                            let z = sigmoid(xp[x + h] + p1);
+                            let rg = sigmoid(x0 + p0);
+                            let z = sigmoid(x1 + p1);
                             let hn = p2 + b_hn[d * h + j];
-                            let n = (xp[x + 2 * h] + rg * hn).tanh();
+                            let n = (x2 + rg * hn).tanh();
                             hr.insert(e, (f32::new(1.0) - z) * n + z * hr.extract(e));
                             if save {
                                 save_four(acts, a, h, rg, z, n, hn);
@@ -399,6 +492,9 @@ pub fn gated_sequence<N: Size>(
                     h_sh[r * per + u * vecs + v] = hr;
                 }
             }
+        }
+        if in_loop && s + 1 < t_len {
+            stage_inputs::<N>(xs, &mut x_sh, s + 1, t_len, in_vecs, &blk);
         }
         store_rows::<N>(hs, &hv, s + 1, dbh, &blk);
         emit_rows::<N>(packed, &hv, &len, s, t_len, dn, &blk);
@@ -419,10 +515,14 @@ pub fn gated_sequence<N: Size>(
 }
 
 /// Every Elman step, tanh or (`relu`) ReLU; arguments as [`super::kernels::rnn_step`]'s
-/// without the step and `hh`; writes `packed` as [`gated_sequence`] does (no `c_n`).
+/// without the step and `hh`, the input side as [`gated_sequence`]'s (`xp`, `xs`, `w_ih_t`,
+/// `in_loop`, `in_vecs`); writes `packed` as
+/// [`gated_sequence`] does (no `c_n`).
 #[cube(launch)]
 pub fn rnn_sequence<N: Size>(
     xp: &Tensor<f32>,
+    xs: &Tensor<Vector<f32, N>>,
+    w_ih_t: &Tensor<Vector<f32, N>>,
     w_t: &Tensor<Vector<f32, N>>,
     lengths: &Tensor<f32>,
     hs: &mut Tensor<f32>,
@@ -434,6 +534,8 @@ pub fn rnn_sequence<N: Size>(
     #[comptime] rows: usize,
     #[comptime] vecs: usize,
     #[comptime] relu: bool,
+    #[comptime] in_loop: bool,
+    #[comptime] in_vecs: usize,
 ) {
     let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
     let blk = Block::new(bn, hidden, width, rows, vecs);
@@ -442,6 +544,7 @@ pub fn rnn_sequence<N: Size>(
     let dn = dbh / (bn * h);
     let per = comptime!(hidden / width);
     let mut h_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * hidden / width));
+    let mut x_sh = Shared::<[Vector<f32, N>]>::new_slice(comptime!(rows * in_vecs.max(1)));
     let mut len = Array::<u32>::new(rows);
     row_lengths(lengths, &mut len, b0, bn, rows);
     let mut hv = Array::<Vector<f32, N>>::new(comptime!(rows * vecs));
@@ -453,12 +556,32 @@ pub fn rnn_sequence<N: Size>(
             h_sh[r * per + u * vecs + v] = hv[r * vecs + v];
         }
     }
+    if in_loop {
+        stage_inputs::<N>(xs, &mut x_sh, 0usize, t_len, in_vecs, &blk);
+    }
     let mut acc = Array::<Vector<f32, N>>::new(comptime!(rows * vecs));
     let base = d * h * per;
+    let base_x = d * comptime!(in_vecs * width * per);
     sync_cube();
     for s in 0..t_len {
-        recurrent_products::<N>(
-            w_t, &h_sh, &mut acc, base, u, hidden, width, 1usize, rows, vecs,
+        zero_vectors::<N>(&mut acc, comptime!(rows * vecs));
+        if in_loop {
+            products::<N>(
+                w_ih_t,
+                &x_sh,
+                &mut acc,
+                base_x,
+                u,
+                in_vecs,
+                hidden,
+                width,
+                1usize,
+                rows,
+                vecs,
+            );
+        }
+        products::<N>(
+            w_t, &h_sh, &mut acc, base, u, per, hidden, width, 1usize, rows, vecs,
         );
         sync_cube();
         #[unroll]
@@ -472,7 +595,15 @@ pub fn rnn_sequence<N: Size>(
                     #[unroll]
                     for e in 0..width {
                         let j = (u * vecs + v) * width + e;
-                        let pre = xp[((d * t_len + s) * bn + b) * h + j] + acc[k].extract(e);
+                        // The input side: the bias, the projection added in `acc`; or the
+                        // projection made before the loop.
+                        let mut x = f32::new(0.0);
+                        if in_loop {
+                            x = xp[d * h + j];
+                        } else {
+                            x = xp[((d * t_len + s) * bn + b) * h + j];
+                        }
+                        let pre = x + acc[k].extract(e);
                         let mut out = pre.tanh();
                         if relu {
                             out = f32::new(0.0);
@@ -486,6 +617,9 @@ pub fn rnn_sequence<N: Size>(
                     h_sh[r * per + u * vecs + v] = hr;
                 }
             }
+        }
+        if in_loop && s + 1 < t_len {
+            stage_inputs::<N>(xs, &mut x_sh, s + 1, t_len, in_vecs, &blk);
         }
         store_rows::<N>(hs, &hv, s + 1, dbh, &blk);
         emit_rows::<N>(packed, &hv, &len, s, t_len, dn, &blk);

@@ -1,5 +1,6 @@
-//! Which time loop a layer runs on the GPU and how the persistent one is tiled: from the
-//! layer's sizes, what the device grants ([`Grant`]) and `RNN_GPU_LOOP`.
+//! Which time loop a layer runs on the GPU, how the persistent one is tiled and where its
+//! input projection runs: from the layer's sizes, what the device grants ([`Grant`]),
+//! `RNN_GPU_LOOP` and `RNN_GPU_INPUT`.
 
 use cubecl::prelude::*;
 use std::sync::OnceLock;
@@ -27,6 +28,16 @@ pub(super) struct Tiling {
     pub vecs: usize,
 }
 
+/// Where the persistent forward loop gets each step's input projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Projection {
+    /// One batched matmul projects every step before the loop (cuDNN's shape: the whole
+    /// device works on it).
+    Matmul,
+    /// The loop projects each step's inputs itself, next to the recurrent product.
+    InLoop,
+}
+
 impl Tiling {
     /// One cube per direction and slice, one unit per `vecs` vectors of features.
     pub fn grid(&self, z: &Sizes) -> (CubeCount, CubeDim) {
@@ -37,6 +48,23 @@ impl Tiling {
             CubeDim::new_1d(Sizes::u32(units)),
         )
     }
+
+    /// Where the forward loop projects the inputs: in the loop on a device that is no card
+    /// (lavapipe: its few cores already run the loop's cubes, and the projection's matmul
+    /// there cost as much as a third of the forward), by one matmul on a GPU, whose cores far
+    /// outnumber the loop's cubes — unless `forced` names one. In the loop only where its
+    /// inputs come in whole vectors and a cube's rows of inputs and states fit the shared
+    /// memory.
+    pub fn projection(&self, z: &Sizes, grant: Grant, forced: Option<Projection>) -> Projection {
+        let fits = z.input.is_multiple_of(self.width)
+            && 4 * self.rows * (z.hidden + z.input) <= grant.shared_bytes;
+        let wanted = forced.unwrap_or(if grant.card {
+            Projection::Matmul
+        } else {
+            Projection::InLoop
+        });
+        if fits { wanted } else { Projection::Matmul }
+    }
 }
 
 /// What the device grants a persistent loop, from CubeCL's hardware properties.
@@ -46,15 +74,19 @@ pub(super) struct Grant {
     pub shared_bytes: usize,
     /// Units that run in lockstep (a warp, a SIMD group; llvmpipe: the CPU's vector lanes).
     pub plane: usize,
+    /// Whether the device is a card (a GPU) rather than a CPU or a software rasterizer.
+    pub card: bool,
 }
 
 impl Grant {
     /// The grant of the device `client` runs on.
     pub fn of(client: &cubecl::client::Client) -> Self {
-        let hardware = &client.properties().hardware;
+        let properties = client.properties();
+        let hardware = &properties.hardware;
         Self {
             shared_bytes: hardware.max_shared_memory_size,
             plane: hardware.plane_size_max.max(1) as usize,
+            card: properties.identity.physical.is_some(),
         }
     }
 }
@@ -144,6 +176,27 @@ pub(super) fn forced_loop() -> Option<Forced> {
     })
 }
 
+/// `RNN_GPU_INPUT`'s value: `matmul` or `in-loop`; `None` for anything else.
+fn parse_projection(value: &str) -> Option<Projection> {
+    match value {
+        "matmul" => Some(Projection::Matmul),
+        "in-loop" => Some(Projection::InLoop),
+        _ => None,
+    }
+}
+
+/// `RNN_GPU_INPUT` ([`parse_projection`]) overrides [`Tiling::projection`]'s choice where
+/// the persistent loop runs; read once per process, an unknown value is ignored.
+pub(super) fn forced_projection() -> Option<Projection> {
+    static FORCED: OnceLock<Option<Projection>> = OnceLock::new();
+    *FORCED.get_or_init(|| {
+        std::env::var("RNN_GPU_INPUT")
+            .ok()
+            .as_deref()
+            .and_then(parse_projection)
+    })
+}
+
 impl TimeLoop {
     /// The loop for a layer of these sizes, forward or backward: the persistent one where the
     /// layer fits it (`H ≤ 256`) unless `forced` asks for the per-step one. Its rows
@@ -198,6 +251,7 @@ mod tests {
     const GRANT: Grant = Grant {
         shared_bytes: 16 * 1024,
         plane: 8,
+        card: false,
     };
 
     fn persistent(rows: usize, width: usize, vecs: usize) -> TimeLoop {
@@ -304,6 +358,46 @@ mod tests {
         assert_eq!(unit_vectors(12, 2, 1), 3);
         assert_eq!(unit_vectors(12, 2, 8), 1);
         assert_eq!(unit_vectors(7, 1, 1), 1);
+    }
+
+    #[test]
+    fn the_input_is_projected_in_the_loop_off_a_card_where_it_fits() {
+        let a = sizes(64, 128);
+        let tiling = Tiling {
+            rows: 16,
+            width: 4,
+            vecs: 4,
+        };
+        let card = Grant {
+            shared_bytes: 48 * 1024,
+            plane: 32,
+            card: true,
+        };
+        assert_eq!(tiling.projection(&a, GRANT, None), Projection::InLoop);
+        assert_eq!(tiling.projection(&a, card, None), Projection::Matmul);
+        assert_eq!(
+            tiling.projection(&a, card, Some(Projection::InLoop)),
+            Projection::InLoop
+        );
+        assert_eq!(
+            tiling.projection(&a, GRANT, Some(Projection::Matmul)),
+            Projection::Matmul
+        );
+        // Inputs not in whole vectors, or rows of inputs and states over the shared memory.
+        let odd = Sizes { input: 27, ..a };
+        assert_eq!(
+            tiling.projection(&odd, GRANT, Some(Projection::InLoop)),
+            Projection::Matmul
+        );
+        let wide = Sizes { input: 132, ..a };
+        assert_eq!(tiling.projection(&wide, GRANT, None), Projection::Matmul);
+        assert_eq!(
+            tiling.projection(&wide, card, Some(Projection::InLoop)),
+            Projection::InLoop
+        );
+        assert_eq!(parse_projection("in-loop"), Some(Projection::InLoop));
+        assert_eq!(parse_projection("matmul"), Some(Projection::Matmul));
+        assert_eq!(parse_projection("loop"), None);
     }
 
     #[test]
