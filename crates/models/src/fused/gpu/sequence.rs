@@ -399,17 +399,7 @@ pub fn gated_sequence<N: Size>(
         zero_vectors::<N>(&mut acc, comptime!(gates * rows * vecs));
         if in_loop {
             products::<N>(
-                w_ih_t,
-                &x_sh,
-                &mut acc,
-                base_x,
-                u,
-                in_vecs,
-                hidden,
-                width,
-                gates,
-                rows,
-                vecs,
+                w_ih_t, &x_sh, &mut acc, base_x, u, in_vecs, hidden, width, gates, rows, vecs,
             );
             if !lstm {
                 #[unroll]
@@ -438,28 +428,19 @@ pub fn gated_sequence<N: Size>(
                         let a = (s * dbh + (d * bn + b) * h) * 4 + j;
                         // The input side of each gate: the bias, the projection added in
                         // `acc` (GRU's `n`: in `xn`); or the projection made before the loop.
-                        let mut x0 = f32::new(0.0);
-                        let mut x1 = f32::new(0.0);
-                        let mut x2 = f32::new(0.0);
-                        let mut x3 = f32::new(0.0);
-                        if in_loop {
-                            let at = d * gates * h + j;
-                            x0 = xp[at];
-                            x1 = xp[at + h];
-                            x2 = xp[at + 2 * h];
-                            if lstm {
-                                x3 = xp[at + 3 * h];
-                            } else {
-                                x2 += xn[k].extract(e);
-                            }
+                        let at = if in_loop {
+                            d * gates * h + j
                         } else {
-                            let at = ((d * t_len + s) * bn + b) * gates * h + j;
-                            x0 = xp[at];
-                            x1 = xp[at + h];
-                            x2 = xp[at + 2 * h];
-                            if lstm {
-                                x3 = xp[at + 3 * h];
-                            }
+                            ((d * t_len + s) * bn + b) * gates * h + j
+                        };
+                        let x0 = xp[at];
+                        let x1 = xp[at + h];
+                        let mut x2 = xp[at + 2 * h];
+                        let mut x3 = f32::new(0.0);
+                        if lstm {
+                            x3 = xp[at + 3 * h];
+                        } else if in_loop {
+                            x2 += xn[k].extract(e);
                         }
                         let p0 = acc[k].extract(e);
                         let p1 = acc[comptime!(rows * vecs) + k].extract(e);
@@ -567,17 +548,7 @@ pub fn rnn_sequence<N: Size>(
         zero_vectors::<N>(&mut acc, comptime!(rows * vecs));
         if in_loop {
             products::<N>(
-                w_ih_t,
-                &x_sh,
-                &mut acc,
-                base_x,
-                u,
-                in_vecs,
-                hidden,
-                width,
-                1usize,
-                rows,
-                vecs,
+                w_ih_t, &x_sh, &mut acc, base_x, u, in_vecs, hidden, width, 1usize, rows, vecs,
             );
         }
         products::<N>(
@@ -597,12 +568,12 @@ pub fn rnn_sequence<N: Size>(
                         let j = (u * vecs + v) * width + e;
                         // The input side: the bias, the projection added in `acc`; or the
                         // projection made before the loop.
-                        let mut x = f32::new(0.0);
-                        if in_loop {
-                            x = xp[d * h + j];
+                        let at = if in_loop {
+                            d * h + j
                         } else {
-                            x = xp[((d * t_len + s) * bn + b) * h + j];
-                        }
+                            ((d * t_len + s) * bn + b) * h + j
+                        };
+                        let x = xp[at];
                         let pre = x + acc[k].extract(e);
                         let mut out = pre.tanh();
                         if relu {
