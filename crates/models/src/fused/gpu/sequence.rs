@@ -497,8 +497,7 @@ pub fn gated_sequence<N: Size>(
 
 /// Every Elman step, tanh or (`relu`) ReLU; arguments as [`super::kernels::rnn_step`]'s
 /// without the step and `hh`, the input side as [`gated_sequence`]'s (`xp`, `xs`, `w_ih_t`,
-/// `in_loop`, `in_vecs`); writes `packed` as
-/// [`gated_sequence`] does (no `c_n`).
+/// `in_loop`, `in_vecs`); writes `packed` as [`gated_sequence`] does (no `c_n`).
 #[cube(launch)]
 pub fn rnn_sequence<N: Size>(
     xp: &Tensor<f32>,
