@@ -6,7 +6,9 @@
 #      persistent with 1 batch row per cube (`persistent:1`; the default is 16) and with
 #      lavapipe's tiling (`persistent:16:4`: 4 vectors of features per unit, where a 32-wide
 #      plane gets 1 at H = 128), and with the input projected inside the persistent loop
-#      (`RNN_GPU_INPUT=in-loop`, lavapipe's default; a GPU projects with one matmul);
+#      (`RNN_GPU_INPUT=in-loop`, lavapipe's default; a GPU projects with one matmul), and
+#      training with the weight gradients summed in our kernel (`RNN_GPU_WEIGHT_GRADS=kernel`,
+#      lavapipe's default; a GPU sums them with Burn's matmuls);
 #   2. the parity grid, the engine agreement and the finite-difference tests through the fused
 #      GPU op on the real GPU (wgpu);
 #   3. `rnn-bench` on flex against PyTorch CPU on every thread, two rounds (the CPU side of the
@@ -61,13 +63,20 @@ done
 echo "== bench: wgpu, our fused op with RNN_GPU_INPUT=in-loop"
 RNN_GPU_INPUT=in-loop timeout 50 "$BIN/rnn-bench" --backend wgpu --only ours --no-torch \
   "${CASES[@]}" --out "$OUT/bench-wgpu-in-loop" || echo "(bench in-loop: exit $?)"
+echo "== bench: wgpu, our fused op's training with RNN_GPU_WEIGHT_GRADS=kernel"
+RNN_GPU_WEIGHT_GRADS=kernel timeout 40 "$BIN/rnn-bench" --backend wgpu --only ours --no-torch \
+  --mode train "${CASES[@]}" --out "$OUT/bench-wgpu-wgrad-kernel" || echo "(bench kernel: exit $?)"
 
 echo "== parity through the GPU op (wgpu)"
-for loop in persistent per-step persistent:2:4 persistent:in-loop; do
+# The GPU's defaults, each loop, and lavapipe's products (the projection and the weight
+# gradients in our kernels).
+for setting in "" RNN_GPU_LOOP=per-step RNN_GPU_LOOP=persistent:2:4 \
+  "RNN_GPU_INPUT=in-loop RNN_GPU_WEIGHT_GRADS=kernel"; do
   for t in parity engines finite_diff; do
-    RNN_GPU_LOOP=${loop%:in-loop} RNN_GPU_INPUT=$([ "${loop#*:}" = in-loop ] && echo in-loop) \
-      timeout 60 "$BIN/$t" wgpu 2>&1 \
-      | grep -E "^test |test result|panicked|rror" || echo "($t, $loop: exit $?)"
+    # `$setting` unquoted: zero, one or two assignments for `env`.
+    # shellcheck disable=SC2086
+    env $setting timeout 60 "$BIN/$t" wgpu 2>&1 \
+      | grep -E "^test |test result|panicked|rror" || echo "($t, ${setting:-defaults}: exit $?)"
   done
 done
 

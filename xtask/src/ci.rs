@@ -93,20 +93,25 @@ pub fn run(test_args: &[String]) -> Result<(), String> {
     run_step("layer tests with RNN_CPU_SPLIT=units", test)?;
 
     // On wgpu the time loops run in one launch each (persistent) where the layer fits, and on
-    // lavapipe the persistent forward projects the inputs itself; run the layer tests again
-    // through the per-step loops, and through the persistent ones with the projection as one
-    // matmul (a GPU's choice) and two batch rows per cube, so that odd batches leave a cube
+    // lavapipe the persistent forward projects the inputs itself and backward sums the weight
+    // gradients in its own kernel; run the layer tests again through the per-step loops, and
+    // through the persistent ones with a GPU's choices — the projection and the weight
+    // gradients as matmuls — and two batch rows per cube, so that odd batches leave a cube
     // half full, and up to four vectors of features per unit (the tests' small layers
     // otherwise get one, as a GPU would).
-    for (time_loop, input) in [("per-step", None), ("persistent:2:4", Some("matmul"))] {
+    let gpu_products = [
+        ("RNN_GPU_INPUT", "matmul"),
+        ("RNN_GPU_WEIGHT_GRADS", "matmul"),
+    ];
+    for (time_loop, products) in [("per-step", &[][..]), ("persistent:2:4", &gpu_products[..])] {
         let mut test = cargo();
         test.args(["test", "--workspace"])
             .args(LAYER_TESTS.iter().flat_map(|t| ["--test", t]))
             .env("RNN_GPU_LOOP", time_loop);
         let mut step = format!("layer tests with RNN_GPU_LOOP={time_loop}");
-        if let Some(input) = input {
-            test.env("RNN_GPU_INPUT", input);
-            step += &format!(" RNN_GPU_INPUT={input}");
+        for (name, value) in products {
+            test.env(name, value);
+            step += &format!(" {name}={value}");
         }
         run_step(&step, test)?;
     }

@@ -15,13 +15,19 @@
 //! batched matmul (`h_s · W_hhᵀ` forward, `dG_s · W_hh` backward, both directions) and one
 //! gate kernel. `RNN_GPU_LOOP` forces either. On a device that is no card (lavapipe) the
 //! persistent forward projects each step's inputs itself instead of after one matmul
-//! ([`Projection`]; `RNN_GPU_INPUT=matmul|in-loop` forces either).
+//! ([`Projection`]; `RNN_GPU_INPUT=matmul|in-loop` forces either), and backward sums each
+//! side's weight and bias gradients in one kernel of its own ([`products`]) instead of Burn's
+//! matmuls and sums ([`WeightGrads`]; `RNN_GPU_WEIGHT_GRADS=matmul|kernel` forces either).
+//! [`plan`] makes these choices.
 
 #[cfg(feature = "fusion")]
 mod fusion;
 mod kernels;
+mod plan;
+mod products;
 mod sequence;
-mod time_loop;
+
+use std::cell::OnceCell;
 
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
@@ -34,7 +40,10 @@ use burn_cubecl::tensor::CubeTensor;
 
 use cubecl::prelude::*;
 
-use self::time_loop::{Grant, Projection, Tiling, TimeLoop, forced_loop, forced_projection};
+use self::plan::{
+    Grant, Projection, Tiling, TimeLoop, WeightGrads, forced_loop, forced_projection,
+    forced_weight_grads,
+};
 use super::op::{Biases, FusedKernels, InitialCell, InputGrads, RecurrentInputs, Spec};
 use crate::CellKind;
 
@@ -591,6 +600,104 @@ impl Bptt<'_> {
     }
 }
 
+/// What backward's whole-sequence sums read: the gate gradients `dg: [T, D, B, W]`, the
+/// states `hs: [T + 1, D, B, H]` and the step-ordered inputs `xs: [D, T·B, I]`.
+struct Sums<'a> {
+    z: Sizes,
+    dg: &'a CubeTensor,
+    hs: &'a CubeTensor,
+    xs: &'a CubeTensor,
+    has_biases: bool,
+    /// [`Self::input_side`], made once.
+    input_side: OnceCell<CubeTensor>,
+}
+
+/// `dW_ih: [D, G·H, I]`, `dW_hh: [D, G·H, H]` and, with biases, `(db_ih, db_hh)` (`[D·G·H]`
+/// each).
+type WeightAndBiasGrads = (CubeTensor, CubeTensor, Option<(CubeTensor, CubeTensor)>);
+
+impl Sums<'_> {
+    /// `t4: [T, D, B, width]` direction-major, `[D, T·B, width]`.
+    fn by_direction(&self, t4: CubeTensor, width: usize) -> CubeTensor {
+        let z = self.z;
+        reshape(
+            into_contiguous(B::float_swap_dims(t4, 0, 1)),
+            &[z.dirs, z.seq * z.batch, width],
+        )
+    }
+
+    /// The gate gradients of the recurrent side, `[D, T·B, G·H]`.
+    fn recurrent_side(&self) -> CubeTensor {
+        let all = self.by_direction(self.dg.clone(), self.z.act_width());
+        columns(all, 0..self.z.gates())
+    }
+
+    /// The gate gradients of the input side, `[D, T·B, G·H]`: GRU's candidate gradient on
+    /// that side is `dn`, the fourth block.
+    fn input_side(&self) -> CubeTensor {
+        let h = self.z.hidden;
+        let make = || match self.z.kind {
+            CellKind::Gru => {
+                let all = self.by_direction(self.dg.clone(), self.z.act_width());
+                B::float_cat(
+                    vec![columns(all.clone(), 0..2 * h), columns(all, 3 * h..4 * h)],
+                    2,
+                )
+            }
+            _ => self.recurrent_side(),
+        };
+        self.input_side.get_or_init(make).clone()
+    }
+
+    /// Burn's matmuls and sums over direction-major copies ([`WeightGrads::Matmul`]).
+    fn matmuls(&self) -> WeightAndBiasGrads {
+        let z = self.z;
+        let dg_ih = self.input_side();
+        let dg_hh = match z.kind {
+            CellKind::Gru => self.recurrent_side(),
+            _ => dg_ih.clone(),
+        };
+        let h_prev = self.by_direction(rows(self.hs.clone(), 0..z.seq), z.hidden);
+        let w_hh = B::float_matmul(B::float_transpose(dg_hh.clone()), h_prev);
+        let w_ih = B::float_matmul(B::float_transpose(dg_ih.clone()), self.xs.clone());
+        let bias = |g: CubeTensor| reshape(B::float_sum_dim(g, 1), &[z.dirs * z.gates()]);
+        let biases = self.has_biases.then(|| {
+            let b_hh = bias(dg_hh);
+            // LSTM and Elman layers hand both biases the same gate gradients: one sum.
+            let b_ih = match z.kind {
+                CellKind::Gru => bias(dg_ih),
+                _ => b_hh.clone(),
+            };
+            (b_ih, b_hh)
+        });
+        (w_ih, w_hh, biases)
+    }
+
+    /// One [`products::weight_grads`] launch a side, reading `dg`, `hs` and `xs` in place
+    /// ([`WeightGrads::Kernel`]).
+    fn kernels(&self) -> WeightAndBiasGrads {
+        let z = self.z;
+        let (h, i) = (z.hidden, z.input);
+        let gru = z.kind == CellKind::Gru;
+        let hh_strides = (z.dirs * z.batch * h, z.batch * h);
+        let (w_hh, b_hh) =
+            products::weight_grads_of(&z, self.dg, self.hs, h, hh_strides, false, self.has_biases);
+        let ih_strides = (z.batch * i, z.seq * z.batch * i);
+        let (w_ih, b_ih) = products::weight_grads_of(
+            &z,
+            self.dg,
+            self.xs,
+            i,
+            ih_strides,
+            gru,
+            self.has_biases && gru,
+        );
+        // LSTM and Elman layers hand both biases the same gate gradients: one sum.
+        let biases = b_hh.map(|b_hh| (b_ih.unwrap_or_else(|| b_hh.clone()), b_hh));
+        (w_ih, w_hh, biases)
+    }
+}
+
 impl FusedKernels for CubeBackend {
     type Saved = GpuSaved;
 
@@ -730,41 +837,21 @@ impl FusedKernels for CubeBackend {
         };
         let c0 = lstm.then(|| into_contiguous(reshape(rows(dstate.clone(), 1..2), &state_shape)));
 
-        // Whole-sequence products, per direction: [D, T·B, ·].
-        let by_direction = |t4: CubeTensor, width: usize| {
-            reshape(
-                into_contiguous(B::float_swap_dims(t4, 0, 1)),
-                &[dn, t * bn, width],
-            )
+        let sums = Sums {
+            z,
+            dg: &dg,
+            hs,
+            xs,
+            has_biases: *has_biases,
+            input_side: OnceCell::new(),
         };
-        let dg_all = by_direction(dg.clone(), aw);
-        let dg_hh = columns(dg_all.clone(), 0..gh);
-        let dg_ih = match z.kind {
-            // The input side's candidate gradient is `dn`, the fourth block.
-            CellKind::Gru => B::float_cat(
-                vec![
-                    columns(dg_all.clone(), 0..2 * h),
-                    columns(dg_all, 3 * h..4 * h),
-                ],
-                2,
-            ),
-            _ => dg_hh.clone(),
-        };
-        let h_prev = by_direction(rows(hs.clone(), 0..t), h);
-        let w_hh_grad = B::float_matmul(B::float_transpose(dg_hh.clone()), h_prev);
-        let w_ih_grad = B::float_matmul(B::float_transpose(dg_ih.clone()), xs.clone());
-        let bias_grad = |g: CubeTensor| reshape(B::float_sum_dim(g, 1), &[dn * gh]);
-        let biases = has_biases.then(|| {
-            let b_hh = bias_grad(dg_hh);
-            // LSTM and Elman layers hand both biases the same gate gradients: one sum.
-            let b_ih = match z.kind {
-                CellKind::Gru => bias_grad(dg_ih.clone()),
-                _ => b_hh.clone(),
+        let (w_ih_grad, w_hh_grad, biases) =
+            match WeightGrads::for_device(Grant::of(&grad.client), forced_weight_grads()) {
+                WeightGrads::Kernel => sums.kernels(),
+                WeightGrads::Matmul => sums.matmuls(),
             };
-            (b_ih, b_hh)
-        });
         let x = need_x.then(|| {
-            let dxs = B::float_matmul(dg_ih, w_ih.clone());
+            let dxs = B::float_matmul(sums.input_side(), w_ih.clone());
             let dx = dense(&grad, &[bn, t, z.input]);
             let (cubes, dim) = elementwise(&grad, bn * t * z.input);
             kernels::scatter_steps::launch(

@@ -2,12 +2,12 @@
 //! `(d, slice)` owns `rows` batch rows of direction `d`; unit `u` owns the `V` vectors
 //! `u·V .. u·V + V` of `N` hidden features each of those rows (`N` the vector width, also
 //! passed as `width`, and `V` as `vecs`, where a size must be known when the kernel is
-//! compiled: a cube is `hidden / (N·V)` units wide; [`super::time_loop`] picks both). Per
+//! compiled: a cube is `hidden / (N·V)` units wide; [`super::plan`] picks both). Per
 //! step the units exchange the rows' `h` (forward) or gate gradients (backward) through
 //! shared memory, `N` floats per load, and stream `W_hh` from global memory (the cache), `N`
 //! floats per load; everything else a unit carries stays in its registers. Forward reads
 //! each step's input projection, or projects the step's inputs itself (staged in shared
-//! memory, `W_ih` streamed like `W_hh`) where [`super::time_loop`] says so. Forward writes
+//! memory, `W_ih` streamed like `W_hh`) where [`super::plan`] says so. Forward writes
 //! the same `hs`, `cs`, `acts` and packed output as the per-step kernels of
 //! [`super::kernels`] and backward the same `dg`, so the two loops mix. Two cube barriers per
 //! step and none across cubes: the rows of a slice depend only on each other.

@@ -1,6 +1,7 @@
-//! Which time loop a layer runs on the GPU, how the persistent one is tiled and where its
-//! input projection runs: from the layer's sizes, what the device grants ([`Grant`]),
-//! `RNN_GPU_LOOP` and `RNN_GPU_INPUT`.
+//! How a layer runs on the GPU: which time loop and how the persistent one is tiled, where
+//! its input projection runs and how backward sums the weight gradients — from the layer's
+//! sizes, what the device grants ([`Grant`]), `RNN_GPU_LOOP`, `RNN_GPU_INPUT` and
+//! `RNN_GPU_WEIGHT_GRADS`.
 
 use cubecl::prelude::*;
 use std::sync::OnceLock;
@@ -36,6 +37,32 @@ pub(super) enum Projection {
     Matmul,
     /// The loop projects each step's inputs itself, next to the recurrent product.
     InLoop,
+}
+
+/// How backward sums the weight and bias gradients over every step and batch row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WeightGrads {
+    /// Burn's matmuls over contiguous, direction-major copies of the gate gradients and the
+    /// sources, and Burn's sums (cuDNN's shape: the whole device works on each).
+    Matmul,
+    /// One kernel per side ([`super::products`]) reading the time loop's layouts in place,
+    /// each unit summing a register block of the output over the whole sequence.
+    Kernel,
+}
+
+impl WeightGrads {
+    /// The kernel on a device that is no card — lavapipe, whose loads run one lane at a time,
+    /// so a unit's large register block beats Burn's matmul tiles there (case A's training
+    /// step 260–290 ms against 434–475, dev profile, 2026-12-07) — and Burn's matmuls on a
+    /// card, where the kernel's few units (one per block of the output, no split over the
+    /// steps) would leave most cores idle; unless `forced` names one.
+    pub fn for_device(grant: Grant, forced: Option<WeightGrads>) -> Self {
+        forced.unwrap_or(if grant.card {
+            WeightGrads::Matmul
+        } else {
+            WeightGrads::Kernel
+        })
+    }
 }
 
 impl Tiling {
@@ -163,17 +190,22 @@ fn parse_loop(value: &str) -> Option<Forced> {
     }
 }
 
+/// What `parse` makes of the environment variable `name`, read once per process into
+/// `cell`; `None` where it is unset or `parse` refuses it.
+fn from_env<T: Copy>(
+    cell: &'static OnceLock<Option<T>>,
+    name: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Option<T> {
+    *cell.get_or_init(|| std::env::var(name).ok().as_deref().and_then(parse))
+}
+
 /// `RNN_GPU_LOOP` ([`parse_loop`]) overrides [`TimeLoop::for_layer`]'s choice, for measuring
-/// one loop against the other and for running the test suite through both; read once per
-/// process, an unknown value is ignored.
+/// one loop against the other and for running the test suite through both; an unknown value
+/// is ignored.
 pub(super) fn forced_loop() -> Option<Forced> {
     static FORCED: OnceLock<Option<Forced>> = OnceLock::new();
-    *FORCED.get_or_init(|| {
-        std::env::var("RNN_GPU_LOOP")
-            .ok()
-            .as_deref()
-            .and_then(parse_loop)
-    })
+    from_env(&FORCED, "RNN_GPU_LOOP", parse_loop)
 }
 
 /// `RNN_GPU_INPUT`'s value: `matmul` or `in-loop`; `None` for anything else.
@@ -186,15 +218,26 @@ fn parse_projection(value: &str) -> Option<Projection> {
 }
 
 /// `RNN_GPU_INPUT` ([`parse_projection`]) overrides [`Tiling::projection`]'s choice where
-/// the persistent loop runs; read once per process, an unknown value is ignored.
+/// the persistent loop runs; an unknown value is ignored.
 pub(super) fn forced_projection() -> Option<Projection> {
     static FORCED: OnceLock<Option<Projection>> = OnceLock::new();
-    *FORCED.get_or_init(|| {
-        std::env::var("RNN_GPU_INPUT")
-            .ok()
-            .as_deref()
-            .and_then(parse_projection)
-    })
+    from_env(&FORCED, "RNN_GPU_INPUT", parse_projection)
+}
+
+/// `RNN_GPU_WEIGHT_GRADS`'s value: `matmul` or `kernel`; `None` for anything else.
+fn parse_weight_grads(value: &str) -> Option<WeightGrads> {
+    match value {
+        "matmul" => Some(WeightGrads::Matmul),
+        "kernel" => Some(WeightGrads::Kernel),
+        _ => None,
+    }
+}
+
+/// `RNN_GPU_WEIGHT_GRADS` ([`parse_weight_grads`]) overrides [`WeightGrads::for_device`]'s
+/// choice; an unknown value is ignored.
+pub(super) fn forced_weight_grads() -> Option<WeightGrads> {
+    static FORCED: OnceLock<Option<WeightGrads>> = OnceLock::new();
+    from_env(&FORCED, "RNN_GPU_WEIGHT_GRADS", parse_weight_grads)
 }
 
 impl TimeLoop {
@@ -398,6 +441,27 @@ mod tests {
         assert_eq!(parse_projection("in-loop"), Some(Projection::InLoop));
         assert_eq!(parse_projection("matmul"), Some(Projection::Matmul));
         assert_eq!(parse_projection("loop"), None);
+    }
+
+    #[test]
+    fn the_weight_grads_kernel_runs_off_a_card_unless_told_otherwise() {
+        let card = Grant {
+            card: true,
+            ..GRANT
+        };
+        assert_eq!(WeightGrads::for_device(GRANT, None), WeightGrads::Kernel);
+        assert_eq!(WeightGrads::for_device(card, None), WeightGrads::Matmul);
+        assert_eq!(
+            WeightGrads::for_device(GRANT, Some(WeightGrads::Matmul)),
+            WeightGrads::Matmul
+        );
+        assert_eq!(
+            WeightGrads::for_device(card, Some(WeightGrads::Kernel)),
+            WeightGrads::Kernel
+        );
+        assert_eq!(parse_weight_grads("kernel"), Some(WeightGrads::Kernel));
+        assert_eq!(parse_weight_grads("matmul"), Some(WeightGrads::Matmul));
+        assert_eq!(parse_weight_grads("Kernel"), None);
     }
 
     #[test]
