@@ -389,7 +389,6 @@ impl Recurrence<'_> {
                 (bias, self.xs.clone(), w_ih_t, z.input / width)
             }
         };
-        let in_loop = projection == Projection::InLoop;
         match z.kind {
             CellKind::Lstm | CellKind::Gru => sequence::gated_sequence::launch(
                 client,
@@ -414,7 +413,6 @@ impl Recurrence<'_> {
                 vecs,
                 self.save,
                 z.kind == CellKind::Lstm,
-                in_loop,
                 in_vecs,
             ),
             CellKind::RnnTanh | CellKind::RnnRelu => sequence::rnn_sequence::launch(
@@ -436,7 +434,6 @@ impl Recurrence<'_> {
                 rows,
                 vecs,
                 z.kind == CellKind::RnnRelu,
-                in_loop,
                 in_vecs,
             ),
         }

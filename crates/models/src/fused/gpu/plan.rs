@@ -53,7 +53,7 @@ pub(super) enum WeightGrads {
 impl WeightGrads {
     /// The kernel on a device that is no card — lavapipe, whose loads run one lane at a time,
     /// so a unit's large register block beats Burn's matmul tiles there (case A's training
-    /// step 260–290 ms against 434–475, dev profile, 2026-12-07) — and Burn's matmuls on a
+    /// step 257–271 ms against 407–414, dev profile, 2026-12-07) — and Burn's matmuls on a
     /// card, where the kernel's few units (one per block of the output, no split over the
     /// steps) would leave most cores idle; unless `forced` names one.
     pub fn for_device(grant: Grant, forced: Option<WeightGrads>) -> Self {

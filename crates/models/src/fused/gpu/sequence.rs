@@ -330,7 +330,7 @@ fn row_lengths(
 
 /// Every LSTM (`lstm`) or GRU step; arguments as [`super::kernels::lstm_step`]'s and
 /// [`super::kernels::gru_step`]'s without the step and `hh`. The input side: every step's
-/// projection `xp: [D, T·B, G·H]` (biases added); or — `in_loop` — the inputs in step order
+/// projection `xp: [D, T·B, G·H]` (biases added, `in_vecs` = 0); or the inputs in step order
 /// `xs: [D, T·B, I]` (`in_vecs` = `I / N`), `w_ih_t: [D, I, G·H]` (`W_ihᵀ`, contiguous) and
 /// in `xp` the input side's bias `[D, G·H]` (`b_ih + b_hh`, GRU's `b_hn` left out), from
 /// which the loop projects each step itself; the side not read may be placeholders. LSTM
@@ -358,9 +358,9 @@ pub fn gated_sequence<N: Size>(
     #[comptime] vecs: usize,
     #[comptime] save: bool,
     #[comptime] lstm: bool,
-    #[comptime] in_loop: bool,
     #[comptime] in_vecs: usize,
 ) {
+    let in_loop = comptime!(in_vecs > 0);
     let gates = comptime!(if lstm { 4usize } else { 3usize });
     let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
     let blk = Block::new(bn, hidden, width, rows, vecs);
@@ -497,7 +497,7 @@ pub fn gated_sequence<N: Size>(
 
 /// Every Elman step, tanh or (`relu`) ReLU; arguments as [`super::kernels::rnn_step`]'s
 /// without the step and `hh`, the input side as [`gated_sequence`]'s (`xp`, `xs`, `w_ih_t`,
-/// `in_loop`, `in_vecs`); writes `packed` as [`gated_sequence`] does (no `c_n`).
+/// `in_vecs`); writes `packed` as [`gated_sequence`] does (no `c_n`).
 #[cube(launch)]
 pub fn rnn_sequence<N: Size>(
     xp: &Tensor<f32>,
@@ -514,9 +514,9 @@ pub fn rnn_sequence<N: Size>(
     #[comptime] rows: usize,
     #[comptime] vecs: usize,
     #[comptime] relu: bool,
-    #[comptime] in_loop: bool,
     #[comptime] in_vecs: usize,
 ) {
+    let in_loop = comptime!(in_vecs > 0);
     let (t_len, bn, h, u) = (seq as usize, batch as usize, hidden, UNIT_POS as usize);
     let blk = Block::new(bn, hidden, width, rows, vecs);
     let (d, b0) = (blk.d, blk.b0);
