@@ -605,7 +605,9 @@ struct Sums<'a> {
     hs: &'a CubeTensor,
     xs: &'a CubeTensor,
     has_biases: bool,
-    /// [`Self::input_side`], made once.
+    /// `dg` direction-major, `[D, T·B, W]`, copied once ([`Self::gate_grads`]).
+    gate_grads: OnceCell<CubeTensor>,
+    /// [`Self::input_side`], made once (the weight and the input gradients read it).
     input_side: OnceCell<CubeTensor>,
 }
 
@@ -623,10 +625,15 @@ impl Sums<'_> {
         )
     }
 
+    /// `dg` direction-major, `[D, T·B, W]` (one copy, however many sides read it).
+    fn gate_grads(&self) -> CubeTensor {
+        let make = || self.by_direction(self.dg.clone(), self.z.act_width());
+        self.gate_grads.get_or_init(make).clone()
+    }
+
     /// The gate gradients of the recurrent side, `[D, T·B, G·H]`.
     fn recurrent_side(&self) -> CubeTensor {
-        let all = self.by_direction(self.dg.clone(), self.z.act_width());
-        columns(all, 0..self.z.gates())
+        columns(self.gate_grads(), 0..self.z.gates())
     }
 
     /// The gate gradients of the input side, `[D, T·B, G·H]`: GRU's candidate gradient on
@@ -635,7 +642,7 @@ impl Sums<'_> {
         let h = self.z.hidden;
         let make = || match self.z.kind {
             CellKind::Gru => {
-                let all = self.by_direction(self.dg.clone(), self.z.act_width());
+                let all = self.gate_grads();
                 B::float_cat(
                     vec![columns(all.clone(), 0..2 * h), columns(all, 3 * h..4 * h)],
                     2,
@@ -840,6 +847,7 @@ impl FusedKernels for CubeBackend {
             hs,
             xs,
             has_biases: *has_biases,
+            gate_grads: OnceCell::new(),
             input_side: OnceCell::new(),
         };
         let (w_ih_grad, w_hh_grad, biases) =
