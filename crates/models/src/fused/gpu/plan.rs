@@ -130,11 +130,12 @@ const PERSISTENT_ROWS: usize = 16;
 /// accumulators forward) and the time the device's compiler takes.
 const MAX_VECS: usize = 4;
 
-/// Features per vector of the persistent loops (the width of their loads).
-pub(super) fn vector_width(hidden: usize) -> usize {
+/// Features per vector (the width of the kernels' loads): the widest of 4, 2 and 1 that
+/// divides every size a kernel reads in vectors.
+pub(super) fn vector_width(sizes: &[usize]) -> usize {
     [4, 2, 1]
         .into_iter()
-        .find(|w| hidden.is_multiple_of(*w))
+        .find(|w| sizes.iter().all(|n| n.is_multiple_of(*w)))
         .unwrap_or(1)
 }
 
@@ -257,7 +258,7 @@ impl TimeLoop {
             return Self::PerStep;
         }
         let fit = grant.shared_bytes / (4 * per_row.max(1));
-        let width = vector_width(z.hidden);
+        let width = vector_width(&[z.hidden]);
         let vectors = z.hidden / width;
         let vecs = match vecs {
             Some(most) => (1..=most)
@@ -465,9 +466,12 @@ mod tests {
     }
 
     #[test]
-    fn the_vector_width_divides_the_hidden_size() {
-        assert_eq!(vector_width(128), 4);
-        assert_eq!(vector_width(6), 2);
-        assert_eq!(vector_width(7), 1);
+    fn the_vector_width_divides_every_size() {
+        assert_eq!(vector_width(&[128]), 4);
+        assert_eq!(vector_width(&[6]), 2);
+        assert_eq!(vector_width(&[7]), 1);
+        assert_eq!(vector_width(&[128, 28]), 4);
+        assert_eq!(vector_width(&[128, 6]), 2);
+        assert_eq!(vector_width(&[8, 3]), 1);
     }
 }

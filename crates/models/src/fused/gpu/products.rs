@@ -15,6 +15,7 @@
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
+use super::plan::vector_width;
 use super::{Sizes, dense};
 
 /// Most gate-column vectors of a unit's register block (`rm`): 8 by 4 feature vectors took
@@ -44,10 +45,7 @@ pub(super) fn weight_grads_of(
     bias: bool,
 ) -> (CubeTensor, Option<CubeTensor>) {
     let (dn, gh) = (z.dirs, z.gates());
-    let width = [4, 2, 1]
-        .into_iter()
-        .find(|w| z.hidden.is_multiple_of(*w) && features.is_multiple_of(*w))
-        .unwrap_or(1);
+    let width = vector_width(&[z.hidden, features]);
     // A block of gate columns stays inside one gate (GRU's input side skips a whole one).
     let per_gate = z.hidden / width;
     let rm = (1..=MAX_ROW_VECS)
