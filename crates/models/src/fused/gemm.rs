@@ -106,8 +106,8 @@ pub(crate) fn matmul(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool
 fn packed_matmul(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool, threads: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let packed = PackedB::from_strided(b.data, k, n, b.rs, b.cs);
-    // Blocks of whole 8-row micro-kernel tiles, one per thread.
-    let block = m.div_ceil(threads).next_multiple_of(8).max(8);
+    // Blocks of whole micro-kernel tiles (8 rows with AVX-512, 6 with AVX2), one per thread.
+    let block = m.div_ceil(threads).next_multiple_of(24).max(24);
     let run = |(i, rows): (usize, &mut [f32])| {
         let first = i * block;
         let block = View {

@@ -5,7 +5,7 @@
 //! per step for hidden 256), which held it to 37–62 GFLOP/s on these shapes (`rnn-bench
 //! --gemm-shapes`). Packing once into 16-column panels lets a micro-kernel stream each panel
 //! from L1 across all rows of the slice: 8 rows × 32 columns (two panels, two registers per
-//! row) with AVX-512, 4 × 16 with AVX2/FMA, plain Rust elsewhere; the fastest the CPU has is
+//! row) with AVX-512, 6 × 16 with AVX2/FMA, plain Rust elsewhere; the fastest the CPU has is
 //! picked at run time and the tests run every one the CPU has.
 
 use super::gemm::View;
@@ -71,36 +71,93 @@ impl PackedB {
         self.matmul_view(dst, View::strided_rows(a, m, self.k, lda), false);
     }
 
-    /// [`PackedB::matmul`] with `a: [m, k]` given by strides (a transposed matrix is `rs = 1`:
-    /// its columns are read as they lie, no copy); with `accumulate`, `dst += a · B`.
+    /// [`PackedB::matmul`] with `a: [m, k]` given by strides (a transposed matrix is `rs = 1`);
+    /// with `accumulate`, `dst += a · B`.
+    ///
+    /// Small products (a step's batch slice, rows contiguous) go straight to the micro-kernel.
+    /// Larger ones are blocked as in BLIS: `k` in blocks of [`KC`], rows in blocks of [`MC`],
+    /// so that a block of `a` stays in L2 while each panel's block stays in L1. A block of an
+    /// `a` whose rows are not contiguous (the transposed gate gradients of the weight
+    /// gradients) is first copied into a row-major buffer: read in place, each of its `k`
+    /// values lay a whole row of the gate gradients apart (4 KiB for hidden 256, the same L1
+    /// and L2 sets every time), and the product ran at 15 GFLOP/s on a core that does 80.
     pub fn matmul_view(&self, dst: &mut [f32], a: View<'_>, accumulate: bool) {
         assert!(
             a.cols == self.k && dst.len() == a.rows * self.n,
             "packed GEMM: shapes disagree"
         );
         a.check();
+        let (m, k, n) = (a.rows, self.k, self.n);
+        if k == 0 {
+            if !accumulate {
+                dst.fill(0.0);
+            }
+            return;
+        }
+        let pack = a.cs != 1;
+        if !pack && m <= MC {
+            self.kernel(dst, a, 0, accumulate);
+            return;
+        }
+        let mut block = if pack {
+            vec![0.0; MC.min(m) * KC.min(k)]
+        } else {
+            Vec::new()
+        };
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            for i0 in (0..m).step_by(MC) {
+                let mb = MC.min(m - i0);
+                let rows = if pack {
+                    let block = &mut block[..mb * kc];
+                    pack_rows(block, a, i0, mb, k0, kc);
+                    View::rows(block, mb, kc)
+                } else {
+                    View {
+                        data: &a.data[i0 * a.rs + k0..],
+                        rows: mb,
+                        cols: kc,
+                        ..a
+                    }
+                };
+                let out = &mut dst[i0 * n..(i0 + mb) * n];
+                self.kernel(out, rows, k0, accumulate || k0 > 0);
+            }
+        }
+    }
+
+    /// `dst (+)= a · B[k0 .. k0 + a.cols, ..]` on the widest micro-kernel the CPU runs
+    /// (`a.cols ≥ 1`).
+    fn kernel(&self, dst: &mut [f32], a: View<'_>, k0: usize, accumulate: bool) {
+        assert!(
+            k0 + a.cols <= self.k && dst.len() == a.rows * self.n,
+            "packed GEMM: block out of range"
+        );
+        a.check();
         #[cfg(target_arch = "x86_64")]
         if super::cpu::has_avx512() {
             // SAFETY: the CPU has AVX-512F (checked just above); sizes were checked above.
-            unsafe { self.matmul_avx512(dst, a, accumulate) };
+            unsafe { self.matmul_avx512(dst, a, k0, accumulate) };
             return;
         }
         #[cfg(target_arch = "x86_64")]
         if super::cpu::has_avx2() {
             // SAFETY: the CPU has AVX2 and FMA (checked just above); sizes were checked above.
-            unsafe { self.matmul_avx2(dst, a, accumulate) };
+            unsafe { self.matmul_avx2(dst, a, k0, accumulate) };
             return;
         }
-        self.matmul_portable(dst, a, accumulate);
+        self.matmul_portable(dst, a, k0, accumulate);
     }
 
     /// The same product in plain Rust (any CPU).
-    fn matmul_portable(&self, dst: &mut [f32], a: View<'_>, accumulate: bool) {
+    fn matmul_portable(&self, dst: &mut [f32], a: View<'_>, k0: usize, accumulate: bool) {
+        let kc = a.cols;
         let (a, rs, cs, m) = a.parts();
         let (k, n) = (self.k, self.n);
         for (p, panel) in self.data.chunks_exact(k * PANEL).enumerate() {
             let col0 = p * PANEL;
             let width = PANEL.min(n - col0);
+            let panel = &panel[k0 * PANEL..(k0 + kc) * PANEL];
             for i in 0..m {
                 let mut acc = [0.0f32; PANEL];
                 for (kk, b) in panel.chunks_exact(PANEL).enumerate() {
@@ -127,13 +184,14 @@ impl PackedB {
     /// slower on the per-step shapes (`[32, 128] · [128, 512]`) on an AVX-512 EPYC.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn matmul_avx512(&self, dst: &mut [f32], a: View<'_>, accumulate: bool) {
+    unsafe fn matmul_avx512(&self, dst: &mut [f32], a: View<'_>, k0: usize, accumulate: bool) {
+        let kc_all = a.cols;
         let (a, rs, cs, m) = a.parts();
         let (k, n) = (self.k, self.n);
         let panels = n.div_ceil(PANEL);
-        for k0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - k0);
-            let add = accumulate || k0 > 0;
+        for kb in (0..kc_all).step_by(KC) {
+            let kc = KC.min(kc_all - kb);
+            let add = accumulate || kb > 0;
             let mut p = 0;
             while p < panels {
                 let pair = p + 1 < panels;
@@ -147,7 +205,7 @@ impl PackedB {
                     (1u16 << width) - 1
                 };
                 let tile = Tile {
-                    panel: self.data[p * k * PANEL + k0 * PANEL..].as_ptr(),
+                    panel: self.data[p * k * PANEL + (k0 + kb) * PANEL..].as_ptr(),
                     stride: k * PANEL,
                     kc,
                     rs,
@@ -157,11 +215,12 @@ impl PackedB {
                     add,
                 };
                 let mut i = 0;
-                // SAFETY: `matmul_view` checked that rows 0..m of `a` hold k elements each at
-                // (r, kk) ↦ r·rs + kk·cs and that dst holds m·n; the panels hold k·16 elements
-                // each, and tiles only touch rows i.. of `a` and `dst` at columns col0..n.
+                // SAFETY: `kernel` checked that rows 0..m of `a` hold `kc_all` elements each
+                // at (r, kk) ↦ r·rs + kk·cs, that k0 + kc_all ≤ k and that dst holds m·n; the
+                // panels hold k·16 elements each, and tiles only touch rows i.. of `a` and
+                // `dst` at columns col0..n.
                 unsafe {
-                    let a0 = a.as_ptr().add(k0 * cs);
+                    let a0 = a.as_ptr().add(kb * cs);
                     let d0 = dst.as_mut_ptr().add(col0);
                     macro_rules! tiles {
                         ($np:literal) => {{
@@ -190,72 +249,79 @@ impl PackedB {
         }
     }
 
-    /// 4 rows × 16 columns per micro-kernel call, one row at a time for the remainder.
+    /// 6 rows × 16 columns per micro-kernel call — twelve accumulator registers, two loads of
+    /// `B` and six broadcasts per `k` — then 4, 2 and 1 rows for the remainder; `k` in blocks of
+    /// [`KC`] (a block after the first adds to `dst`).
+    /// Why 6 rows: 4 rows (8 accumulators, 8 FMAs per 6 loads) measured 5–15 % slower on the
+    /// whole-batch shapes and up to 5 % on the per-step ones, on one core of an AVX2 EPYC.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn matmul_avx2(&self, dst: &mut [f32], a: View<'_>, accumulate: bool) {
+    unsafe fn matmul_avx2(&self, dst: &mut [f32], a: View<'_>, k0: usize, accumulate: bool) {
+        let kc_all = a.cols;
         let (a, rs, cs, m) = a.parts();
-        use std::arch::x86_64::*;
         let (k, n) = (self.k, self.n);
-        for (p, panel) in self.data.chunks_exact(k * PANEL).enumerate() {
-            let col0 = p * PANEL;
-            let width = PANEL.min(n - col0);
-            let mut i = 0;
-            while i + 4 <= m {
-                // SAFETY: rows i..i+4 of `a` hold k elements each (element (r, kk) at r·rs + kk·cs;
-                // checked by `matmul_view`), the panel
-                // holds k·16 elements, and every store below lands in row i+r of `dst`
-                // (dst.len() == m·n) at columns col0..col0+width.
+        for kb in (0..kc_all).step_by(KC) {
+            let kc = KC.min(kc_all - kb);
+            let add = accumulate || kb > 0;
+            for p in 0..n.div_ceil(PANEL) {
+                let col0 = p * PANEL;
+                let tile = Tile2 {
+                    panel: self.data[p * k * PANEL + (k0 + kb) * PANEL..].as_ptr(),
+                    kc,
+                    rs,
+                    cs,
+                    n,
+                    width: PANEL.min(n - col0),
+                    add,
+                };
+                let mut i = 0;
+                // SAFETY: as in `matmul_avx512`.
                 unsafe {
-                    let mut c = [_mm256_setzero_ps(); 8];
-                    let rows = [
-                        a.as_ptr().add(i * rs),
-                        a.as_ptr().add((i + 1) * rs),
-                        a.as_ptr().add((i + 2) * rs),
-                        a.as_ptr().add((i + 3) * rs),
-                    ];
-                    let mut b = panel.as_ptr();
-                    for kk in 0..k {
-                        let b0 = _mm256_loadu_ps(b);
-                        let b1 = _mm256_loadu_ps(b.add(8));
-                        b = b.add(PANEL);
-                        for r in 0..4 {
-                            let x = _mm256_broadcast_ss(&*rows[r].add(kk * cs));
-                            c[2 * r] = _mm256_fmadd_ps(x, b0, c[2 * r]);
-                            c[2 * r + 1] = _mm256_fmadd_ps(x, b1, c[2 * r + 1]);
-                        }
+                    let a0 = a.as_ptr().add(kb * cs);
+                    let d0 = dst.as_mut_ptr().add(col0);
+                    while i + 6 <= m {
+                        tile.run::<6>(a0.add(i * rs), d0.add(i * n));
+                        i += 6;
                     }
-                    for r in 0..4 {
-                        let out = dst.as_mut_ptr().add((i + r) * n + col0);
-                        store_row_avx2(out, c[2 * r], c[2 * r + 1], width, accumulate);
+                    if i + 4 <= m {
+                        tile.run::<4>(a0.add(i * rs), d0.add(i * n));
+                        i += 4;
+                    }
+                    if i + 2 <= m {
+                        tile.run::<2>(a0.add(i * rs), d0.add(i * n));
+                        i += 2;
+                    }
+                    if i < m {
+                        tile.run::<1>(a0.add(i * rs), d0.add(i * n));
                     }
                 }
-                i += 4;
-            }
-            while i < m {
-                // SAFETY: as above, for the single row i.
-                unsafe {
-                    let (mut c0, mut c1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-                    let row = a.as_ptr().add(i * rs);
-                    let mut b = panel.as_ptr();
-                    for kk in 0..k {
-                        let x = _mm256_broadcast_ss(&*row.add(kk * cs));
-                        c0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b), c0);
-                        c1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b.add(8)), c1);
-                        b = b.add(PANEL);
-                    }
-                    store_row_avx2(
-                        dst.as_mut_ptr().add(i * n + col0),
-                        c0,
-                        c1,
-                        width,
-                        accumulate,
-                    );
-                }
-                i += 1;
             }
         }
     }
+}
+
+/// Copies rows `i0 .. i0 + mb`, columns `k0 .. k0 + kc` of `a` into `block` as a row-major
+/// `[mb, kc]` matrix. Eight columns at a time: each row of the block gets eight contiguous
+/// values from eight columns of `a` (for a transposed `a`, eight contiguous rows of its buffer).
+fn pack_rows(block: &mut [f32], a: View<'_>, i0: usize, mb: usize, k0: usize, kc: usize) {
+    const W: usize = 8;
+    let at = |col: usize| &a.data[i0 * a.rs + col * a.cs..];
+    let mut kk = 0;
+    while kk + W <= kc {
+        let cols: [&[f32]; W] = std::array::from_fn(|c| at(k0 + kk + c));
+        for (r, out) in block.chunks_exact_mut(kc).enumerate() {
+            let out: &mut [f32; W] = (&mut out[kk..kk + W]).try_into().unwrap();
+            *out = std::array::from_fn(|c| cols[c][r * a.rs]);
+        }
+        kk += W;
+    }
+    for kk in kk..kc {
+        let col = at(k0 + kk);
+        for (r, out) in block.chunks_exact_mut(kc).enumerate() {
+            out[kk] = col[r * a.rs];
+        }
+    }
+    debug_assert_eq!(block.len(), mb * kc);
 }
 
 /// Writes (or with `accumulate` adds) one row of a 16-column panel's result, `c0 ++ c1`, to
@@ -298,9 +364,59 @@ unsafe fn store_row_avx2(
     }
 }
 
-/// `k` per block of the AVX-512 kernel: two panels of 256 × 16 floats are 32 KiB, inside L1.
+/// One AVX2 micro-kernel call's fixed arguments: one panel's block of `kc` rows of 16 at
+/// `panel`, `a` by strides, `dst` rows `n` apart, the panel's `width` of real columns, and
+/// whether to add to `dst`.
 #[cfg(target_arch = "x86_64")]
+struct Tile2 {
+    panel: *const f32,
+    kc: usize,
+    rs: usize,
+    cs: usize,
+    n: usize,
+    width: usize,
+    add: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Tile2 {
+    /// `R` rows × 16 columns: `dst[r, ..width] (+)= Σ_kk a[r·rs + kk·cs] · panel[kk]`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `a` and `dst` valid for `R` rows as described on [`Tile2`], the panel for
+    /// `kc` rows of 16.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn run<const R: usize>(&self, a: *const f32, dst: *mut f32) {
+        use std::arch::x86_64::*;
+        // SAFETY: as the caller promises.
+        unsafe {
+            let mut c = [[_mm256_setzero_ps(); 2]; R];
+            let mut b = self.panel;
+            let mut ak = a;
+            for _ in 0..self.kc {
+                let b0 = _mm256_loadu_ps(b);
+                let b1 = _mm256_loadu_ps(b.add(8));
+                b = b.add(PANEL);
+                for (r, row) in c.iter_mut().enumerate() {
+                    let x = _mm256_broadcast_ss(&*ak.add(r * self.rs));
+                    row[0] = _mm256_fmadd_ps(x, b0, row[0]);
+                    row[1] = _mm256_fmadd_ps(x, b1, row[1]);
+                }
+                ak = ak.add(self.cs);
+            }
+            for (r, row) in c.iter().enumerate() {
+                store_row_avx2(dst.add(r * self.n), row[0], row[1], self.width, self.add);
+            }
+        }
+    }
+}
+
+/// `k` per block: two panels of 256 × 16 floats are 32 KiB, inside L1.
 const KC: usize = 256;
+
+/// Rows of `a` per block of a large product: 96 × [`KC`] floats are 96 KiB, inside L2.
+const MC: usize = 96;
 
 #[cfg(target_arch = "x86_64")]
 type Mask16 = std::arch::x86_64::__mmask16;
@@ -373,25 +489,45 @@ mod tests {
     use super::*;
 
     /// Every instruction-set variant this CPU runs on `a · B` (row-major `a`), writing or
-    /// adding to `base`.
+    /// adding to `base`: each in one call over all of `k`, and (for `k > 1`) in two calls split
+    /// at `k / 2` (the second one from `k0 = k / 2`, adding to the first).
     fn variants(packed: &PackedB, a: &[f32], m: usize, base: &[f32], add: bool) -> Vec<Vec<f32>> {
-        let k = packed.k;
-        let mut out = vec![base.to_vec()];
-        packed.matmul_portable(&mut out[0], View::rows(a, m, k), add);
+        type Kernel = fn(&PackedB, &mut [f32], View<'_>, usize, bool);
+        let mut kernels: Vec<Kernel> = vec![|p, d, a, k0, add| p.matmul_portable(d, a, k0, add)];
         #[cfg(target_arch = "x86_64")]
         {
             if crate::fused::cpu::has_avx2() {
-                let mut v = base.to_vec();
-                // SAFETY: AVX2/FMA present; sizes as for `matmul`.
-                unsafe { packed.matmul_avx2(&mut v, View::rows(a, m, k), add) };
-                out.push(v);
+                // SAFETY: AVX2/FMA present (checked here); sizes as for `kernel`.
+                kernels.push(|p, d, a, k0, add| unsafe { p.matmul_avx2(d, a, k0, add) });
             }
             if crate::fused::cpu::has_avx512() {
-                let mut v = base.to_vec();
-                // SAFETY: AVX-512F present; sizes as for `matmul`.
-                unsafe { packed.matmul_avx512(&mut v, View::rows(a, m, k), add) };
-                out.push(v);
+                // SAFETY: AVX-512F present (checked here); sizes as for `kernel`.
+                kernels.push(|p, d, a, k0, add| unsafe { p.matmul_avx512(d, a, k0, add) });
             }
+        }
+        let k = packed.k;
+        let half = k / 2;
+        let mut out = Vec::new();
+        for kernel in kernels {
+            let mut whole = base.to_vec();
+            kernel(packed, &mut whole, View::rows(a, m, k), 0, add);
+            out.push(whole);
+            if half == 0 {
+                continue;
+            }
+            let mut split = base.to_vec();
+            let first = View {
+                cols: half,
+                ..View::rows(a, m, k)
+            };
+            kernel(packed, &mut split, first, 0, add);
+            let second = View {
+                data: &a[half..],
+                cols: k - half,
+                ..View::rows(a, m, k)
+            };
+            kernel(packed, &mut split, second, half, true);
+            out.push(split);
         }
         out
     }
@@ -399,7 +535,8 @@ mod tests {
     #[test]
     fn packed_products_match_the_definition() {
         // Sizes that exercise full and partial panels, pairs of panels and an odd last one,
-        // every row remainder (8, 4, 1) and `k` over more than one AVX-512 block.
+        // every row remainder (AVX-512: 8, 4, 1; AVX2: 6, 4, 2, 1) and `k` over more than one
+        // block.
         for &(m, k, n) in &[
             (1, 1, 1),
             (5, 3, 17),
@@ -409,6 +546,9 @@ mod tests {
             (19, 9, 33),
             (15, 300, 50),
             (13, 600, 16),
+            // More rows than one block of `MC`: the blocked path, `a` in place and packed.
+            (200, 300, 40),
+            (97, 17, 20),
         ] {
             let a: Vec<f32> = (0..m * k)
                 .map(|v| ((v * 7 % 11) as f32 - 5.0) * 0.1)
