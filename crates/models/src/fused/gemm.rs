@@ -76,10 +76,21 @@ const PARALLEL_WORK: usize = 1 << 18;
 
 /// `dst = a · b` (or `dst += a · b` when `accumulate`), `dst` row-major `m × n`.
 pub(crate) fn matmul(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(b.rows == k && dst.len() == m * n, "GEMM shapes disagree");
+    matmul_side_by_side(dst, a, &[b], accumulate);
+}
+
+/// `dst = a · [b₀ b₁ …]` (or `+=`): the products of one `a` with several right-hand
+/// matrices of the same rows, their columns side by side in `dst` (row-major `m × Σ nᵢ`).
+/// One call instead of one per block: `a` is read (and, transposed, copied into rows) once.
+pub(crate) fn matmul_side_by_side(dst: &mut [f32], a: View<'_>, bs: &[View<'_>], accumulate: bool) {
+    let (m, k) = (a.rows, a.cols);
+    let n: usize = bs.iter().map(|b| b.cols).sum();
+    assert!(
+        bs.iter().all(|b| b.rows == k) && dst.len() == m * n,
+        "GEMM shapes disagree"
+    );
     a.check();
-    b.check();
+    bs.iter().for_each(View::check);
     if m == 0 || n == 0 {
         return;
     }
@@ -95,17 +106,22 @@ pub(crate) fn matmul(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool
     let parallel = threads > 1 && !nested && m * n * k >= PARALLEL_WORK;
     #[cfg(target_arch = "x86_64")]
     if super::cpu::has_avx2() {
-        packed_matmul(dst, a, b, accumulate, if parallel { threads } else { 1 });
+        packed_matmul(dst, a, bs, accumulate, if parallel { threads } else { 1 });
         return;
     }
-    crate_matmul(dst, a, b, accumulate, parallel.then_some(threads));
+    let mut col = 0;
+    for b in bs {
+        crate_matmul(dst, n, col, a, *b, accumulate, parallel.then_some(threads));
+        col += b.cols;
+    }
 }
 
-/// [`matmul`] on the packed micro-kernels: `b` packed once, `a` read in place through its
-/// strides, rows of `dst` in `threads` blocks.
-fn packed_matmul(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool, threads: usize) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    let packed = PackedB::from_strided(b.data, k, n, b.rs, b.cs);
+/// [`matmul_side_by_side`] on the packed micro-kernels: the `bs` packed once, `a` read
+/// through its strides, rows of `dst` in `threads` blocks.
+fn packed_matmul(dst: &mut [f32], a: View<'_>, bs: &[View<'_>], accumulate: bool, threads: usize) {
+    let m = a.rows;
+    let packed = PackedB::side_by_side(bs);
+    let n = dst.len() / m;
     // Blocks of whole micro-kernel tiles (8 rows with AVX-512, 6 with AVX2), one per thread.
     let block = m.div_ceil(threads).next_multiple_of(24).max(24);
     let run = |(i, rows): (usize, &mut [f32])| {
@@ -124,27 +140,35 @@ fn packed_matmul(dst: &mut [f32], a: View<'_>, b: View<'_>, accumulate: bool, th
     }
 }
 
-/// [`matmul`] on the `gemm` crate, split across `threads` when given.
+/// `dst[.., col .. col + b.cols] (+)= a · b` on the `gemm` crate (`dst` row-major with rows
+/// `n` apart), split across `threads` when given.
 fn crate_matmul(
     dst: &mut [f32],
+    n: usize,
+    col: usize,
     a: View<'_>,
     b: View<'_>,
     accumulate: bool,
     threads: Option<usize>,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let (m, k, cols) = (a.rows, a.cols, b.cols);
+    assert!(
+        col + cols <= n && dst.len() == m * n,
+        "GEMM shapes disagree"
+    );
     let parallelism = match threads {
         Some(threads) => Parallelism::Rayon(threads),
         None => Parallelism::None,
     };
-    // SAFETY: both views were bounds-checked above, `dst` holds exactly `m × n` elements with
-    // row stride `n`, and `dst` (a `&mut`) cannot alias the shared inputs.
+    // SAFETY: both views were bounds-checked by the caller, `dst` holds `m` rows of `n`
+    // elements and columns col..col + cols < n of each are written, and `dst` (a `&mut`)
+    // cannot alias the shared inputs.
     unsafe {
         gemm::gemm(
             m,
-            n,
+            cols,
             k,
-            dst.as_mut_ptr(),
+            dst.as_mut_ptr().add(col),
             1,
             n as isize,
             accumulate,
@@ -187,12 +211,12 @@ mod tests {
         let mut results = Vec::new();
         for threads in [None, Some(3)] {
             let mut out = start.clone();
-            crate_matmul(&mut out, a, b, accumulate, threads);
+            crate_matmul(&mut out, b.cols, 0, a, b, accumulate, threads);
             results.push(out);
             #[cfg(target_arch = "x86_64")]
             if crate::fused::cpu::has_avx2() {
                 let mut out = start.clone();
-                packed_matmul(&mut out, a, b, accumulate, threads.unwrap_or(1));
+                packed_matmul(&mut out, a, &[b], accumulate, threads.unwrap_or(1));
                 results.push(out);
             }
         }
@@ -219,6 +243,56 @@ mod tests {
                 for (g, w) in got.iter().zip(&want) {
                     let w = if accumulate { w + 0.5 } else { *w };
                     assert!((g - w).abs() < 1e-4, "{g} vs {w} (accumulate {accumulate})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn products_side_by_side_are_each_blocks_product() {
+        // One transposed `a` (37×29) times a 29×21 block and a 29×13 one given transposed:
+        // panels of 16 columns straddle the two blocks.
+        let (m, k, n0, n1) = (37, 29, 21, 13);
+        let n = n0 + n1;
+        let a_t: Vec<f32> = (0..k * m)
+            .map(|v| ((v * 7 % 17) as f32 - 8.0) * 0.1)
+            .collect();
+        let b0: Vec<f32> = (0..k * n0)
+            .map(|v| ((v * 5 % 13) as f32 - 6.0) * 0.1)
+            .collect();
+        let b1_t: Vec<f32> = (0..n1 * k)
+            .map(|v| ((v * 3 % 11) as f32 - 5.0) * 0.1)
+            .collect();
+        let a = View::transposed(&a_t, m, k);
+        let blocks = [View::rows(&b0, k, n0), View::transposed(&b1_t, k, n1)];
+        let (want0, want1) = (naive(a, blocks[0]), naive(a, blocks[1]));
+        let mut results = Vec::new();
+        for threads in [None, Some(3)] {
+            let mut out = vec![f32::NAN; m * n];
+            let mut col = 0;
+            for b in blocks {
+                crate_matmul(&mut out, n, col, a, b, false, threads);
+                col += b.cols;
+            }
+            results.push(out);
+            #[cfg(target_arch = "x86_64")]
+            if crate::fused::cpu::has_avx2() {
+                let mut out = vec![f32::NAN; m * n];
+                packed_matmul(&mut out, a, &blocks, false, threads.unwrap_or(1));
+                results.push(out);
+            }
+        }
+        let mut out = vec![f32::NAN; m * n];
+        matmul_side_by_side(&mut out, a, &blocks, false);
+        results.push(out);
+        for got in results {
+            for r in 0..m {
+                let row = &got[r * n..(r + 1) * n];
+                let want = want0[r * n0..(r + 1) * n0]
+                    .iter()
+                    .chain(&want1[r * n1..(r + 1) * n1]);
+                for (c, (g, w)) in row.iter().zip(want).enumerate() {
+                    assert!((g - w).abs() < 1e-4, "({r}, {c}): {g} vs {w}");
                 }
             }
         }

@@ -30,10 +30,24 @@ impl PackedB {
 
     /// Packs a `k × n` matrix given by strides: element `(r, c)` is `b[r·rs + c·cs]`.
     pub fn from_strided(b: &[f32], k: usize, n: usize, rs: usize, cs: usize) -> Self {
-        assert!(
-            k == 0 || n == 0 || (k - 1) * rs + (n - 1) * cs < b.len(),
-            "packed GEMM: B view out of bounds"
-        );
+        Self::side_by_side(&[View {
+            data: b,
+            rows: k,
+            cols: n,
+            rs,
+            cs,
+        }])
+    }
+
+    /// Packs the `k × Σ nᵢ` matrix whose columns are those of `blocks` (each `k × nᵢ`, by
+    /// strides), side by side in order.
+    pub fn side_by_side(blocks: &[View<'_>]) -> Self {
+        let k = blocks.first().map_or(0, |b| b.rows);
+        for b in blocks {
+            assert_eq!(b.rows, k, "packed GEMM: blocks side by side differ in rows");
+            b.check();
+        }
+        let n: usize = blocks.iter().map(|b| b.cols).sum();
         let panels = n.div_ceil(PANEL);
         // Every element is written below (the last panel's padding with zeros), so the buffer
         // needs no zeroing first: for the weight gradients' operands that pass was as long as
@@ -41,19 +55,32 @@ impl PackedB {
         let mut data = Buf::dirty(panels * k * PANEL);
         for (p, panel) in data.chunks_exact_mut(k * PANEL).enumerate() {
             let col0 = p * PANEL;
-            let width = PANEL.min(n - col0);
-            for (kk, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-                let start = kk * rs + col0 * cs;
-                let (values, padding) = row.split_at_mut(width);
-                if cs == 1 {
-                    // Rows of `B` lie contiguous (activations, weights by rows): one copy.
-                    values.copy_from_slice(&b[start..start + width]);
-                } else {
-                    for (c, v) in values.iter_mut().enumerate() {
-                        *v = b[start + c * cs];
-                    }
+            // The pieces of blocks this panel holds: (block, its first column, how many).
+            let mut pieces = Vec::with_capacity(2);
+            let mut start = 0;
+            for b in blocks {
+                let (from, to) = (col0.max(start), (col0 + PANEL).min(start + b.cols));
+                if from < to {
+                    pieces.push((b, from - start, to - from));
                 }
-                padding.fill(0.0);
+                start += b.cols;
+            }
+            for (kk, row) in panel.chunks_exact_mut(PANEL).enumerate() {
+                let mut lane = 0;
+                for &(b, c0, width) in &pieces {
+                    let start = kk * b.rs + c0 * b.cs;
+                    let values = &mut row[lane..lane + width];
+                    if b.cs == 1 {
+                        // Rows of `B` lie contiguous (activations, weights by rows): one copy.
+                        values.copy_from_slice(&b.data[start..start + width]);
+                    } else {
+                        for (c, v) in values.iter_mut().enumerate() {
+                            *v = b.data[start + c * b.cs];
+                        }
+                    }
+                    lane += width;
+                }
+                row[lane..].fill(0.0);
             }
         }
         Self { k, n, data }

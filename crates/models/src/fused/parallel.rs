@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use super::gemm::{View, matmul};
+use super::gemm::{View, matmul, matmul_side_by_side};
 use super::kernel::{Backward, Dims, Forward, Input, Params, Saved, SavedMut, SavedRef, Schedule};
 use super::layout::PackedLayout;
 use super::packed::PackedB;
@@ -690,18 +690,25 @@ fn weight_gradients(
     };
     for dir in 0..directions {
         let rec: &[f32] = if is_gru { &dhh[dir] } else { &dg[dir] };
-        matmul(
-            &mut grads.w_hh[dir * gh * hid..][..gh * hid],
-            View::transposed(rec, gh, rows),
-            View::rows(&saved[dir].h_prev, rows, hid),
-            false,
-        );
-        matmul(
-            &mut grads.w_ih[dir * gh * d.input..][..gh * d.input],
-            View::transposed(&dg[dir], gh, rows),
-            View::rows(x, rows, d.input),
-            false,
-        );
+        let w_hh = &mut grads.w_hh[dir * gh * hid..][..gh * hid];
+        let w_ih = &mut grads.w_ih[dir * gh * d.input..][..gh * d.input];
+        let h_prev = View::rows(&saved[dir].h_prev, rows, hid);
+        let inputs = View::rows(x, rows, d.input);
+        if is_gru {
+            matmul(w_hh, View::transposed(rec, gh, rows), h_prev, false);
+            matmul(w_ih, View::transposed(&dg[dir], gh, rows), inputs, false);
+        } else {
+            // Both weights take the same gate gradients: one product, `dgᵀ · [h_prev x]`.
+            let width = hid + d.input;
+            let mut both = vec![0.0; gh * width];
+            let rec = View::transposed(rec, gh, rows);
+            matmul_side_by_side(&mut both, rec, &[h_prev, inputs], false);
+            for r in 0..gh {
+                let row = &both[r * width..(r + 1) * width];
+                w_hh[r * hid..(r + 1) * hid].copy_from_slice(&row[..hid]);
+                w_ih[r * d.input..(r + 1) * d.input].copy_from_slice(&row[hid..]);
+            }
+        }
         if need_x {
             matmul(
                 &mut grads.x,
