@@ -8,6 +8,8 @@
 //! row) with AVX-512, 6 × 16 with AVX2/FMA, plain Rust elsewhere; the fastest the CPU has is
 //! picked at run time and the tests run every one the CPU has.
 
+use rayon::prelude::*;
+
 use super::gemm::View;
 use super::pool::Buf;
 
@@ -53,7 +55,7 @@ impl PackedB {
         // needs no zeroing first: for the weight gradients' operands that pass was as long as
         // the copy itself.
         let mut data = Buf::dirty(panels * k * PANEL);
-        for (p, panel) in data.chunks_exact_mut(k * PANEL).enumerate() {
+        let fill = |(p, panel): (usize, &mut [f32])| {
             let col0 = p * PANEL;
             // The pieces of blocks this panel holds: (block, its first column, how many).
             let mut pieces = Vec::with_capacity(2);
@@ -82,6 +84,15 @@ impl PackedB {
                 }
                 row[lane..].fill(0.0);
             }
+        };
+        // A copy bound by memory: large ones (the weight gradients' operands) on every thread,
+        // unless the caller already runs on one of Rayon's threads.
+        if k * n >= PARALLEL_PACK && rayon::current_thread_index().is_none() {
+            data.par_chunks_exact_mut(k * PANEL)
+                .enumerate()
+                .for_each(fill);
+        } else {
+            data.chunks_exact_mut(k * PANEL).enumerate().for_each(fill);
         }
         Self { k, n, data }
     }
@@ -438,6 +449,9 @@ impl Tile2 {
         }
     }
 }
+
+/// Elements of `B` from which packing runs on every thread.
+const PARALLEL_PACK: usize = 1 << 16;
 
 /// `k` per block: two panels of 256 × 16 floats are 32 KiB, inside L1.
 const KC: usize = 256;
