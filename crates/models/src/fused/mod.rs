@@ -17,8 +17,10 @@
 //! - [`kernel`]: the time loops of one direction over a slice of the batch
 //! - [`units`]: the time loops split by hidden units, threads meeting once per step
 //! - [`layout`]: how the op packs its outputs into one tensor
-//! - [`packed`]: the per-step GEMM against weights packed once per call
-//! - [`gemm`]: a bounds-checked front for the `gemm` crate
+//! - [`packed`]: the packed micro-kernels: per-step GEMMs against weights packed once per call,
+//!   and large products blocked as in BLIS
+//! - [`gemm`]: the whole-batch GEMMs on strided views, split across threads (the `gemm` crate
+//!   where the CPU lacks AVX2)
 //! - [`cpu`]: instruction-set detection
 //! - [`math`]: vectorizable `exp`, sigmoid, tanh
 //! - [`pool`]: scratch buffers reused between calls
