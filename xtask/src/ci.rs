@@ -73,13 +73,17 @@ pub fn run(test_args: &[String]) -> Result<(), String> {
     run_step("cargo test --workspace", test)?;
 
     // The fused CPU kernels pick the widest instruction set the CPU has; run the layer tests
+    // and the unit tests (the kernels' own, whose results must not depend on which build ran)
     // again through each narrower build so the fallbacks stay covered (same build, no rebuild).
     for isa in FALLBACK_ISAS {
         let mut test = cargo();
-        test.args(["test", "--workspace"])
+        test.args(["test", "--workspace", "--lib"])
             .args(LAYER_TESTS.iter().flat_map(|t| ["--test", t]))
             .env("RNN_CPU_ISA", isa);
-        run_step(&format!("layer tests with RNN_CPU_ISA={isa}"), test)?;
+        run_step(
+            &format!("unit and layer tests with RNN_CPU_ISA={isa}"),
+            test,
+        )?;
     }
 
     // Layers split by batch rows unless the batch is too small for the threads; run the layer

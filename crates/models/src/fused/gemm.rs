@@ -9,7 +9,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::packed::PackedB;
+use super::packed::{PackedB, TILE_ROWS};
 
 /// A read-only strided `rows × cols` view: element `(r, c)` is `data[r·rs + c·cs]`.
 #[derive(Clone, Copy)]
@@ -122,8 +122,11 @@ fn packed_matmul(dst: &mut [f32], a: View<'_>, bs: &[View<'_>], accumulate: bool
     let m = a.rows;
     let packed = PackedB::side_by_side(bs);
     let n = dst.len() / m;
-    // Blocks of whole micro-kernel tiles (8 rows with AVX-512, 6 with AVX2), one per thread.
-    let block = m.div_ceil(threads).next_multiple_of(24).max(24);
+    // Blocks of whole micro-kernel tiles, one per thread.
+    let block = m
+        .div_ceil(threads)
+        .next_multiple_of(TILE_ROWS)
+        .max(TILE_ROWS);
     let run = |(i, rows): (usize, &mut [f32])| {
         let first = i * block;
         let block = View {

@@ -118,7 +118,7 @@ impl PackedB {
     /// `a` whose rows are not contiguous (the transposed gate gradients of the weight
     /// gradients) is first copied into a row-major buffer: read in place, each of its `k`
     /// values lay a whole row of the gate gradients apart (4 KiB for hidden 256, the same L1
-    /// and L2 sets every time), and the product ran at 15 GFLOP/s on a core that does 80.
+    /// and L2 sets every time), and the product ran at 15 GFLOP/s on a core that does 89.
     pub fn matmul_view(&self, dst: &mut [f32], a: View<'_>, accumulate: bool) {
         assert!(
             a.cols == self.k && dst.len() == a.rows * self.n,
@@ -187,28 +187,33 @@ impl PackedB {
         self.matmul_portable(dst, a, k0, accumulate);
     }
 
-    /// The same product in plain Rust (any CPU).
+    /// The same product in plain Rust (any CPU), `k` in blocks of [`KC`] as the SIMD kernels
+    /// take it, so that every path sums in the same order.
     fn matmul_portable(&self, dst: &mut [f32], a: View<'_>, k0: usize, accumulate: bool) {
-        let kc = a.cols;
+        let kc_all = a.cols;
         let (a, rs, cs, m) = a.parts();
         let (k, n) = (self.k, self.n);
-        for (p, panel) in self.data.chunks_exact(k * PANEL).enumerate() {
-            let col0 = p * PANEL;
-            let width = PANEL.min(n - col0);
-            let panel = &panel[k0 * PANEL..(k0 + kc) * PANEL];
-            for i in 0..m {
-                let mut acc = [0.0f32; PANEL];
-                for (kk, b) in panel.chunks_exact(PANEL).enumerate() {
-                    let x = a[i * rs + kk * cs];
-                    for (c, v) in acc.iter_mut().zip(b) {
-                        *c += x * v;
+        for kb in (0..kc_all).step_by(KC) {
+            let kc = KC.min(kc_all - kb);
+            let add = accumulate || kb > 0;
+            for (p, panel) in self.data.chunks_exact(k * PANEL).enumerate() {
+                let col0 = p * PANEL;
+                let width = PANEL.min(n - col0);
+                let panel = &panel[(k0 + kb) * PANEL..(k0 + kb + kc) * PANEL];
+                for i in 0..m {
+                    let mut acc = [0.0f32; PANEL];
+                    for (kk, b) in panel.chunks_exact(PANEL).enumerate() {
+                        let x = a[i * rs + (kb + kk) * cs];
+                        for (c, v) in acc.iter_mut().zip(b) {
+                            *c += x * v;
+                        }
                     }
-                }
-                let out = &mut dst[i * n + col0..i * n + col0 + width];
-                if accumulate {
-                    out.iter_mut().zip(&acc).for_each(|(o, v)| *o += v);
-                } else {
-                    out.copy_from_slice(&acc[..width]);
+                    let out = &mut dst[i * n + col0..i * n + col0 + width];
+                    if add {
+                        out.iter_mut().zip(&acc).for_each(|(o, v)| *o += v);
+                    } else {
+                        out.copy_from_slice(&acc[..width]);
+                    }
                 }
             }
         }
@@ -348,20 +353,12 @@ fn pack_rows(block: &mut [f32], a: View<'_>, i0: usize, mb: usize, k0: usize, kc
     let mut kk = 0;
     while kk + W <= kc {
         let cols: [&[f32]; W] = std::array::from_fn(|c| at(k0 + kk + c));
-        let mut r = 0;
-        #[cfg(target_arch = "x86_64")]
-        if a.rs == 1 && super::cpu::has_avx2() {
-            // A transposed `a` (its columns contiguous): 8 × 8 tiles through registers.
-            let cols: [&[f32]; W] = std::array::from_fn(|c| &cols[c][..mb]);
-            while r + W <= mb {
-                let rows = &mut block[r * kc..(r + W) * kc];
-                // SAFETY: AVX2 is present (checked above); each column holds `mb ≥ r + 8`
-                // elements and `rows` holds 8 rows of `kc ≥ kk + 8`.
-                unsafe { transpose8_avx2(&cols, r, rows, kc, kk) };
-                r += W;
-            }
-        }
-        for (r, out) in block.chunks_exact_mut(kc).enumerate().skip(r) {
+        let done = if a.rs == 1 {
+            transposed_tiles(block, &cols, mb, kc, kk)
+        } else {
+            0
+        };
+        for (r, out) in block.chunks_exact_mut(kc).enumerate().skip(done) {
             let out: &mut [f32; W] = (&mut out[kk..kk + W]).try_into().unwrap();
             *out = std::array::from_fn(|c| cols[c][r * a.rs]);
         }
@@ -373,6 +370,33 @@ fn pack_rows(block: &mut [f32], a: View<'_>, i0: usize, mb: usize, k0: usize, kc
             out[kk] = col[r * a.rs];
         }
     }
+}
+
+/// For a transposed `a` (its columns contiguous): columns `kk .. kk + 8` of the first rows of
+/// `block` from `cols` by 8 × 8 transposes in registers, where the CPU has AVX2; returns how
+/// many rows that filled (a multiple of 8; 0 elsewhere).
+fn transposed_tiles(
+    block: &mut [f32],
+    cols: &[&[f32]; 8],
+    mb: usize,
+    kc: usize,
+    kk: usize,
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if super::cpu::has_avx2() {
+        let cols: [&[f32]; 8] = std::array::from_fn(|c| &cols[c][..mb]);
+        let mut r = 0;
+        while r + 8 <= mb {
+            let rows = &mut block[r * kc..(r + 8) * kc];
+            // SAFETY: AVX2 is present (checked above); each column holds `mb ≥ r + 8`
+            // elements and `rows` holds 8 rows of `kc ≥ kk + 8`.
+            unsafe { transpose8_avx2(&cols, r, rows, kc, kk) };
+            r += 8;
+        }
+        return r;
+    }
+    let _ = (block, cols, mb, kc, kk);
+    0
 }
 
 /// `rows[i][kk + c] = cols[c][r + i]` for `i, c < 8`: an 8 × 8 transpose in registers (eight
@@ -519,6 +543,10 @@ impl Tile2 {
 
 /// Elements of `B` from which packing runs on every thread.
 const PARALLEL_PACK: usize = 1 << 16;
+
+/// A multiple of every micro-kernel's rows (AVX-512: 8, AVX2: 6): blocks of rows handed to
+/// threads are cut at multiples of it, so that only the last one has a partial tile.
+pub(crate) const TILE_ROWS: usize = 24;
 
 /// `k` per block: two panels of 256 × 16 floats are 32 KiB, inside L1.
 const KC: usize = 256;
