@@ -9,7 +9,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::packed::{PackedB, TILE_ROWS};
+use super::packed::{PackedB, tile_rows};
 
 /// A read-only strided `rows × cols` view: element `(r, c)` is `data[r·rs + c·cs]`.
 #[derive(Clone, Copy)]
@@ -123,10 +123,8 @@ fn packed_matmul(dst: &mut [f32], a: View<'_>, bs: &[View<'_>], accumulate: bool
     let packed = PackedB::side_by_side(bs);
     let n = dst.len() / m;
     // Blocks of whole micro-kernel tiles, one per thread.
-    let block = m
-        .div_ceil(threads)
-        .next_multiple_of(TILE_ROWS)
-        .max(TILE_ROWS);
+    let tile = tile_rows();
+    let block = m.div_ceil(threads).next_multiple_of(tile).max(tile);
     let run = |(i, rows): (usize, &mut [f32])| {
         let first = i * block;
         let block = View {

@@ -72,7 +72,14 @@ impl PackedB {
                 for &(b, c0, width) in &pieces {
                     let start = kk * b.rs + c0 * b.cs;
                     let values = &mut row[lane..lane + width];
-                    if b.cs == 1 {
+                    if b.cs == 1 && width == PANEL {
+                        // A whole panel row of contiguous values: a fixed-size copy, two
+                        // vector moves instead of a call to `memmove` per 16 values.
+                        let whole: &mut [f32; PANEL] = values.try_into().expect("a panel row");
+                        *whole = b.data[start..start + PANEL]
+                            .try_into()
+                            .expect("a panel row");
+                    } else if b.cs == 1 {
                         // Rows of `B` lie contiguous (activations, weights by rows): one copy.
                         values.copy_from_slice(&b.data[start..start + width]);
                     } else {
@@ -544,9 +551,22 @@ impl Tile2 {
 /// Elements of `B` from which packing runs on every thread.
 const PARALLEL_PACK: usize = 1 << 16;
 
-/// A multiple of every micro-kernel's rows (AVX-512: 8, AVX2: 6): blocks of rows handed to
-/// threads are cut at multiples of it, so that only the last one has a partial tile.
-pub(crate) const TILE_ROWS: usize = 24;
+/// The rows of the micro-kernel this CPU runs (AVX-512: 8, AVX2: 6, portable: 1): blocks of
+/// rows handed to threads are cut at multiples of it, so that only the last one has a partial
+/// tile. (A common multiple of 24 split case D's 128-row weight gradient 72 : 56 on two
+/// threads; multiples of 6 split it 66 : 62.)
+pub(crate) fn tile_rows() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if super::cpu::has_avx512() {
+            return 8;
+        }
+        if super::cpu::has_avx2() {
+            return 6;
+        }
+    }
+    1
+}
 
 /// `k` per block: two panels of 256 × 16 floats are 32 KiB, inside L1.
 const KC: usize = 256;
