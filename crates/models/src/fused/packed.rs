@@ -553,8 +553,8 @@ const PARALLEL_PACK: usize = 1 << 16;
 
 /// The rows of the micro-kernel this CPU runs (AVX-512: 8, AVX2: 6, portable: 1): blocks of
 /// rows handed to threads are cut at multiples of it, so that only the last one has a partial
-/// tile. (A common multiple of 24 split case D's 128-row weight gradient 72 : 56 on two
-/// threads; multiples of 6 split it 66 : 62.)
+/// tile. Why not one multiple of every kernel's rows (24): it splits case D's 128-row weight
+/// gradient 72 : 56 on two threads, where multiples of 6 split it 66 : 62.
 pub(crate) fn tile_rows() -> usize {
     #[cfg(target_arch = "x86_64")]
     {
