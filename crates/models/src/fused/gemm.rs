@@ -70,6 +70,12 @@ impl<'a> View<'a> {
     }
 }
 
+/// Whether the caller runs on one of Rayon's threads: inside a job the caller already splits
+/// the work (batch slices), so the GEMMs and packing it calls stay serial.
+pub(crate) fn on_rayon_thread() -> bool {
+    rayon::current_thread_index().is_some()
+}
+
 /// Work (m·n·k) above which a GEMM is split across Rayon's threads; below it the hand-off
 /// costs more than it saves.
 const PARALLEL_WORK: usize = 1 << 18;
@@ -101,9 +107,7 @@ pub(crate) fn matmul_side_by_side(dst: &mut [f32], a: View<'_>, bs: &[View<'_>],
         return;
     }
     let threads = rayon::current_num_threads();
-    // Inside a Rayon worker the caller already splits the work (batch slices): stay serial.
-    let nested = rayon::current_thread_index().is_some();
-    let parallel = threads > 1 && !nested && m * n * k >= PARALLEL_WORK;
+    let parallel = threads > 1 && !on_rayon_thread() && m * n * k >= PARALLEL_WORK;
     #[cfg(target_arch = "x86_64")]
     if super::cpu::has_avx2() {
         packed_matmul(dst, a, bs, accumulate, if parallel { threads } else { 1 });
@@ -189,6 +193,15 @@ fn crate_matmul(
     }
 }
 
+/// A `len`-element test matrix: `((v · mul) mod modulo − modulo / 2) / 10`, small values
+/// without a pattern that a wrong stride or offset could reproduce.
+#[cfg(test)]
+pub(crate) fn pattern(len: usize, mul: usize, modulo: usize) -> Vec<f32> {
+    (0..len)
+        .map(|v| ((v * mul % modulo) as f32 - (modulo / 2) as f32) * 0.1)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,12 +243,8 @@ mod tests {
     fn every_path_matches_the_definition_on_strided_views() {
         // 37×29 times 29×21, with A given transposed (as the weight gradients pass it).
         let (m, k, n) = (37, 29, 21);
-        let a_t: Vec<f32> = (0..k * m)
-            .map(|v| ((v * 7 % 17) as f32 - 8.0) * 0.1)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|v| ((v * 5 % 13) as f32 - 6.0) * 0.1)
-            .collect();
+        let a_t = pattern(k * m, 7, 17);
+        let b = pattern(k * n, 5, 13);
         let (va, vb) = (View::transposed(&a_t, m, k), View::rows(&b, k, n));
         let want = naive(va, vb);
         for accumulate in [false, true] {
@@ -255,15 +264,9 @@ mod tests {
         // panels of 16 columns straddle the two blocks.
         let (m, k, n0, n1) = (37, 29, 21, 13);
         let n = n0 + n1;
-        let a_t: Vec<f32> = (0..k * m)
-            .map(|v| ((v * 7 % 17) as f32 - 8.0) * 0.1)
-            .collect();
-        let b0: Vec<f32> = (0..k * n0)
-            .map(|v| ((v * 5 % 13) as f32 - 6.0) * 0.1)
-            .collect();
-        let b1_t: Vec<f32> = (0..n1 * k)
-            .map(|v| ((v * 3 % 11) as f32 - 5.0) * 0.1)
-            .collect();
+        let a_t = pattern(k * m, 7, 17);
+        let b0 = pattern(k * n0, 5, 13);
+        let b1_t = pattern(n1 * k, 3, 11);
         let a = View::transposed(&a_t, m, k);
         let blocks = [View::rows(&b0, k, n0), View::transposed(&b1_t, k, n1)];
         let (want0, want1) = (naive(a, blocks[0]), naive(a, blocks[1]));

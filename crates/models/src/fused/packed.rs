@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::View;
+use super::gemm::{View, on_rayon_thread};
 use super::pool::Buf;
 
 /// Columns per panel: two AVX2 registers, one AVX-512 register.
@@ -94,7 +94,7 @@ impl PackedB {
         };
         // A copy bound by memory: large ones (the weight gradients' operands) on every thread,
         // unless the caller already runs on one of Rayon's threads.
-        if k * n >= PARALLEL_PACK && rayon::current_thread_index().is_none() {
+        if k * n >= PARALLEL_PACK && !on_rayon_thread() {
             data.par_chunks_exact_mut(k * PANEL)
                 .enumerate()
                 .for_each(fill);
@@ -643,6 +643,7 @@ impl Tile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fused::gemm::pattern;
 
     /// Every instruction-set variant this CPU runs on `a · B` (row-major `a`), writing or
     /// adding to `base`: each in one call over all of `k`, and (for `k > 1`) in two calls split
@@ -706,12 +707,8 @@ mod tests {
             (200, 300, 40),
             (97, 17, 20),
         ] {
-            let a: Vec<f32> = (0..m * k)
-                .map(|v| ((v * 7 % 11) as f32 - 5.0) * 0.1)
-                .collect();
-            let b: Vec<f32> = (0..k * n)
-                .map(|v| ((v * 5 % 13) as f32 - 6.0) * 0.1)
-                .collect();
+            let a = pattern(m * k, 7, 11);
+            let b = pattern(k * n, 5, 13);
             let packed = PackedB::new(&b, k, n);
             let mut fast = vec![f32::NAN; m * n];
             packed.matmul(&mut fast, &a, m);
