@@ -142,8 +142,13 @@ pub(crate) fn run_layer(
         },
         spec,
     );
-    let packed = Tensor::<1>::from_dispatch(packed);
-    let part = |range: std::ops::Range<usize>| packed.clone().narrow(0, range.start, range.len());
+    let part = |range: std::ops::Range<usize>| {
+        Tensor::<1>::from_dispatch(<Dispatch as FusedRecurrence>::packed_part(
+            packed.clone(),
+            range.start,
+            range.len(),
+        ))
+    };
     let state = [directions, batch, hidden];
     LayerOutput {
         output: part(layout.out()).reshape([batch, seq, directions * hidden]),

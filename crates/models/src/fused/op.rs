@@ -4,8 +4,9 @@
 //! Each backend brings its kernels through [`FusedKernels`] — a forward that may keep what its
 //! backward needs, and that backward: the CPU backends on host buffers ([`super::host`]), the
 //! CubeCL backend on the device ([`super::gpu`]). The op returns one packed 1-D tensor laid out
-//! by [`PackedLayout`]: an autodiff node has one output, and slicing the three parts back out
-//! costs little next to the recurrence.
+//! by [`PackedLayout`]: an autodiff node has one output. [`FusedRecurrence::packed_part`] slices
+//! the parts back out; its backward builds the packed gradient in one pass where the backend
+//! allows ([`FusedKernels::packed_grad`]).
 
 // burn-ndarray is deprecated in Burn 0.22 but still a supported backend of this toolkit.
 #![allow(deprecated)]
@@ -16,9 +17,11 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, ExtensionType, backend_extension};
+use burn::backend::{Backend, ExtensionType, TensorMetadata, backend_extension};
+use burn::tensor::{Shape, Slice};
 
 use super::kernel::Dims;
 use super::layout::PackedLayout;
@@ -230,6 +233,17 @@ pub(crate) trait FusedKernels: Backend {
         grad: FloatTensor<Self>,
         need_x: bool,
     ) -> InputGrads<Self>;
+
+    /// The gradient of a packed tensor of `total` elements from the gradient `grad` of its
+    /// part `start..start + grad's length`: `grad` there, zeros elsewhere.
+    ///
+    /// This default is Burn's own slice backward (zeros, then the part assigned); the CPU
+    /// backends build the buffer in one pass instead.
+    fn packed_grad(grad: FloatTensor<Self>, start: usize, total: usize) -> FloatTensor<Self> {
+        let len = grad.shape().num_elements();
+        let zeros = Self::float_zeros(Shape::new([total]), &grad.device(), grad.dtype().into());
+        Self::float_slice_assign(zeros, &[Slice::from(start..start + len)], grad)
+    }
 }
 
 /// Backends that run the fused recurrence.
@@ -246,6 +260,10 @@ pub(crate) trait FusedRecurrence: Backend {
         #[extension_type] inputs: RecurrentInputs<Self>,
         spec: Spec,
     ) -> FloatTensor<Self>;
+
+    /// `packed[start..start + len]` of the 1-D packed output: `narrow` with a backward that
+    /// writes the packed gradient once ([`FusedKernels::packed_grad`]).
+    fn packed_part(packed: FloatTensor<Self>, start: usize, len: usize) -> FloatTensor<Self>;
 }
 
 /// The inference path: forward only, nothing saved.
@@ -254,6 +272,17 @@ macro_rules! untracked {
         impl FusedRecurrence for $backend {
             fn fused_recurrence(inputs: RecurrentInputs<Self>, spec: Spec) -> FloatTensor<Self> {
                 <Self as FusedKernels>::forward(inputs, &spec, false).0
+            }
+
+            fn packed_part(
+                packed: FloatTensor<Self>,
+                start: usize,
+                len: usize,
+            ) -> FloatTensor<Self> {
+                <Self as FloatTensorOps<Self>>::float_slice(
+                    packed,
+                    &[Slice::from(start..start + len)],
+                )
             }
         }
     };
@@ -333,6 +362,21 @@ fn record<B: FusedKernels, C: CheckpointStrategy, const N: usize>(
     }
 }
 
+/// [`FusedRecurrence::packed_part`]'s backward; its state is `(start, total)`.
+#[derive(Debug)]
+struct PartBackward;
+
+impl<B: FusedKernels> Backward<B, 1> for PartBackward {
+    type State = (usize, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (start, total) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            B::packed_grad(grad, start, total)
+        });
+    }
+}
+
 impl<B: FusedKernels, C: CheckpointStrategy> FusedRecurrence for Autodiff<B, C> {
     fn fused_recurrence(inputs: RecurrentInputs<Self>, spec: Spec) -> FloatTensor<Self> {
         let parts = inputs.into_parts();
@@ -342,6 +386,16 @@ impl<B: FusedKernels, C: CheckpointStrategy> FusedRecurrence for Autodiff<B, C> 
             5 => record::<B, C, 5>(parts, spec),
             6 => record::<B, C, 6>(parts, spec),
             _ => record::<B, C, 7>(parts, spec),
+        }
+    }
+
+    fn packed_part(packed: FloatTensor<Self>, start: usize, len: usize) -> FloatTensor<Self> {
+        let total = packed.shape().num_elements();
+        let slice = [Slice::from(start..start + len)];
+        let (packed, node) = packed.into_parts();
+        match PartBackward.prepare::<C>([node]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((start, total), B::float_slice(packed, &slice)),
+            OpsKind::UnTracked(prep) => prep.finish(B::float_slice(packed, &slice)),
         }
     }
 }
