@@ -70,6 +70,8 @@ pub fn shape_report() -> String {
     );
     for &(m, n, k, what) in &[
         (32, 512, 128, "A recurrent step, chunk of 32"),
+        (32, 512, 28, "A step's input projection, chunk of 32"),
+        (32, 512, 156, "A step, both products in one, chunk of 32"),
         (64, 512, 128, "A recurrent step, batch 64"),
         (32, 1024, 256, "B recurrent step, chunk of 32"),
         (64, 1024, 256, "B recurrent step, batch 64"),

@@ -6,6 +6,8 @@
 //! the `gemm` crate's generic path on these shapes (which also has no AVX-512 build on stable
 //! Rust). Elsewhere the `gemm` crate (the GEMM Burn's flex backend uses) runs them.
 
+use std::cell::Cell;
+
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -70,10 +72,24 @@ impl<'a> View<'a> {
     }
 }
 
-/// Whether the caller runs on one of Rayon's threads: inside a job the caller already splits
-/// the work (batch slices), so the GEMMs and packing it calls stay serial.
-pub(crate) fn on_rayon_thread() -> bool {
-    rayon::current_thread_index().is_some()
+thread_local! {
+    /// Set while this thread runs one of a layer's split jobs.
+    static IN_SPLIT_JOB: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the caller runs inside one of a layer's split jobs (a slice of the batch or a group
+/// of hidden units, [`super::parallel`]): the split already keeps every thread busy, so the
+/// GEMMs and packing such a job calls stay serial.
+pub(crate) fn in_split_job() -> bool {
+    IN_SPLIT_JOB.get()
+}
+
+/// Runs `work` as one of a layer's split jobs ([`in_split_job`]).
+pub(crate) fn as_split_job<R>(work: impl FnOnce() -> R) -> R {
+    let outer = IN_SPLIT_JOB.replace(true);
+    let result = work();
+    IN_SPLIT_JOB.set(outer);
+    result
 }
 
 /// Work (m·n·k) above which a GEMM is split across Rayon's threads; below it the hand-off
@@ -107,7 +123,7 @@ pub(crate) fn matmul_side_by_side(dst: &mut [f32], a: View<'_>, bs: &[View<'_>],
         return;
     }
     let threads = rayon::current_num_threads();
-    let parallel = threads > 1 && !on_rayon_thread() && m * n * k >= PARALLEL_WORK;
+    let parallel = threads > 1 && !in_split_job() && m * n * k >= PARALLEL_WORK;
     #[cfg(target_arch = "x86_64")]
     if super::cpu::has_avx2() {
         packed_matmul(dst, a, bs, accumulate, if parallel { threads } else { 1 });

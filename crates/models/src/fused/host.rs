@@ -138,6 +138,16 @@ pub(crate) struct HostSaved<D> {
     device: D,
 }
 
+/// Runs `work` on one of Rayon's threads (at once when the caller is one).
+///
+/// Why: each parallel region entered from a thread outside the pool hands the work to a worker
+/// and back through the OS (the caller sleeps until a worker wakes it), once per region: four
+/// to six in a training step. From a worker, a region is a join that the other workers, still
+/// spinning from the last one, pick up.
+fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
+}
+
 fn forward<B: HostRead>(
     inputs: RecurrentInputs<B>,
     spec: &Spec,
@@ -146,15 +156,17 @@ fn forward<B: HostRead>(
     let device = inputs.x.device();
     let host_inputs = HostInputs::read::<B>(inputs);
     let layer = spec.layer();
-    let (packed, saved) = parallel::forward(
-        layer.default_split(),
-        layer,
-        &host_inputs.params(),
-        &host_inputs.x,
-        &host_inputs.h0,
-        &host_inputs.c0,
-        save,
-    );
+    let (packed, saved) = on_pool(|| {
+        parallel::forward(
+            layer.default_split(),
+            layer,
+            &host_inputs.params(),
+            &host_inputs.x,
+            &host_inputs.h0,
+            &host_inputs.c0,
+            save,
+        )
+    });
     let packed = to_backend::<B>(packed, &[spec.layout().len()], &device);
     let saved = saved.map(|saved| HostSaved {
         inputs: host_inputs,
@@ -174,17 +186,19 @@ fn backward<B: HostRead>(
     let packed = B::read(grad);
     let (d_out, d_hn, d_cn) = spec.layout().split(&packed);
     let layer = spec.layer();
-    let g = parallel::backward(
-        layer.default_split(),
-        layer,
-        need_x,
-        &state.inputs.params(),
-        &state.inputs.x,
-        &state.saved,
-        d_out,
-        d_hn,
-        d_cn,
-    );
+    let g = on_pool(|| {
+        parallel::backward(
+            layer.default_split(),
+            layer,
+            need_x,
+            &state.inputs.params(),
+            &state.inputs.x,
+            &state.saved,
+            d_out,
+            d_hn,
+            d_cn,
+        )
+    });
     let gh = dirs * d.gate_width();
     let state_shape = [dirs, d.batch, d.hidden];
     let device = &state.device;

@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{View, on_rayon_thread};
+use super::gemm::{View, in_split_job};
 use super::pool::Buf;
 
 /// Columns per panel: two AVX2 registers, one AVX-512 register.
@@ -93,8 +93,8 @@ impl PackedB {
             }
         };
         // A copy bound by memory: large ones (the weight gradients' operands) on every thread,
-        // unless the caller already runs on one of Rayon's threads.
-        if k * n >= PARALLEL_PACK && !on_rayon_thread() {
+        // unless the caller is one of a layer's split jobs.
+        if k * n >= PARALLEL_PACK && !in_split_job() {
             data.par_chunks_exact_mut(k * PANEL)
                 .enumerate()
                 .for_each(fill);

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use super::gemm::{View, matmul, matmul_side_by_side};
+use super::gemm::{View, as_split_job, matmul, matmul_side_by_side};
 use super::kernel::{Backward, Dims, Forward, Input, Params, Saved, SavedMut, SavedRef, Schedule};
 use super::layout::PackedLayout;
 use super::packed::PackedB;
@@ -144,12 +144,14 @@ fn split_ref<'a>(buf: &'a [f32], part: &Range<usize>, per_row: usize) -> &'a [f3
     &buf[part.start * per_row..part.end * per_row]
 }
 
-/// Runs `work` for every slice: inline for one, on Rayon's threads for several.
+/// Runs `work` for every slice: inline for one, on Rayon's threads for several (each a split
+/// job, whose GEMMs stay serial).
 fn for_each_slice<T: Send>(jobs: Vec<T>, work: impl Fn(T) + Sync + Send) {
     if jobs.len() == 1 {
         jobs.into_iter().for_each(work);
     } else {
-        jobs.into_par_iter().for_each(work);
+        jobs.into_par_iter()
+            .for_each(|job| as_split_job(|| work(job)));
     }
 }
 

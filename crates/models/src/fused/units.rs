@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use super::cpu::isa_dispatch;
+use super::gemm::as_split_job;
 use super::kernel::{
     Blocks, BlocksRef, Dims, GradRow, Input, Params, Saved, SavedRow, Schedule, StepRow,
     finish_dh_prev,
@@ -64,7 +65,7 @@ fn run_groups(directions: usize, groups: usize, work: impl Fn(usize, usize, &Spi
             let (dir, group) = (job / groups, job % groups);
             let barrier = &barriers[dir];
             let _poison = PoisonOnPanic(barrier);
-            work(dir, group, barrier);
+            as_split_job(|| work(dir, group, barrier));
         }
     });
 }
