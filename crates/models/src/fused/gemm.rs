@@ -86,10 +86,15 @@ pub(crate) fn in_split_job() -> bool {
 
 /// Runs `work` as one of a layer's split jobs ([`in_split_job`]).
 pub(crate) fn as_split_job<R>(work: impl FnOnce() -> R) -> R {
-    let outer = IN_SPLIT_JOB.replace(true);
-    let result = work();
-    IN_SPLIT_JOB.set(outer);
-    result
+    /// Puts the flag back when the job ends, also by a panic (the thread lives on in the pool).
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            IN_SPLIT_JOB.set(self.0);
+        }
+    }
+    let _restore = Restore(IN_SPLIT_JOB.replace(true));
+    work()
 }
 
 /// Work (m·n·k) above which a GEMM is split across Rayon's threads; below it the hand-off
@@ -221,6 +226,16 @@ pub(crate) fn pattern(len: usize, mul: usize, modulo: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_split_job_is_marked_while_it_runs_and_after_it_not() {
+        assert!(!in_split_job());
+        assert!(as_split_job(|| as_split_job(in_split_job) && in_split_job()));
+        assert!(!in_split_job());
+        let panicked = std::panic::catch_unwind(|| as_split_job(|| panic!("a job fails")));
+        assert!(panicked.is_err());
+        assert!(!in_split_job());
+    }
 
     fn naive(a: View<'_>, b: View<'_>) -> Vec<f32> {
         let mut out = vec![0.0; a.rows * b.cols];
