@@ -733,6 +733,10 @@ fn weight_gradients(
 }
 
 /// Sums of the columns of a row-major `[·, width]` matrix, blocks of rows in parallel.
+///
+/// The blocks' sums are added in block order, whichever thread made them: a parallel `reduce`
+/// groups them as the threads happen to steal work, which changed the last bits of a training
+/// run from one run to the next.
 fn column_sums(m: &[f32], width: usize) -> Vec<f32> {
     const BLOCK_ROWS: usize = 256;
     let add = |mut acc: Vec<f32>, row: &[f32]| {
@@ -741,9 +745,13 @@ fn column_sums(m: &[f32], width: usize) -> Vec<f32> {
         }
         acc
     };
-    m.par_chunks(BLOCK_ROWS * width)
+    let blocks: Vec<Vec<f32>> = m
+        .par_chunks(BLOCK_ROWS * width)
         .map(|block| block.chunks_exact(width).fold(vec![0.0; width], add))
-        .reduce(|| vec![0.0; width], |a, b| add(a, &b))
+        .collect();
+    blocks
+        .iter()
+        .fold(vec![0.0; width], |acc, block| add(acc, block))
 }
 
 #[cfg(test)]
