@@ -36,6 +36,7 @@ impl<'a> View<'a> {
     }
 
     /// The transpose of a row-major `cols × rows` matrix, seen as `rows × cols`.
+    #[cfg(test)]
     pub fn transposed(data: &'a [f32], rows: usize, cols: usize) -> Self {
         Self {
             data,
@@ -43,6 +44,23 @@ impl<'a> View<'a> {
             cols,
             rs: 1,
             cs: rows,
+        }
+    }
+
+    /// The transpose of columns `columns` of a row-major `[rows, width]` matrix, seen as
+    /// `columns.len() × rows`.
+    pub fn transposed_columns(
+        data: &'a [f32],
+        width: usize,
+        columns: std::ops::Range<usize>,
+        rows: usize,
+    ) -> Self {
+        Self {
+            data: &data[columns.start..],
+            rows: columns.len(),
+            cols: rows,
+            rs: 1,
+            cs: width,
         }
     }
 
@@ -285,6 +303,29 @@ mod tests {
                     let w = if accumulate { w + 0.5 } else { *w };
                     assert!((g - w).abs() < 1e-4, "{g} vs {w} (accumulate {accumulate})");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_block_of_columns_transposed_is_that_blocks_transpose() {
+        // Columns 5..42 of a 29×45 matrix, transposed (37×29), as the GRU's candidate block
+        // of the gate gradients; every path against the same block copied out first.
+        let (width, rows, cols) = (45, 29, 5..42);
+        let full = pattern(rows * width, 7, 17);
+        let block: Vec<f32> = full
+            .chunks_exact(width)
+            .flat_map(|row| row[cols.clone()].to_vec())
+            .collect();
+        let b = pattern(rows * 21, 5, 13);
+        let vb = View::rows(&b, rows, 21);
+        let want = naive(View::transposed(&block, cols.len(), rows), vb);
+        let va = View::transposed_columns(&full, width, cols.clone(), rows);
+        assert_eq!((va.rows, va.cols), (cols.len(), rows));
+        let mut dst = vec![0.0f32; cols.len() * 21];
+        for got in all_paths(&mut dst, va, vb, false) {
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-4, "{g} vs {w}");
             }
         }
     }

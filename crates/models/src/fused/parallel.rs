@@ -690,26 +690,31 @@ fn weight_gradients(
         h0: dh0,
         c0: dc0,
     };
+    // The gate blocks whose gradients both weights take: all of them, except GRU's candidate
+    // (its recurrent side is scaled by `r`, kept apart in `dhh`).
+    let shared = if is_gru { 2 * hid } else { gh };
+    let width = hid + d.input;
     for dir in 0..directions {
-        let rec: &[f32] = if is_gru { &dhh[dir] } else { &dg[dir] };
         let w_hh = &mut grads.w_hh[dir * gh * hid..][..gh * hid];
         let w_ih = &mut grads.w_ih[dir * gh * d.input..][..gh * d.input];
         let h_prev = View::rows(&saved[dir].h_prev, rows, hid);
         let inputs = View::rows(x, rows, d.input);
+        // One product for the shared blocks, `dgᵀ · [h_prev x]`: the transposed gate
+        // gradients are copied into rows once for both weights.
+        let mut both = Buf::dirty(shared * width);
+        let dg_shared = View::transposed_columns(&dg[dir], gh, 0..shared, rows);
+        matmul_side_by_side(&mut both, dg_shared, &[h_prev, inputs], false);
+        for (r, row) in both.chunks_exact(width).enumerate() {
+            w_hh[r * hid..(r + 1) * hid].copy_from_slice(&row[..hid]);
+            w_ih[r * d.input..(r + 1) * d.input].copy_from_slice(&row[hid..]);
+        }
         if is_gru {
-            matmul(w_hh, View::transposed(rec, gh, rows), h_prev, false);
-            matmul(w_ih, View::transposed(&dg[dir], gh, rows), inputs, false);
-        } else {
-            // Both weights take the same gate gradients: one product, `dgᵀ · [h_prev x]`.
-            let width = hid + d.input;
-            let mut both = vec![0.0; gh * width];
-            let rec = View::transposed(rec, gh, rows);
-            matmul_side_by_side(&mut both, rec, &[h_prev, inputs], false);
-            for r in 0..gh {
-                let row = &both[r * width..(r + 1) * width];
-                w_hh[r * hid..(r + 1) * hid].copy_from_slice(&row[..hid]);
-                w_ih[r * d.input..(r + 1) * d.input].copy_from_slice(&row[hid..]);
-            }
+            // The candidate's block: `dhhᵀ · h_prev` and `dgᵀ · x` apart.
+            let n = shared..gh;
+            let dhh_n = View::transposed_columns(&dhh[dir], gh, n.clone(), rows);
+            matmul(&mut w_hh[shared * hid..], dhh_n, h_prev, false);
+            let dg_n = View::transposed_columns(&dg[dir], gh, n, rows);
+            matmul(&mut w_ih[shared * d.input..], dg_n, inputs, false);
         }
         if need_x {
             matmul(
@@ -719,39 +724,45 @@ fn weight_gradients(
                 dir > 0,
             );
         }
-        let b_ih = column_sums(&dg[dir], gh);
-        // LSTM and Elman layers hand both biases the same gate gradients: one sum.
-        let b_hh = if is_gru {
-            column_sums(rec, gh)
-        } else {
-            b_ih.clone()
-        };
+        let b_ih = column_sums(&dg[dir], gh, 0..gh);
+        // Both biases take the shared blocks' sums; GRU's candidate sums `dhh` for `b_hh`.
+        let mut b_hh = b_ih[..shared].to_vec();
+        if is_gru {
+            b_hh.extend(column_sums(&dhh[dir], gh, shared..gh));
+        }
         grads.b_ih.extend(b_ih);
         grads.b_hh.extend(b_hh);
     }
     grads
 }
 
-/// Sums of the columns of a row-major `[·, width]` matrix, blocks of rows in parallel.
+/// Sums of columns `cols` of a row-major `[·, width]` matrix, blocks of rows in parallel.
 ///
 /// The blocks' sums are added in block order, whichever thread made them: a parallel `reduce`
 /// groups them as the threads happen to steal work, which changed the last bits of a training
 /// run from one run to the next.
-fn column_sums(m: &[f32], width: usize) -> Vec<f32> {
+fn column_sums(m: &[f32], width: usize, cols: Range<usize>) -> Vec<f32> {
     const BLOCK_ROWS: usize = 256;
-    let add = |mut acc: Vec<f32>, row: &[f32]| {
+    let add = |acc: &mut [f32], row: &[f32]| {
         for (a, v) in acc.iter_mut().zip(row) {
             *a += v;
         }
-        acc
     };
     let blocks: Vec<Vec<f32>> = m
         .par_chunks(BLOCK_ROWS * width)
-        .map(|block| block.chunks_exact(width).fold(vec![0.0; width], add))
+        .map(|block| {
+            let mut sums = vec![0.0; cols.len()];
+            for row in block.chunks_exact(width) {
+                add(&mut sums, &row[cols.clone()]);
+            }
+            sums
+        })
         .collect();
-    blocks
-        .iter()
-        .fold(vec![0.0; width], |acc, block| add(acc, block))
+    let mut sums = vec![0.0; cols.len()];
+    for block in &blocks {
+        add(&mut sums, block);
+    }
+    sums
 }
 
 #[cfg(test)]
@@ -814,6 +825,7 @@ mod tests {
         let want: Vec<f32> = (0..width)
             .map(|j| (0..1000).map(|i| m[i * width + j]).sum())
             .collect();
-        assert_eq!(column_sums(&m, width), want);
+        assert_eq!(column_sums(&m, width, 0..width), want);
+        assert_eq!(column_sums(&m, width, 1..3), want[1..3]);
     }
 }
