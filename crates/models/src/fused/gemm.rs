@@ -48,7 +48,7 @@ impl<'a> View<'a> {
     }
 
     /// The transpose of columns `columns` of a row-major `[rows, width]` matrix, seen as
-    /// `columns.len() × rows`.
+    /// `columns.len() × rows` (an empty view when `rows` is 0).
     pub fn transposed_columns(
         data: &'a [f32],
         width: usize,
@@ -56,7 +56,7 @@ impl<'a> View<'a> {
         rows: usize,
     ) -> Self {
         Self {
-            data: &data[columns.start..],
+            data: &data[columns.start.min(data.len())..],
             rows: columns.len(),
             cols: rows,
             rs: 1,
@@ -322,6 +322,9 @@ mod tests {
         let want = naive(View::transposed(&block, cols.len(), rows), vb);
         let va = View::transposed_columns(&full, width, cols.clone(), rows);
         assert_eq!((va.rows, va.cols), (cols.len(), rows));
+        // No rows: an empty view, not a slice past the end.
+        let empty = View::transposed_columns(&[], width, cols.clone(), 0);
+        assert!(empty.data.is_empty() && empty.cols == 0);
         let mut dst = vec![0.0f32; cols.len() * 21];
         for got in all_paths(&mut dst, va, vb, false) {
             for (g, w) in got.iter().zip(&want) {
