@@ -143,6 +143,37 @@ fn agree(device: &Device, bias: bool) {
     }
 }
 
+/// A seq2seq decoder's input, one vector repeated at every step (`repeat_vector`): the fused
+/// CPU op projects it once and takes `W_ih`'s gradient from the steps' summed gate gradients.
+#[test]
+fn fused_and_reference_agree_on_a_repeated_input_flex() {
+    let device = Device::flex();
+    for kind in CellKind::ALL {
+        let mut setup = setup(kind, 8, true, &device);
+        let [batch, seq, input] = setup.x.dims();
+        let vector = Tensor::<2>::random([batch, input], Distribution::Default, &setup.device);
+        // A leaf holding repeated values, so that its own gradient is compared too.
+        let repeated = rnn_models::repeat_vector(vector, seq).into_data();
+        setup.x = Tensor::<3>::from_data(repeated, &setup.device).require_grad();
+        for lengths in [None, Some(&[5, 2, 4][..])] {
+            let fused = run(&setup, Engine::Auto, lengths);
+            let reference = run(&setup, Engine::Reference, lengths);
+            for ((name, got), (_, want)) in fused.tensors.iter().zip(&reference.tensors) {
+                let tol = if name.starts_with("grad") {
+                    GRAD_TOL
+                } else {
+                    FORWARD_TOL
+                };
+                let err = rel_err(got, want);
+                assert!(
+                    err <= tol,
+                    "{kind} repeated input {lengths:?} {name}: relative error {err:.3e} > {tol:.0e}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn fused_and_reference_agree_without_biases_flex() {
     agree(&Device::flex(), false);

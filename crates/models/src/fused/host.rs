@@ -9,7 +9,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorData, TensorMetadata};
 use burn::tensor::DType;
 
-use super::kernel::{Params, Saved};
+use super::kernel::{Input, Params, Saved};
 use super::op::{FusedKernels, InputGrads, RecurrentInputs, Role, Spec};
 use super::parallel;
 
@@ -192,7 +192,7 @@ fn backward<B: HostRead>(
             layer,
             need_x,
             &state.inputs.params(),
-            &state.inputs.x,
+            Input::new(&state.inputs.x, &d),
             &state.saved,
             d_out,
             d_hn,

@@ -250,7 +250,8 @@ pub(crate) struct Input<'a> {
     pub x: &'a [f32],
     /// Whether every step of each sequence holds the same vector (Keras' `RepeatVector`, a
     /// seq2seq decoder's input): the loops then project the first step taken once and reuse
-    /// it, instead of the same product at every step.
+    /// it, instead of the same product at every step, and `W_ih`'s gradient is one product
+    /// with the steps' summed gate gradients.
     pub repeated: bool,
 }
 
@@ -922,33 +923,38 @@ mod tests {
         let (d_out, states) = weights.split_at(c.directions * c.d.rows() * c.d.hidden);
         let (d_hn, d_cn) = states.split_at(c.directions * c.d.batch * c.d.hidden);
         let saved = saved.expect("saved");
-        let g = parallel::backward(
-            c.split,
-            c.layer(),
-            true,
-            &p,
-            &t[0],
-            &saved,
-            d_out,
-            d_hn,
-            d_cn,
-        );
+        let x = Input::new(&t[0], &c.d);
+        let backward = |need_x, x| {
+            parallel::backward(c.split, c.layer(), need_x, &p, x, &saved, d_out, d_hn, d_cn)
+        };
+        let g = backward(true, x);
         // Without the input's gradient, the others are the same.
         assert_eq!(LAST_SPLIT.get(), Some(c.split), "backward fell back");
-        let without_x = parallel::backward(
-            c.split,
-            c.layer(),
-            false,
-            &p,
-            &t[0],
-            &saved,
-            d_out,
-            d_hn,
-            d_cn,
-        );
+        let without_x = backward(false, x);
         assert!(without_x.x.is_empty());
         assert_eq!((&without_x.w_ih, &without_x.w_hh), (&g.w_ih, &g.w_hh));
         assert_eq!((&without_x.h0, &without_x.b_ih), (&g.h0, &g.b_ih));
+        if x.repeated {
+            // `W_ih`'s gradient from the steps' summed gate gradients is the per-step sum's
+            // (up to rounding: the same terms added in another order); the rest is untouched.
+            let per_step = backward(
+                true,
+                Input {
+                    repeated: false,
+                    ..x
+                },
+            );
+            for (a, b) in g.w_ih.iter().zip(&per_step.w_ih) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "W_ih: {a} against {b}"
+                );
+            }
+            assert_eq!(
+                (&g.x, &g.w_hh, &g.b_ih),
+                (&per_step.x, &per_step.w_hh, &per_step.b_ih)
+            );
+        }
         let analytic = [&g.x, &g.w_ih, &g.w_hh, &g.b_ih, &g.b_hh, &g.h0, &g.c0];
         for (which, grad) in analytic.iter().enumerate() {
             if which == 6 && c.d.kind != CellKind::Lstm {

@@ -552,7 +552,7 @@ pub(crate) fn backward(
     layer: Layer<'_>,
     need_x: bool,
     p: &Params<'_>,
-    x: &[f32],
+    x: Input<'_>,
     saved: &[Saved],
     d_out: &[f32],
     d_hn: &[f32],
@@ -667,7 +667,7 @@ fn weight_gradients(
     layer: &Layer<'_>,
     need_x: bool,
     p: &Params<'_>,
-    x: &[f32],
+    x: Input<'_>,
     saved: &[Saved],
     dg: &[Buf],
     dhh: &[Buf],
@@ -698,22 +698,42 @@ fn weight_gradients(
         let w_hh = &mut grads.w_hh[dir * gh * hid..][..gh * hid];
         let w_ih = &mut grads.w_ih[dir * gh * d.input..][..gh * d.input];
         let h_prev = View::rows(&saved[dir].h_prev, rows, hid);
-        let inputs = View::rows(x, rows, d.input);
-        // One product for the shared blocks, `dgᵀ · [h_prev x]`: the transposed gate
-        // gradients are copied into rows once for both weights.
-        let mut both = Buf::dirty(shared * width);
         let dg_shared = View::transposed_columns(&dg[dir], gh, 0..shared, rows);
-        matmul_side_by_side(&mut both, dg_shared, &[h_prev, inputs], false);
-        for (r, row) in both.chunks_exact(width).enumerate() {
-            w_hh[r * hid..(r + 1) * hid].copy_from_slice(&row[..hid]);
-            w_ih[r * d.input..(r + 1) * d.input].copy_from_slice(&row[hid..]);
-        }
+        // The shared blocks' products; then the rows `W_ih`'s gradient `Σ dgᵀ · x` runs over
+        // (`x_rows` of them: `inputs`, and the gate gradients they pair with, `dg_x`).
+        let step_sums;
+        let (x_rows, dg_x, inputs) = if x.repeated {
+            // Every step of a sequence holds its first step's `x₀`: `Σₜ dgₜᵀ · x₀` is
+            // `(Σₜ dgₜ)ᵀ · x₀`, a product over the batch instead of batch · seq rows.
+            step_sums = sum_over_steps(&dg[dir], &d);
+            let first_steps = View::strided_rows(x.x, d.batch, d.input, d.seq * d.input);
+            matmul(&mut w_hh[..shared * hid], dg_shared, h_prev, false);
+            let sums_shared = View::transposed_columns(&step_sums, gh, 0..shared, d.batch);
+            matmul(
+                &mut w_ih[..shared * d.input],
+                sums_shared,
+                first_steps,
+                false,
+            );
+            (d.batch, &step_sums[..], first_steps)
+        } else {
+            // One product for both weights, `dgᵀ · [h_prev x]`: the transposed gate gradients
+            // are copied into rows once.
+            let inputs = View::rows(x.x, rows, d.input);
+            let mut both = Buf::dirty(shared * width);
+            matmul_side_by_side(&mut both, dg_shared, &[h_prev, inputs], false);
+            for (r, row) in both.chunks_exact(width).enumerate() {
+                w_hh[r * hid..(r + 1) * hid].copy_from_slice(&row[..hid]);
+                w_ih[r * d.input..(r + 1) * d.input].copy_from_slice(&row[hid..]);
+            }
+            (rows, &dg[dir][..], inputs)
+        };
         if is_gru {
             // The candidate's block: `dhhᵀ · h_prev` and `dgᵀ · x` apart.
             let n = shared..gh;
             let dhh_n = View::transposed_columns(&dhh[dir], gh, n.clone(), rows);
             matmul(&mut w_hh[shared * hid..], dhh_n, h_prev, false);
-            let dg_n = View::transposed_columns(&dg[dir], gh, n, rows);
+            let dg_n = View::transposed_columns(dg_x, gh, n, x_rows);
             matmul(&mut w_ih[shared * d.input..], dg_n, inputs, false);
         }
         if need_x {
@@ -734,6 +754,29 @@ fn weight_gradients(
         grads.b_hh.extend(b_hh);
     }
     grads
+}
+
+/// `[batch, G·H]`: each sequence's gate gradients `dg: [batch, seq, G·H]` summed over its
+/// steps (steps of ended sequences hold zeros), blocks of sequences in parallel.
+fn sum_over_steps(dg: &[f32], d: &Dims) -> Buf {
+    const BLOCK_ROWS: usize = 64;
+    let gh = d.gate_width();
+    let mut sums = Buf::dirty(d.batch * gh);
+    // (`max(1)`: chunks of no elements are not allowed; with no gates there is nothing to sum.)
+    sums.par_chunks_mut((BLOCK_ROWS * gh).max(1))
+        .zip(dg.par_chunks((BLOCK_ROWS * d.seq * gh).max(1)))
+        .for_each(|(sums, dg)| {
+            for (sum, steps) in sums.chunks_exact_mut(gh).zip(dg.chunks_exact(d.seq * gh)) {
+                let (first, rest) = steps.split_at(gh);
+                sum.copy_from_slice(first);
+                for step in rest.chunks_exact(gh) {
+                    for (s, v) in sum.iter_mut().zip(step) {
+                        *s += v;
+                    }
+                }
+            }
+        });
+    sums
 }
 
 /// Sums of columns `cols` of a row-major `[·, width]` matrix, blocks of rows in parallel.
