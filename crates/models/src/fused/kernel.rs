@@ -315,8 +315,7 @@ pub(crate) struct Forward<'a> {
 pub(crate) struct Backward<'a> {
     pub d: Dims,
     pub schedule: &'a Schedule,
-    /// `W_hh` packed: `[G·H, hidden]`.
-    pub w_hh: &'a PackedB,
+    pub w_hh: &'a RecurrentWeights,
     pub saved: SavedRef<'a>,
     /// `[batch, seq, ·]`: this direction's `hidden` columns first in rows `d_out_stride`
     /// apart (a bidirectional layer's output interleaves both directions).
@@ -328,9 +327,38 @@ pub(crate) struct Backward<'a> {
     pub dc: &'a mut [f32],
     /// Out: `dL/d(pre-activation)` as the input projection sees it, `[batch, seq, G·H]`.
     pub dg: &'a mut [f32],
-    /// Out (GRU only, where `r` scales the recurrent part of `n`): the same as the recurrent
-    /// projection sees it; empty otherwise.
-    pub dhh: &'a mut [f32],
+    /// Out (GRU only, where `r` scales the recurrent part of `n`): the candidate's gradient
+    /// as the recurrent projection sees it, `r ⊙ dL/da_n`, `[batch, seq, hidden]`; empty
+    /// otherwise. (The reset and update gates' are `dg`'s.)
+    pub dhn: &'a mut [f32],
+}
+
+/// `W_hh` packed for BPTT's per-step `dh_prev` products.
+pub(crate) struct RecurrentWeights {
+    /// The rows of `W_hh` that multiply `dg`'s blocks: all of them (`[G·H, hidden]`), or
+    /// GRU's reset and update rows (`[2H, hidden]`).
+    pub shared: PackedB,
+    /// GRU's candidate rows (`[H, hidden]`), which multiply `dhn`.
+    pub candidate: Option<PackedB>,
+}
+
+impl RecurrentWeights {
+    /// `w_hh: [G·H, hidden]`, PyTorch's layout.
+    pub fn new(w_hh: &[f32], d: &Dims) -> Self {
+        let (hid, gh) = (d.hidden, d.gate_width());
+        if d.kind == CellKind::Gru {
+            let (rz, n) = w_hh.split_at(2 * hid * hid);
+            Self {
+                shared: PackedB::new(rz, 2 * hid, hid),
+                candidate: Some(PackedB::new(n, hid, hid)),
+            }
+        } else {
+            Self {
+                shared: PackedB::new(w_hh, gh, hid),
+                candidate: None,
+            }
+        }
+    }
 }
 
 impl Forward<'_> {
@@ -611,8 +639,9 @@ fn row_or_empty(buf: &[f32], row: usize, width: usize) -> &[f32] {
 pub(crate) struct GradRow<'a> {
     /// Out: `dL/d(pre-activation)` as the input projection sees it.
     pub dg: Blocks<'a>,
-    /// Out (GRU): the same as the recurrent projection sees it.
-    pub dhh: Blocks<'a>,
+    /// Out (GRU): the candidate's gradient as the recurrent projection sees it (`r ⊙
+    /// dL/da_n`); empty otherwise.
+    pub dhn: &'a mut [f32],
     /// Out (GRU): `z ⊙ grad`, the part of `dh_prev` that bypasses `W_hh`.
     pub direct: &'a mut [f32],
     /// `dL/dh_t` from the later steps and from the output.
@@ -671,15 +700,14 @@ impl GradRow<'_> {
         }
     }
 
-    /// GRU gate gradients: `dg` for the input side, `dhh` for the recurrent side (the
-    /// candidate's scaled by `r`), and `direct`.
+    /// GRU gate gradients: `dg` for the input side (and the recurrent side's reset and update
+    /// gates), `dhn` for the recurrent side's candidate (scaled by `r`), and `direct`.
     #[inline(always)]
     fn gru(self) {
         let hid = self.dh.len();
         let [d0, d1, d2, _] = self.dg;
         let (d0, d1, d2) = (&mut d0[..hid], &mut d1[..hid], &mut d2[..hid]);
-        let [e0, e1, e2, _] = self.dhh;
-        let (e0, e1, e2) = (&mut e0[..hid], &mut e1[..hid], &mut e2[..hid]);
+        let dhn = &mut self.dhn[..hid];
         let [a0, a1, a2, _] = self.acts;
         let (a0, a1, a2) = (&a0[..hid], &a1[..hid], &a2[..hid]);
         let (dh, d_out, hn, h_prev) = (
@@ -698,9 +726,7 @@ impl GradRow<'_> {
             d0[j] = da_r;
             d1[j] = da_z;
             d2[j] = da_n;
-            e0[j] = da_r;
-            e1[j] = da_z;
-            e2[j] = da_n * r;
+            dhn[j] = da_n * r;
             direct[j] = grad * z;
         }
     }
@@ -747,11 +773,13 @@ fn backward_impl(bw: Backward<'_>) {
         dh: dh_out,
         dc,
         dg,
-        dhh,
+        dhn,
     } = bw;
     let (hid, gh, batch, seq) = (d.hidden, d.gate_width(), d.batch, d.seq);
     let aw = d.act_width();
     let is_gru = d.kind == CellKind::Gru;
+    // The columns of `dg` that `w_hh.shared` multiplies.
+    let shared_cols = if is_gru { 2 * hid } else { gh };
     let mut dh = dh_out.to_vec();
     let mut dh_prev = vec![0.0; batch * hid];
     // GRU: the part of dh_prev that bypasses W_hh (`z ⊙ dh`).
@@ -770,16 +798,16 @@ fn backward_impl(bw: Backward<'_>) {
                 // Zero rows keep ended steps out of the weight-gradient GEMMs.
                 dg_r.fill(0.0);
                 if is_gru {
-                    dhh[row * gh..][..gh].fill(0.0);
+                    dhn[row * hid..][..hid].fill(0.0);
                 }
                 continue;
             }
             GradRow {
                 dg: gate_blocks(dg_r, hid),
-                dhh: if is_gru {
-                    gate_blocks(&mut dhh[row * gh..][..gh], hid)
+                dhn: if is_gru {
+                    &mut dhn[row * hid..][..hid]
                 } else {
-                    Blocks::default()
+                    &mut []
                 },
                 direct: if is_gru {
                     &mut direct[b * hid..][..hid]
@@ -801,10 +829,14 @@ fn backward_impl(bw: Backward<'_>) {
             }
             .run(d.kind);
         }
-        // dh_prev = dHH_t · W_hh for running sequences (rows of step t lie `seq·G·H` apart);
-        // ended ones carry dh through unchanged.
-        let rec: &[f32] = if is_gru { dhh } else { dg };
-        w_hh.matmul_strided(&mut dh_prev, &rec[t * gh..], seq * gh, batch);
+        // dh_prev = dHH_t · W_hh for running sequences (rows of step t lie `seq·G·H` apart):
+        // `dg`'s blocks, then GRU's candidate from `dhn`; ended ones carry dh through unchanged.
+        let shared = View::strided_rows(&dg[t * gh..], batch, shared_cols, seq * gh);
+        w_hh.shared.matmul_view(&mut dh_prev, shared, false);
+        if let Some(candidate) = &w_hh.candidate {
+            let dhn_t = View::strided_rows(&dhn[t * hid..], batch, hid, seq * hid);
+            candidate.matmul_view(&mut dh_prev, dhn_t, true);
+        }
         finish_dh_prev(&mut dh_prev, &dh, &direct, hid, schedule, t);
         std::mem::swap(&mut dh, &mut dh_prev);
     }

@@ -16,7 +16,9 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use super::gemm::{View, as_split_job, matmul, matmul_side_by_side};
-use super::kernel::{Backward, Dims, Forward, Input, Params, Saved, SavedMut, SavedRef, Schedule};
+use super::kernel::{
+    Backward, Dims, Forward, Input, Params, RecurrentWeights, Saved, SavedMut, SavedRef, Schedule,
+};
 use super::layout::PackedLayout;
 use super::packed::PackedB;
 use super::pool::Buf;
@@ -209,8 +211,9 @@ struct BackwardJob<'a> {
     part: Range<usize>,
     /// `[part, seq, G·H]`: gate pre-activation gradients.
     dg: &'a mut [f32],
-    /// `[part, seq, G·H]`: GRU's recurrent-side gradients (empty otherwise).
-    dhh: &'a mut [f32],
+    /// `[part, seq, hidden]`: GRU's candidate gradient on the recurrent side (empty
+    /// otherwise).
+    dhn: &'a mut [f32],
     /// `[part, hidden]`: `dL/dh_n` in, `dL/dh0` out.
     dh: &'a mut [f32],
     /// `[part, hidden]`: `dL/dc_n` in, `dL/dc0` out (LSTM; empty otherwise).
@@ -225,25 +228,24 @@ impl<'a> BackwardJob<'a> {
         parts: &[Range<usize>],
         d: &Dims,
         dg: &'a mut [f32],
-        dhh: &'a mut [f32],
+        dhn: &'a mut [f32],
         dh: &'a mut [f32],
         dc: &'a mut [f32],
     ) -> Vec<Self> {
-        let gates = d.seq * d.gate_width();
-        let dgs = split(dg, parts, gates);
-        let dhhs = split(dhh, parts, gates);
+        let dgs = split(dg, parts, d.seq * d.gate_width());
+        let dhns = split(dhn, parts, d.seq * d.hidden);
         let dhs = split(dh, parts, d.hidden);
         let dcs = split(dc, parts, d.hidden);
         dgs.into_iter()
-            .zip(dhhs)
+            .zip(dhns)
             .zip(dhs)
             .zip(dcs)
             .zip(parts)
-            .map(|((((dg, dhh), dh), dc), part)| BackwardJob {
+            .map(|((((dg, dhn), dh), dc), part)| BackwardJob {
                 dir,
                 part: part.clone(),
                 dg,
-                dhh,
+                dhn,
                 dh,
                 dc,
             })
@@ -563,10 +565,10 @@ pub(crate) fn backward(
     let is_gru = d.kind == crate::CellKind::Gru;
     // Every row is written by BPTT (zeros for the steps of ended sequences).
     let mut dg: Vec<Buf> = (0..directions).map(|_| Buf::dirty(rows * gh)).collect();
-    let mut dhh: Vec<Buf> = (0..directions)
+    let mut dhn: Vec<Buf> = (0..directions)
         .map(|_| {
             if is_gru {
-                Buf::dirty(rows * gh)
+                Buf::dirty(rows * hid)
             } else {
                 Buf::empty()
             }
@@ -588,37 +590,37 @@ pub(crate) fn backward(
             .collect();
         let dirs = dg
             .iter_mut()
-            .zip(dhh.iter_mut())
+            .zip(dhn.iter_mut())
             .zip(dh_dirs)
             .zip(dc_dirs)
             .enumerate()
-            .map(|(dir, (((dg, dhh), dh), dc))| BackwardDirection {
+            .map(|(dir, (((dg, dhn), dh), dc))| BackwardDirection {
                 saved: &saved[dir],
                 d_out: &d_out[dir * hid..],
                 d_out_stride: width,
                 dh,
                 dc,
                 dg,
-                dhh,
+                dhn,
             })
             .collect();
         units::backward(groups, &d, &layer.full_schedules(), &w_hh, dirs);
         ran(Split::Units(groups));
     } else {
         let chunks = layer.row_chunks(split);
-        let w_hh: Vec<PackedB> = (0..directions)
-            .map(|dir| PackedB::new(p.direction(dir, &d).w_hh, gh, hid))
+        let w_hh: Vec<RecurrentWeights> = (0..directions)
+            .map(|dir| RecurrentWeights::new(p.direction(dir, &d).w_hh, &d))
             .collect();
         let parts = layer.parts(chunks);
         let mut jobs = Vec::new();
-        for (dir, (((dg, dhh), dh), dc)) in dg
+        for (dir, (((dg, dhn), dh), dc)) in dg
             .iter_mut()
-            .zip(dhh.iter_mut())
+            .zip(dhn.iter_mut())
             .zip(dh_dirs)
             .zip(dc_dirs)
             .enumerate()
         {
-            jobs.extend(BackwardJob::slices(dir, &parts, &d, dg, dhh, dh, dc));
+            jobs.extend(BackwardJob::slices(dir, &parts, &d, dg, dhn, dh, dc));
         }
         let aw = d.act_width();
         for_each_slice(jobs, |job| {
@@ -626,7 +628,7 @@ pub(crate) fn backward(
                 dir,
                 part,
                 dg,
-                dhh,
+                dhn,
                 dh,
                 dc,
             } = job;
@@ -650,18 +652,18 @@ pub(crate) fn backward(
                 dh,
                 dc,
                 dg,
-                dhh,
+                dhn,
             }
             .run();
         });
         ran(Split::Rows(chunks));
     }
 
-    weight_gradients(&layer, need_x, p, x, saved, &dg, &dhh, dh0, dc0)
+    weight_gradients(&layer, need_x, p, x, saved, &dg, &dhn, dh0, dc0)
 }
 
 /// After BPTT: the input and weight gradients as GEMMs over all rows, bias gradients as
-/// column sums of the gate gradients `dg` (GRU's recurrent side from `dhh`).
+/// column sums of the gate gradients `dg` (GRU's recurrent-side candidate from `dhn`).
 #[allow(clippy::too_many_arguments)]
 fn weight_gradients(
     layer: &Layer<'_>,
@@ -670,7 +672,7 @@ fn weight_gradients(
     x: Input<'_>,
     saved: &[Saved],
     dg: &[Buf],
-    dhh: &[Buf],
+    dhn: &[Buf],
     dh0: Vec<f32>,
     dc0: Vec<f32>,
 ) -> Grads {
@@ -691,7 +693,7 @@ fn weight_gradients(
         c0: dc0,
     };
     // The gate blocks whose gradients both weights take: all of them, except GRU's candidate
-    // (its recurrent side is scaled by `r`, kept apart in `dhh`).
+    // (its recurrent side is scaled by `r`, kept apart in `dhn`).
     let shared = if is_gru { 2 * hid } else { gh };
     let width = hid + d.input;
     for dir in 0..directions {
@@ -729,11 +731,10 @@ fn weight_gradients(
             (rows, &dg[dir][..], inputs)
         };
         if is_gru {
-            // The candidate's block: `dhhᵀ · h_prev` and `dgᵀ · x` apart.
-            let n = shared..gh;
-            let dhh_n = View::transposed_columns(&dhh[dir], gh, n.clone(), rows);
-            matmul(&mut w_hh[shared * hid..], dhh_n, h_prev, false);
-            let dg_n = View::transposed_columns(dg_x, gh, n, x_rows);
+            // The candidate's block: `dhnᵀ · h_prev` and `dgᵀ · x` apart.
+            let dhn_t = View::transposed_columns(&dhn[dir], hid, 0..hid, rows);
+            matmul(&mut w_hh[shared * hid..], dhn_t, h_prev, false);
+            let dg_n = View::transposed_columns(dg_x, gh, shared..gh, x_rows);
             matmul(&mut w_ih[shared * d.input..], dg_n, inputs, false);
         }
         if need_x {
@@ -745,10 +746,10 @@ fn weight_gradients(
             );
         }
         let b_ih = column_sums(&dg[dir], gh, 0..gh);
-        // Both biases take the shared blocks' sums; GRU's candidate sums `dhh` for `b_hh`.
+        // Both biases take the shared blocks' sums; GRU's candidate sums `dhn` for `b_hh`.
         let mut b_hh = b_ih[..shared].to_vec();
         if is_gru {
-            b_hh.extend(column_sums(&dhh[dir], gh, shared..gh));
+            b_hh.extend(column_sums(&dhn[dir], hid, 0..hid));
         }
         grads.b_ih.extend(b_ih);
         grads.b_hh.extend(b_hh);

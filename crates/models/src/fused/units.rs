@@ -461,8 +461,9 @@ pub(crate) struct BackwardDirection<'a> {
     pub dc: &'a mut [f32],
     /// Out: `[batch, seq, G·H]`.
     pub dg: &'a mut [f32],
-    /// Out (GRU): `[batch, seq, G·H]`; empty otherwise.
-    pub dhh: &'a mut [f32],
+    /// Out (GRU): the candidate's recurrent-side gradient, `[batch, seq, hidden]`; empty
+    /// otherwise.
+    pub dhn: &'a mut [f32],
 }
 
 /// [`BackwardDirection`] as the threads see it.
@@ -474,9 +475,10 @@ struct SharedGrads<'a> {
     dh: Shared<'a>,
     dc: Shared<'a>,
     dg: Shared<'a>,
-    dhh: Shared<'a>,
+    dhn: Shared<'a>,
     /// Two `[batch, G·H]` buffers, by the parity of the step: the gradients the recurrent
-    /// GEMM reads (`dg`, GRU's `dhh`), gathered per step so the GEMM reads one block.
+    /// GEMM reads (`dg`'s blocks, GRU's candidate from `dhn`), gathered per step so the GEMM
+    /// reads one block.
     step: [Shared<'a>; 2],
 }
 
@@ -515,7 +517,7 @@ pub(crate) fn backward(
             dh: Shared::new(dir.dh),
             dc: Shared::new(dir.dc),
             dg: Shared::new(dir.dg),
-            dhh: Shared::new(dir.dhh),
+            dhn: Shared::new(dir.dhn),
             step: [Shared::new(even), Shared::new(odd)],
         })
         .collect();
@@ -578,25 +580,29 @@ fn backward_group_impl<'a>(
     for i in (0..seq).rev() {
         let t = schedule.step(i, seq);
         let step = s.step[i % 2];
-        // SAFETY: this group writes only its units' columns of `dg`, `dhh`, `dc` and the step
+        // SAFETY: this group writes only its units' columns of `dg`, `dhn`, `dc` and the step
         // buffer; the saved activations and `d_out` are only read.
         unsafe {
             for b in 0..batch {
                 let row = b * seq + t;
                 let dg = s.dg.blocks(row, gh, hid, units);
-                let dhh = s.dhh.blocks(row, gh, hid, units);
+                let dhn = if is_gru {
+                    s.dhn.at(row * hid + u0, hw)
+                } else {
+                    &mut []
+                };
                 let rec = step.blocks(b, gh, hid, units);
                 if !schedule.active(t, b) {
                     // Zero rows keep ended steps out of the weight-gradient GEMMs.
                     dg.into_iter()
-                        .chain(dhh)
+                        .chain([dhn])
                         .chain(rec)
                         .for_each(|v| v.fill(0.0));
                     continue;
                 }
                 let grads = GradRow {
                     dg,
-                    dhh,
+                    dhn,
                     direct: if is_gru {
                         &mut direct[b * hw..][..hw]
                     } else {
@@ -612,12 +618,11 @@ fn backward_group_impl<'a>(
                     dc: s.dc.at(b * hid + u0, hw),
                 };
                 grads.run(d.kind);
-                // The recurrent GEMM's operand of this row: GRU's `dhh`, else `dg`.
-                let src = if is_gru {
-                    s.dhh.blocks(row, gh, hid, units)
-                } else {
-                    s.dg.blocks(row, gh, hid, units)
-                };
+                // The recurrent GEMM's operand of this row: `dg`, but GRU's candidate from `dhn`.
+                let mut src = s.dg.blocks(row, gh, hid, units);
+                if is_gru {
+                    src[2] = s.dhn.at(row * hid + u0, hw);
+                }
                 for (dst, src) in rec.into_iter().zip(src) {
                     dst.copy_from_slice(src);
                 }
