@@ -123,22 +123,28 @@ fn agree(device: &Device, bias: bool) {
     let sizes = |k| [(k, 6), (k, 8), (k, 64)];
     for (kind, hidden) in CellKind::ALL.into_iter().flat_map(sizes) {
         let setup = setup(kind, hidden, bias, device);
-        for lengths in [None, Some(&[5, 2, 4][..])] {
-            let fused = run(&setup, Engine::Auto, lengths);
-            let reference = run(&setup, Engine::Reference, lengths);
-            assert_eq!(fused.tensors.len(), reference.tensors.len(), "{kind}");
-            for ((name, got), (_, want)) in fused.tensors.iter().zip(&reference.tensors) {
-                let tol = if name.starts_with("grad") {
-                    GRAD_TOL
-                } else {
-                    FORWARD_TOL
-                };
-                let err = rel_err(got, want);
-                assert!(
-                    err <= tol,
-                    "{kind} H={hidden} bias={bias} {lengths:?} {name}: relative error {err:.3e} > {tol:.0e}"
-                );
-            }
+        engines_agree(&setup, &format!("{kind} H={hidden} bias={bias}"));
+    }
+}
+
+/// Both engines on `setup`, full length and with lengths: every output and gradient within
+/// tolerance (`label` names the case in a failure).
+fn engines_agree(setup: &Setup, label: &str) {
+    for lengths in [None, Some(&[5, 2, 4][..])] {
+        let fused = run(setup, Engine::Auto, lengths);
+        let reference = run(setup, Engine::Reference, lengths);
+        assert_eq!(fused.tensors.len(), reference.tensors.len(), "{label}");
+        for ((name, got), (_, want)) in fused.tensors.iter().zip(&reference.tensors) {
+            let tol = if name.starts_with("grad") {
+                GRAD_TOL
+            } else {
+                FORWARD_TOL
+            };
+            let err = rel_err(got, want);
+            assert!(
+                err <= tol,
+                "{label} {lengths:?} {name}: relative error {err:.3e} > {tol:.0e}"
+            );
         }
     }
 }
@@ -155,22 +161,7 @@ fn fused_and_reference_agree_on_a_repeated_input_flex() {
         // A leaf holding repeated values, so that its own gradient is compared too.
         let repeated = rnn_models::repeat_vector(vector, seq).into_data();
         setup.x = Tensor::<3>::from_data(repeated, &setup.device).require_grad();
-        for lengths in [None, Some(&[5, 2, 4][..])] {
-            let fused = run(&setup, Engine::Auto, lengths);
-            let reference = run(&setup, Engine::Reference, lengths);
-            for ((name, got), (_, want)) in fused.tensors.iter().zip(&reference.tensors) {
-                let tol = if name.starts_with("grad") {
-                    GRAD_TOL
-                } else {
-                    FORWARD_TOL
-                };
-                let err = rel_err(got, want);
-                assert!(
-                    err <= tol,
-                    "{kind} repeated input {lengths:?} {name}: relative error {err:.3e} > {tol:.0e}"
-                );
-            }
-        }
+        engines_agree(&setup, &format!("{kind} repeated input"));
     }
 }
 
