@@ -704,9 +704,10 @@ fn weight_gradients(
         // The shared blocks' products; then the rows `W_ih`'s gradient `Σ dgᵀ · x` runs over
         // (`x_rows` of them: `inputs`, and the gate gradients they pair with, `dg_x`).
         let step_sums;
-        let (x_rows, dg_x, inputs) = if x.repeated {
+        let (x_rows, dg_x, inputs) = if x.repeated && d.seq > 1 {
             // Every step of a sequence holds its first step's `x₀`: `Σₜ dgₜᵀ · x₀` is
-            // `(Σₜ dgₜ)ᵀ · x₀`, a product over the batch instead of batch · seq rows.
+            // `(Σₜ dgₜ)ᵀ · x₀`, a product over the batch instead of batch · seq rows. (A
+            // single step repeats trivially and keeps the one shared product.)
             step_sums = sum_over_steps(&dg[dir], &d);
             let first_steps = View::strided_rows(x.x, d.batch, d.input, d.seq * d.input);
             matmul(&mut w_hh[..shared * hid], dg_shared, h_prev, false);
