@@ -66,7 +66,7 @@ fn shape_gflops(m: usize, n: usize, k: usize, threads: usize) -> f64 {
 pub fn shape_report() -> String {
     let threads = rayon::current_num_threads();
     let mut out = format!(
-        "| GEMM | m | n | k | serial GFLOP/s | {threads} threads GFLOP/s |\n|---|---|---|---|---|---|\n"
+        "| GEMM | m | n | k | serial GFLOP/s | {threads} threads GFLOP/s | ours, serial |\n|---|---|---|---|---|---|---|\n"
     );
     for &(m, n, k, what) in &[
         (32, 512, 128, "A recurrent step, chunk of 32"),
@@ -84,9 +84,10 @@ pub fn shape_report() -> String {
         (1024, 1024, 1024, "square"),
     ] {
         out.push_str(&format!(
-            "| {what} | {m} | {n} | {k} | {:.1} | {:.1} |\n",
+            "| {what} | {m} | {n} | {k} | {:.1} | {:.1} | {} |\n",
             shape_gflops(m, n, k, 1),
-            shape_gflops(m, n, k, threads)
+            shape_gflops(m, n, k, threads),
+            rnn_models::packed_gemm_gflops(m, n, k).map_or("—".into(), |g| format!("{g:.1}"))
         ));
     }
     out

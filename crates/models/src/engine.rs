@@ -35,3 +35,19 @@ pub fn release_scratch_memory() -> usize {
         0
     }
 }
+
+/// GFLOP/s of the fused CPU kernels' packed GEMM on one thread, `[m, k] · [k, n]` with `B`
+/// packed once as the per-step products use it (best of five rounds): what `rnn-bench
+/// --gemm-shapes` prints. `None` without the `fused` feature.
+#[doc(hidden)]
+pub fn packed_gemm_gflops(m: usize, n: usize, k: usize) -> Option<f64> {
+    #[cfg(feature = "fused")]
+    {
+        Some(crate::fused::packed_gemm_gflops(m, n, k))
+    }
+    #[cfg(not(feature = "fused"))]
+    {
+        let _ = (m, n, k);
+        None
+    }
+}

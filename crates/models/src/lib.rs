@@ -43,7 +43,7 @@ mod weights;
 
 pub use cell::{Cell, GruCell, GruCellConfig, LstmCell, LstmCellConfig, RnnCell, RnnCellConfig};
 pub use config::{GruConfig, LstmConfig, Nonlinearity, RecurrentConfig, RnnConfig};
-pub use engine::{Engine, release_scratch_memory};
+pub use engine::{Engine, packed_gemm_gflops, release_scratch_memory};
 pub use error::ModelError;
 pub use kind::{AnyKind, CellKind, GruKind, LayerKind, LstmKind, RnnKind};
 pub use layer::{Gru, Layer, LayerInfo, Lstm, Recurrent, Rnn};

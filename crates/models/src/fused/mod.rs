@@ -59,6 +59,7 @@ use crate::CellKind;
 use crate::stack::{LayerInput, LayerOutput};
 use kernel::Dims;
 use op::{Biases, FusedRecurrence, InitialCell, RecurrentInputs, Spec};
+pub(crate) use packed::serial_gflops as packed_gemm_gflops;
 pub(crate) use pool::release as release_scratch_memory;
 
 /// Whether the fused kernels serve tensors of this device and dtype.

@@ -304,6 +304,10 @@ impl PackedB {
     /// [`KC`] (a block after the first adds to `dst`).
     /// Why 6 rows: 4 rows (8 accumulators, 8 FMAs per 6 loads) measured 5–15 % slower on the
     /// whole-batch shapes and up to 5 % on the per-step ones, on one core of an AVX2 EPYC.
+    /// Why eight rows left go as 4 + 4: a 2-row tile has four accumulators, too few chains to
+    /// hide the FMA's latency, and ran at about half speed; a thread's 32-row step slice
+    /// (6·5 + 2 before) ran 2–10 % faster as 6·4 + 4 + 4 (best of eight single-core runs,
+    /// `rnn-bench --gemm-shapes`, 2026-12-08).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn matmul_avx2(&self, dst: &mut [f32], a: View<'_>, k0: usize, accumulate: bool) {
@@ -329,11 +333,12 @@ impl PackedB {
                 unsafe {
                     let a0 = a.as_ptr().add(kb * cs);
                     let d0 = dst.as_mut_ptr().add(col0);
-                    while i + 6 <= m {
+                    // Eight rows left go as two tiles of 4, not 6 and 2 (see above).
+                    while i + 6 <= m && m - i != 8 {
                         tile.run::<6>(a0.add(i * rs), d0.add(i * n));
                         i += 6;
                     }
-                    if i + 4 <= m {
+                    while i + 4 <= m {
                         tile.run::<4>(a0.add(i * rs), d0.add(i * n));
                         i += 4;
                     }
@@ -348,6 +353,26 @@ impl PackedB {
             }
         }
     }
+}
+
+/// GFLOP/s of [`PackedB::matmul`] on one thread, `[m, k] · [k, n]` with `B` packed once
+/// (best of five rounds of enough products for ≈ 2 GFLOP).
+pub(crate) fn serial_gflops(m: usize, n: usize, k: usize) -> f64 {
+    let a = vec![0.01f32; m * k];
+    let b = PackedB::new(&vec![0.02f32; k * n], k, n);
+    let mut c = vec![0.0f32; m * n];
+    let flops = 2.0 * (m * n * k) as f64;
+    let reps = (2e9 / flops).clamp(3.0, 2000.0) as usize;
+    let best = (0..5)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            for _ in 0..reps {
+                b.matmul(&mut c, std::hint::black_box(&a), m);
+            }
+            start.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min);
+    flops * reps as f64 / best / 1e9
 }
 
 /// Copies rows `i0 .. i0 + mb`, columns `k0 .. k0 + kc` of `a` into `block` as a row-major
