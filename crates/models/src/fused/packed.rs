@@ -304,10 +304,10 @@ impl PackedB {
     /// [`KC`] (a block after the first adds to `dst`).
     /// Why 6 rows: 4 rows (8 accumulators, 8 FMAs per 6 loads) measured 5–15 % slower on the
     /// whole-batch shapes and up to 5 % on the per-step ones, on one core of an AVX2 EPYC.
-    /// Why eight rows left go as 4 + 4: a 2-row tile has four accumulators, too few chains to
-    /// hide the FMA's latency, and ran at about half speed; a thread's 32-row step slice
-    /// (6·5 + 2 before) ran 2–10 % faster as 6·4 + 4 + 4 (best of eight single-core runs,
-    /// `rnn-bench --gemm-shapes`, 2026-12-08).
+    /// Why eight rows left go as 4 + 4: a 2-row tile has four accumulators, too few
+    /// independent chains to hide the FMA's latency; a thread's 32-row step slice (6·5 + 2
+    /// before) ran 2–10 % faster as 6·4 + 4 + 4 (best of eight single-core runs, `rnn-bench
+    /// --gemm-shapes`, 2026-12-08).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn matmul_avx2(&self, dst: &mut [f32], a: View<'_>, k0: usize, accumulate: bool) {
